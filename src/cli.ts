@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+/**
+ * The `followups` command: one CLI, several roles.
+ *   followups start    api + relay + worker in one process (the embedded default)
+ *   followups api | relay | worker
+ *   followups migrate
+ */
+import { Command, Option } from 'commander';
+import { ConfigError } from './errors.js';
+import { type Config, loadConfig } from './config.js';
+import { createContext, type Context } from './context.js';
+import { migrate } from './db/migrate.js';
+import { createLogger, type Logger } from './log.js';
+import { type Role, startRoles } from './roles.js';
+
+function readConfig(overrides: Record<string, string | undefined> = {}): Config {
+  try {
+    return loadConfig({ ...process.env, ...overrides });
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+function makeLog(config: Config): Logger {
+  return createLogger({ level: config.logLevel, pretty: config.logPretty || Boolean(process.stdout.isTTY) });
+}
+
+async function runRoles(roles: Role[], opts: { migrate?: boolean }) {
+  const config = readConfig(opts.migrate === false ? { MIGRATE_ON_START: 'false' } : {});
+  const log = makeLog(config);
+  let ctx: Context | undefined;
+  try {
+    ctx = await createContext(config, log);
+    // Without Redis there is no worker: the relay sends follow-ups itself.
+    const effective = roles.filter((r) => r !== 'worker' || config.redis.url);
+    log.info(
+      {
+        roles: effective,
+        database: config.database.url ? 'postgresql' : `pglite:${config.database.dataDir}`,
+        queue: config.redis.url ? 'redis' : 'direct',
+        transport: ctx.transport.name,
+      },
+      'starting',
+    );
+    if (config.apiTokenIsDefault && effective.includes('api')) {
+      log.warn('FOLLOWUPS_API_TOKEN is not set: the API accepts the development token from the README');
+    }
+    const running = await startRoles(ctx, effective);
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal; exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      const force = setTimeout(() => {
+        log.error('shutdown took too long; exiting');
+        process.exit(1);
+      }, config.shutdownTimeoutMs + 5_000);
+      force.unref();
+      try {
+        await running.stop();
+        await ctx!.close();
+        log.info('stopped');
+        log.flush?.();
+        process.exit(0);
+      } catch (error) {
+        log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      }
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+  } catch (error) {
+    log.fatal({ err: error }, 'failed to start');
+    await ctx?.close().catch(() => undefined);
+    process.exit(1);
+  }
+}
+
+const program = new Command()
+  .name('followups')
+  .description('Follow-up engine for the Náutico WhatsApp sales agent');
+
+const noMigrate = new Option('--no-migrate', 'do not apply database migrations on start');
+
+program.command('start').description('run api, relay and worker in one process').addOption(noMigrate).action((o) => runRoles(['api', 'relay', 'worker'], o));
+program.command('api').description('run the HTTP API').addOption(noMigrate).action((o) => runRoles(['api'], o));
+program.command('relay').description('run the relay (scheduler): due follow-ups → queue').addOption(noMigrate).action((o) => runRoles(['relay'], o));
+program.command('worker').description('run a queue worker: compose and send follow-ups').addOption(noMigrate).action((o) => runRoles(['worker'], o));
+
+program
+  .command('migrate')
+  .description('apply database migrations and exit')
+  .action(async () => {
+    const config = readConfig({ MIGRATE_ON_START: 'false' });
+    const log = makeLog(config);
+    const ctx = await createContext(config, log, { queue: null });
+    try {
+      const applied = await migrate(ctx.db, log);
+      log.info({ applied }, applied.length ? 'migrations applied' : 'database is up to date');
+    } finally {
+      await ctx.close();
+    }
+  });
+
+export { program };
+
+program.parseAsync(process.argv).catch((error) => {
+  process.stderr.write(`${(error as Error).message}\n`);
+  process.exit(1);
+});

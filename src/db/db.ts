@@ -1,0 +1,49 @@
+/**
+ * The one narrow SQL port every part of the system uses. Two adapters implement
+ * it in a few lines each: `pg` for PostgreSQL/Supabase and PGlite for the
+ * embedded default. Both run the same SQL.
+ */
+
+export interface QueryResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+/** A statement with a stable name is prepared once per connection (pg); PGlite ignores the name. */
+export interface Statement {
+  name?: string;
+  text: string;
+}
+
+export interface Queryable {
+  query<T = Record<string, unknown>>(statement: string | Statement, values?: unknown[]): Promise<QueryResult<T>>;
+}
+
+export interface Db extends Queryable {
+  readonly kind: 'pg' | 'pglite';
+  /** Runs `fn` in one transaction on one connection; rolls back if it throws. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Runs `fn` on one dedicated connection (session-level advisory locks need that). */
+  withSession<T>(fn: (session: Queryable & { exec(sql: string): Promise<void> }) => Promise<T>): Promise<T>;
+  /** LISTEN on a channel; returns a function that stops listening. Reconnects on its own (pg). */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** Accepts a string or a named statement and returns the text (for adapters that don't prepare). */
+export function statementText(statement: string | Statement): string {
+  return typeof statement === 'string' ? statement : statement.text;
+}
+
+/** True for errors that mean "the database is unreachable right now", not "the query is wrong". */
+export function isConnectionError(error: unknown): boolean {
+  const e = error as { code?: string; message?: string } | undefined;
+  if (!e) return false;
+  if (e.code && /^(08|57P0[123]|53300)/.test(e.code)) return true;
+  if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(e.code)) return true;
+  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(
+    e.message ?? '',
+  );
+}
+
+export const UNIQUE_VIOLATION = '23505';

@@ -1,0 +1,130 @@
+import pg from 'pg';
+import type { Logger } from '../log.js';
+import { type Db, type Queryable, type Statement } from './db.js';
+
+// int8 (counts, bigserial ids) as numbers: none of ours come near 2^53.
+const types = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === 20) return (value: string) => Number(value);
+    return pg.types.getTypeParser(oid, format as 'text');
+  },
+};
+
+function toConfig(statement: string | Statement, values?: unknown[]): pg.QueryConfig {
+  if (typeof statement === 'string') return { text: statement, values };
+  return { name: statement.name, text: statement.text, values };
+}
+
+function wrap(client: pg.PoolClient | pg.Pool): Queryable {
+  return {
+    async query<T>(statement: string | Statement, values?: unknown[]) {
+      const result = await client.query(toConfig(statement, values));
+      return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
+    },
+  };
+}
+
+export function makePgDb(options: { url: string; poolSize: number; log: Logger; applicationName?: string }): Db {
+  const pool = new pg.Pool({
+    connectionString: options.url,
+    max: options.poolSize,
+    types,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    application_name: options.applicationName ?? 'nautico-followups',
+  });
+  // An idle client that loses its connection must not crash the process; the pool replaces it.
+  pool.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
+  const listeners = new Set<{ stop(): Promise<void> }>();
+
+  const db: Db = {
+    kind: 'pg',
+    query: wrap(pool).query,
+    async transaction(fn) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const result = await fn(wrap(client));
+        await client.query('COMMIT');
+        return result;
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+    },
+    async withSession(fn) {
+      const client = await pool.connect();
+      try {
+        return await fn({
+          ...wrap(client),
+          async exec(sql: string) {
+            await client.query(sql);
+          },
+        });
+      } finally {
+        client.release();
+      }
+    },
+    async listen(channel, onNotify) {
+      // A dedicated connection outside the pool, re-established after a failure
+      // (e.g. a PostgreSQL restart). Notifications missed meanwhile are covered
+      // by the relay's capped sleep.
+      let client: pg.Client | undefined;
+      let stopped = false;
+      let retry: NodeJS.Timeout | undefined;
+      const connect = async () => {
+        if (stopped) return;
+        const c = new pg.Client({ connectionString: options.url, types, connectionTimeoutMillis: 5_000 });
+        c.on('notification', (message) => {
+          if (message.channel === channel) onNotify(message.payload ?? '');
+        });
+        c.on('error', (error) => {
+          options.log.warn({ err: error, channel }, 'listen connection lost; reconnecting');
+          c.end().catch(() => undefined);
+          if (client === c) client = undefined;
+          schedule();
+        });
+        try {
+          await c.connect();
+          await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+          if (stopped) {
+            await c.end().catch(() => undefined);
+            return;
+          }
+          client = c;
+        } catch (error) {
+          options.log.debug({ err: error, channel }, 'listen connection failed; retrying');
+          c.end().catch(() => undefined);
+          schedule();
+        }
+      };
+      const schedule = () => {
+        if (stopped || retry) return;
+        retry = setTimeout(() => {
+          retry = undefined;
+          void connect();
+        }, 1_000);
+      };
+      await connect();
+      const handle = {
+        async stop() {
+          stopped = true;
+          if (retry) clearTimeout(retry);
+          const c = client;
+          client = undefined;
+          if (c) await c.end().catch(() => undefined);
+          listeners.delete(handle);
+        },
+      };
+      listeners.add(handle);
+      return handle.stop;
+    },
+    async close() {
+      await Promise.all([...listeners].map((l) => l.stop()));
+      await pool.end();
+    },
+  };
+  return db;
+}

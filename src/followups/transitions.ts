@@ -1,0 +1,418 @@
+/**
+ * Every status change of a follow-up, in one place. Each is a conditional UPDATE
+ * (`WHERE status = <expected>`) that appends its audit event in the same
+ * statement, so a transition either happens with its event or not at all, and
+ * two processes racing for the same row can never both win.
+ *
+ * Lifecycle (DESIGN.md): pending → queued → sending → executed | failed;
+ * deferred back to pending with a reason; any non-terminal → cancelled.
+ */
+import type { Queryable } from '../db/db.js';
+import type { FollowupRow, FollowupStatus } from './followup.js';
+
+export interface ClaimedDue {
+  id: string;
+  due_at: Date;
+}
+
+/**
+ * The relay's claim: locks due pending rows (SKIP LOCKED, so relays never wait
+ * on each other), stamps a short claim and returns them; the status stays
+ * `pending` until the queue has really accepted the job (see markQueued).
+ * The same statement reports the next due time after `now`, so an idle relay
+ * makes one query per wake-up.
+ */
+const claimDueSql = {
+  name: 'followups_claim_due',
+  text: `
+WITH due AS (
+  SELECT id FROM follow_ups
+   WHERE status = 'pending' AND due_at <= $1::timestamptz
+     AND (claimed_until IS NULL OR claimed_until < $1::timestamptz)
+   ORDER BY due_at
+   LIMIT $2::int
+   FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE follow_ups f
+     SET claimed_until = $1::timestamptz + $3::int * interval '1 millisecond'
+    FROM due WHERE f.id = due.id
+  RETURNING f.id, f.due_at
+)
+SELECT id, due_at, NULL::timestamptz AS next_due_at FROM claimed
+UNION ALL
+SELECT NULL, NULL, (SELECT min(due_at) FROM follow_ups WHERE status = 'pending' AND due_at > $1::timestamptz)`,
+};
+
+export async function claimDueFollowups(
+  db: Queryable,
+  options: { now: Date; limit: number; claimMs: number },
+): Promise<{ claimed: ClaimedDue[]; nextDueAt: Date | null }> {
+  const { rows } = await db.query<{ id: string | null; due_at: Date | null; next_due_at: Date | null }>(claimDueSql, [
+    options.now,
+    options.limit,
+    options.claimMs,
+  ]);
+  const claimed: ClaimedDue[] = [];
+  let nextDueAt: Date | null = null;
+  for (const row of rows) {
+    if (row.id) claimed.push({ id: row.id, due_at: row.due_at! });
+    else nextDueAt = row.next_due_at;
+  }
+  return { claimed, nextDueAt };
+}
+
+/** After the queue accepted the jobs: claimed pending → queued, with a lease. Returns the ids moved. */
+const markQueuedSql = {
+  name: 'followups_mark_queued',
+  text: `
+WITH moved AS (
+  UPDATE follow_ups
+     SET status = 'queued', claimed_until = NULL, defer_reason = NULL,
+         lease_until = $2::timestamptz + $3::int * interval '1 millisecond', updated_at = $2::timestamptz
+   WHERE id = ANY($1::uuid[]) AND status = 'pending' AND claimed_until IS NOT NULL
+  RETURNING id
+), events AS (
+  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason)
+  SELECT id, $2::timestamptz, 'pending', 'queued', 'published' FROM moved
+)
+SELECT id FROM moved`,
+};
+
+export async function markQueued(db: Queryable, ids: string[], now: Date, leaseMs: number): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<{ id: string }>(markQueuedSql, [ids, now, leaseMs]);
+  return rows.map((r) => r.id);
+}
+
+/** Gives claims back (the publish failed and the relay will not run them itself). */
+export async function releaseClaims(db: Queryable, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(
+    `UPDATE follow_ups SET claimed_until = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending'`,
+    [ids],
+  );
+}
+
+export type ClaimedFollowup = FollowupRow & {
+  from_status: FollowupStatus;
+  stop_reason: string | null;
+  phone: string;
+  lead_name: string | null;
+  lead_time_zone: string | null;
+  lead_metadata: Record<string, unknown>;
+  lead_number_checked_at: Date | null;
+};
+
+/**
+ * The worker's claim: queued → sending (or a relay-claimed pending row, when the
+ * worker is faster than the relay's markQueued), in one statement that also
+ * re-checks every reason to stop. If the lead replied after the follow-up's
+ * anchor, opted out, was handed to a person, converted, was erased or has no
+ * WhatsApp, the row is cancelled with that reason instead.
+ *
+ * The lead row is locked FOR SHARE: a webhook recording a reply updates the lead
+ * first, so either it commits before this claim (and the claim sees the reply and
+ * cancels) or after it (and the follow-up was already on its way).
+ */
+const claimForSendingSql = {
+  name: 'followups_claim_for_sending',
+  text: `
+WITH target AS (
+  SELECT f.id, f.status AS from_status,
+         CASE
+           WHEN l.opted_out_at IS NOT NULL THEN 'opted_out'
+           WHEN l.handoff_at IS NOT NULL THEN 'handoff'
+           WHEN l.converted_at IS NOT NULL THEN 'converted'
+           WHEN l.erased_at IS NOT NULL THEN 'erased'
+           WHEN l.number_valid = false THEN 'invalid_number'
+           WHEN l.last_inbound_at > f.anchor_at THEN 'lead_replied'
+         END AS stop_reason
+    FROM follow_ups f JOIN leads l ON l.id = f.lead_id
+   WHERE f.id = $1::uuid
+     AND (f.status = 'queued'
+          OR (f.status = 'pending' AND f.claimed_until IS NOT NULL AND f.due_at <= $2::timestamptz))
+     FOR UPDATE OF f FOR SHARE OF l
+), moved AS (
+  UPDATE follow_ups f
+     SET status = CASE WHEN t.stop_reason IS NULL THEN 'sending' ELSE 'cancelled' END,
+         cancel_reason = t.stop_reason,
+         attempts = f.attempts + CASE WHEN t.stop_reason IS NULL THEN 1 ELSE 0 END,
+         sending_started_at = CASE WHEN t.stop_reason IS NULL THEN $2::timestamptz END,
+         lease_until = CASE WHEN t.stop_reason IS NULL THEN $2::timestamptz + $3::int * interval '1 millisecond' END,
+         claimed_until = NULL, defer_reason = NULL, updated_at = $2::timestamptz
+    FROM target t WHERE f.id = t.id
+  RETURNING f.*, t.from_status, t.stop_reason
+), events AS (
+  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason)
+  SELECT id, $2::timestamptz, from_status, status, COALESCE(stop_reason, 'claimed') FROM moved
+)
+SELECT m.*, l.phone, l.name AS lead_name, l.time_zone AS lead_time_zone, l.metadata AS lead_metadata,
+       l.number_checked_at AS lead_number_checked_at
+  FROM moved m JOIN leads l ON l.id = m.lead_id`,
+};
+
+export async function claimForSending(
+  db: Queryable,
+  options: { id: string; now: Date; leaseMs: number },
+): Promise<ClaimedFollowup | null> {
+  const { rows } = await db.query<ClaimedFollowup>(claimForSendingSql, [options.id, options.now, options.leaseMs]);
+  return rows[0] ?? null;
+}
+
+/** Stores the composed text before the send, so an ambiguous send can be reconciled by text. */
+export async function recordComposedText(
+  db: Queryable,
+  options: { id: string; text: string; composer: string },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    {
+      name: 'followups_record_text',
+      text: `UPDATE follow_ups SET sent_text = $2::text, composer = $3::text WHERE id = $1::uuid AND status = 'sending'`,
+    },
+    [options.id, options.text, options.composer],
+  );
+  return rowCount > 0;
+}
+
+/**
+ * sending → executed, with the provider's message id; also logs the message in
+ * the conversation and stamps the lead's last outbound time, in one statement.
+ */
+const markExecutedSql = {
+  name: 'followups_mark_executed',
+  text: `
+WITH done AS (
+  UPDATE follow_ups
+     SET status = 'executed', provider_message_id = $2::text, sent_text = $3::text, composer = $4::text,
+         sent_at = $5::timestamptz, lease_until = NULL, last_error = NULL, updated_at = $5::timestamptz
+   WHERE id = $1::uuid AND status = 'sending'
+  RETURNING id, lead_id
+), events AS (
+  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
+  SELECT id, $5::timestamptz, 'sending', 'executed', $6::text, jsonb_build_object('providerMessageId', $2::text) FROM done
+), logged AS (
+  INSERT INTO messages (lead_id, direction, source, text, provider_message_id, follow_up_id, at)
+  SELECT lead_id, 'out', 'followup', $3::text, $2::text, id, $5::timestamptz FROM done
+  ON CONFLICT (provider_message_id) DO NOTHING
+), lead AS (
+  UPDATE leads SET last_outbound_at = $5::timestamptz, updated_at = $5::timestamptz
+   WHERE id = (SELECT lead_id FROM done)
+)
+SELECT id FROM done`,
+};
+
+export async function markExecuted(
+  db: Queryable,
+  options: { id: string; providerMessageId: string; text: string; composer: string; now: Date; reason?: string },
+): Promise<boolean> {
+  const { rowCount } = await db.query(markExecutedSql, [
+    options.id,
+    options.providerMessageId,
+    options.text,
+    options.composer,
+    options.now,
+    options.reason ?? 'sent',
+  ]);
+  return rowCount > 0;
+}
+
+/** A generic conditional transition with its event: `from` (one or several) → `to`. */
+async function transition(
+  db: Queryable,
+  options: {
+    id: string;
+    from: FollowupStatus[];
+    to: FollowupStatus;
+    now: Date;
+    reason: string;
+    detail?: Record<string, unknown>;
+    set?: string;
+    values?: unknown[];
+  },
+): Promise<FollowupRow | null> {
+  const extra = options.set ? `, ${options.set}` : '';
+  const { rows } = await db.query<FollowupRow>(
+    `
+WITH target AS (
+  SELECT id, status AS from_status FROM follow_ups WHERE id = $1::uuid AND status = ANY($2::text[]) FOR UPDATE
+), moved AS (
+  UPDATE follow_ups f SET status = $3::text, updated_at = $4::timestamptz, claimed_until = NULL${extra}
+    FROM target t WHERE f.id = t.id
+  RETURNING f.*, t.from_status
+), events AS (
+  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
+  SELECT id, $4::timestamptz, from_status, $3::text, $5::text, $6::jsonb FROM moved
+)
+SELECT * FROM moved`,
+    [options.id, options.from, options.to, options.now, options.reason, options.detail ?? null, ...(options.values ?? [])],
+  );
+  return rows[0] ?? null;
+}
+
+/** sending → failed: permanent error, retries spent, or an ambiguous send that could not be reconciled. */
+export function markFailed(
+  db: Queryable,
+  options: { id: string; now: Date; reason: string; error?: string; from?: FollowupStatus[] },
+) {
+  return transition(db, {
+    id: options.id,
+    from: options.from ?? ['sending'],
+    to: 'failed',
+    now: options.now,
+    reason: options.reason,
+    detail: options.error ? { error: options.error } : undefined,
+    set: 'last_error = $7::text, lease_until = NULL',
+    values: [options.error ?? options.reason],
+  });
+}
+
+/** Any non-terminal → cancelled with a reason (operator, lead_replied, opted_out, invalid_number, ...). */
+export function cancelFollowupRow(
+  db: Queryable,
+  options: { id: string; now: Date; reason: string; from?: FollowupStatus[]; detail?: Record<string, unknown> },
+) {
+  return transition(db, {
+    id: options.id,
+    from: options.from ?? ['pending', 'queued'],
+    to: 'cancelled',
+    now: options.now,
+    reason: options.reason,
+    detail: options.detail,
+    set: 'cancel_reason = $7::text, lease_until = NULL',
+    values: [options.reason],
+  });
+}
+
+/**
+ * Back to pending at a later time, with a reason: a transient error, a paused
+ * transport, the sending window, the pace or the cap. `giveBackAttempt` undoes
+ * the attempt the claim counted (the follow-up was not really tried).
+ *
+ * A step is never sent earlier than planned, and when one is pushed later the
+ * later steps of its enrollment move by the same amount (no burst of catch-up
+ * messages); the enrollment remembers the total shift.
+ */
+const deferSql = `
+WITH target AS (
+  SELECT id, status AS from_status, due_at AS old_due_at, enrollment_id, step
+    FROM follow_ups WHERE id = $1::uuid AND status = ANY($2::text[]) FOR UPDATE
+), moved AS (
+  UPDATE follow_ups f
+     SET status = 'pending', updated_at = $3::timestamptz, claimed_until = NULL,
+         due_at = GREATEST(f.due_at, $4::timestamptz), defer_reason = $5::text, lease_until = NULL,
+         sending_started_at = NULL, last_error = COALESCE($6::text, f.last_error),
+         attempts = GREATEST(0, f.attempts - CASE WHEN $7::boolean THEN 1 ELSE 0 END)
+    FROM target t WHERE f.id = t.id
+  RETURNING f.*, t.from_status, t.old_due_at
+), shifted AS (
+  UPDATE follow_ups later
+     SET due_at = later.due_at + (m.due_at - m.old_due_at), updated_at = $3::timestamptz
+    FROM moved m
+   WHERE $9::boolean AND m.enrollment_id IS NOT NULL AND later.enrollment_id = m.enrollment_id
+     AND later.step > m.step AND later.status = 'pending' AND m.due_at > m.old_due_at
+  RETURNING later.id
+), enrollment AS (
+  UPDATE enrollments e
+     SET shift_ms = e.shift_ms + (extract(epoch FROM (m.due_at - m.old_due_at)) * 1000)::bigint, updated_at = $3::timestamptz
+    FROM moved m
+   WHERE $9::boolean AND e.id = m.enrollment_id AND m.due_at > m.old_due_at
+), events AS (
+  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
+  SELECT id, $3::timestamptz, from_status, 'pending', $5::text,
+         $8::jsonb || jsonb_build_object('dueAt', due_at, 'laterStepsMoved', (SELECT count(*) FROM shifted)) FROM moved
+)
+SELECT * FROM moved`;
+
+export async function deferFollowup(
+  db: Queryable,
+  options: {
+    id: string;
+    now: Date;
+    dueAt: Date;
+    reason: string;
+    error?: string;
+    from?: FollowupStatus[];
+    giveBackAttempt?: boolean;
+    detail?: Record<string, unknown>;
+    /** Move the later steps of the enrollment too (default true). */
+    shiftLaterSteps?: boolean;
+  },
+): Promise<FollowupRow | null> {
+  const { rows } = await db.query<FollowupRow>(deferSql, [
+    options.id,
+    options.from ?? ['sending'],
+    options.now,
+    options.dueAt,
+    options.reason,
+    options.error ?? null,
+    options.giveBackAttempt ?? false,
+    { ...options.detail, ...(options.error ? { error: options.error } : {}) },
+    options.shiftLaterSteps ?? true,
+  ]);
+  return rows[0] ?? null;
+}
+
+/** failed → pending (operator retry): due now, attempts reset. */
+export function retryFailed(db: Queryable, options: { id: string; now: Date }) {
+  return transition(db, {
+    id: options.id,
+    from: ['failed'],
+    to: 'pending',
+    now: options.now,
+    reason: 'operator_retry',
+    set: 'due_at = $4::timestamptz, attempts = 0, reconcile_attempts = 0, lease_until = NULL, sending_started_at = NULL',
+  });
+}
+
+/** Extends the lease of in-flight rows (a long backlog in Redis is not a lost job). */
+export async function extendLeases(db: Queryable, ids: string[], now: Date, leaseMs: number): Promise<void> {
+  if (ids.length === 0) return;
+  await db.query(
+    `UPDATE follow_ups SET lease_until = $2::timestamptz + $3::int * interval '1 millisecond'
+      WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'sending')`,
+    [ids, now, leaseMs],
+  );
+}
+
+/** In-flight rows past their lease, oldest first, for the sweeper. */
+export async function findExpiredLeases(
+  db: Queryable,
+  options: { now: Date; limit: number },
+): Promise<Array<FollowupRow & { phone: string }>> {
+  const { rows } = await db.query<FollowupRow & { phone: string }>(
+    {
+      name: 'followups_expired_leases',
+      text: `SELECT f.*, l.phone FROM follow_ups f JOIN leads l ON l.id = f.lead_id
+              WHERE f.status IN ('queued', 'sending') AND f.lease_until < $1::timestamptz
+              ORDER BY f.lease_until LIMIT $2::int`,
+    },
+    [options.now, options.limit],
+  );
+  return rows;
+}
+
+/** Counts a failed reconciliation and pushes the lease out; returns the new count. */
+export async function noteReconcileFailure(
+  db: Queryable,
+  options: { id: string; now: Date; retryMs: number; error: string },
+): Promise<number> {
+  const { rows } = await db.query<{ reconcile_attempts: number }>(
+    `UPDATE follow_ups SET reconcile_attempts = reconcile_attempts + 1, last_error = $4::text,
+            lease_until = $2::timestamptz + $3::int * interval '1 millisecond'
+      WHERE id = $1::uuid AND status = 'sending' RETURNING reconcile_attempts`,
+    [options.id, options.now, options.retryMs, options.error],
+  );
+  return rows[0]?.reconcile_attempts ?? 0;
+}
+
+/** An audit event without a status change (e.g. why the LLM text was rejected). */
+export async function appendEvent(
+  db: Queryable,
+  options: { id: string; at: Date; status: FollowupStatus; reason: string; detail?: Record<string, unknown> },
+): Promise<void> {
+  await db.query(
+    `INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
+     VALUES ($1::uuid, $2::timestamptz, $3::text, $3::text, $4::text, $5::jsonb)`,
+    [options.id, options.at, options.status, options.reason, options.detail ?? null],
+  );
+}

@@ -1,0 +1,130 @@
+/**
+ * Liveness and readiness. Readiness fails (503) only when the database is down:
+ * PostgreSQL is the source of truth and nothing works without it. Everything
+ * else is "degraded" but still ready, because the API can go on scheduling:
+ * without Redis the relay runs due follow-ups itself (direct mode), and a paused
+ * sending gate holds follow-ups back without losing any.
+ */
+import type { Context } from '../../context.js';
+import type { PauseState } from '../../followups/sending-gate.js';
+import { json } from '../openapi.js';
+import type { RouteModule } from '../route-module.js';
+
+export const READY_DATABASE_TIMEOUT_MS = 2_000;
+
+class Timeout extends Error {}
+
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Timeout()), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+type DatabaseCheck = { status: 'up'; latencyMs: number } | { status: 'down'; reason: 'timeout' | 'unreachable' };
+type QueueCheck = { status: 'direct' | 'up' } | { status: 'down'; note: string };
+type SendingCheck = ({ status: 'active' } | ({ status: 'paused' } & Omit<PauseState, 'paused'>)) | { status: 'unknown' };
+
+async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
+  const started = performance.now();
+  try {
+    await within(ctx.db.query('SELECT 1'), READY_DATABASE_TIMEOUT_MS);
+    return { status: 'up', latencyMs: Math.round(performance.now() - started) };
+  } catch (error) {
+    // The cause goes to the log; this endpoint is public and says nothing internal.
+    ctx.log.warn({ err: error }, 'readiness: database check failed');
+    return { status: 'down', reason: error instanceof Timeout ? 'timeout' : 'unreachable' };
+  }
+}
+
+async function checkQueue(ctx: Context): Promise<QueueCheck> {
+  if (ctx.queue === null) return { status: 'direct' };
+  // ping() is bounded by the Redis command timeout and never throws.
+  if (await ctx.queue.ping()) return { status: 'up' };
+  return { status: 'down', note: 'the relay runs due follow-ups itself (direct mode) until the queue returns' };
+}
+
+async function checkSending(ctx: Context, database: DatabaseCheck): Promise<SendingCheck> {
+  if (database.status === 'down') return { status: 'unknown' }; // the gate lives in the database
+  try {
+    const { paused, ...rest } = await ctx.gate.state();
+    return paused ? { status: 'paused', ...rest } : { status: 'active' };
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'readiness: sending gate check failed');
+    return { status: 'unknown' };
+  }
+}
+
+export const healthRoutes: RouteModule = {
+  name: 'health',
+  auth: 'none',
+  async plugin(app, { ctx }) {
+    app.get('/health/live', async () => ({ status: 'ok' }));
+
+    app.get('/health/ready', async (_request, reply) => {
+      const [database, queue] = await Promise.all([checkDatabase(ctx), checkQueue(ctx)]);
+      const sending = await checkSending(ctx, database);
+      const status =
+        database.status === 'down'
+          ? 'down'
+          : queue.status === 'down' || sending.status !== 'active'
+            ? 'degraded'
+            : 'ok';
+      return reply
+        .code(status === 'down' ? 503 : 200)
+        .header('cache-control', 'no-store')
+        .send({ status, checks: { database, queue, sending, transport: { name: ctx.transport.name } } });
+    });
+  },
+  openapi: {
+    paths: {
+      '/health/live': {
+        get: {
+          summary: 'Liveness: the process answers (no dependency is called)',
+          operationId: 'live',
+          responses: { '200': json({ type: 'object', properties: { status: { const: 'ok' } } }, 'Alive') },
+        },
+      },
+      '/health/ready': {
+        get: {
+          summary: 'Readiness: database, queue (or direct mode), sending gate, transport',
+          description: '503 only when the database is down; a queue that is down or paused sending is "degraded" (200).',
+          operationId: 'ready',
+          responses: {
+            '200': json({ $ref: '#/components/schemas/Readiness' }, 'Ready (ok or degraded)'),
+            '503': json({ $ref: '#/components/schemas/Readiness' }, 'The database is down'),
+          },
+        },
+      },
+    },
+    schemas: {
+      Readiness: {
+        type: 'object',
+        required: ['status', 'checks'],
+        properties: {
+          status: { type: 'string', enum: ['ok', 'degraded', 'down'] },
+          checks: {
+            type: 'object',
+            properties: {
+              database: { type: 'object', properties: { status: { enum: ['up', 'down'] }, latencyMs: { type: 'number' }, reason: { type: 'string' } } },
+              queue: { type: 'object', properties: { status: { enum: ['up', 'down', 'direct'] }, note: { type: 'string' } } },
+              sending: {
+                type: 'object',
+                properties: {
+                  status: { enum: ['active', 'paused', 'unknown'] },
+                  reason: { type: 'string', description: 'e.g. evolution_unauthorized, whatsapp_disconnected' },
+                  detail: { type: 'string' },
+                  since: { type: 'string', format: 'date-time' },
+                },
+              },
+              transport: { type: 'object', properties: { name: { type: 'string' } } },
+            },
+          },
+        },
+      },
+    },
+  },
+};

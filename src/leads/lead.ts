@@ -1,0 +1,101 @@
+import type { Queryable } from '../db/db.js';
+
+export interface LeadRow {
+  id: string;
+  phone: string;
+  name: string | null;
+  time_zone: string | null;
+  opted_out_at: Date | null;
+  opt_out_message_id: string | null;
+  opt_out_source: string | null;
+  handoff_at: Date | null;
+  converted_at: Date | null;
+  last_inbound_at: Date | null;
+  last_outbound_at: Date | null;
+  whatsapp_jid: string | null;
+  number_checked_at: Date | null;
+  number_valid: boolean | null;
+  erased_at: Date | null;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+export interface Lead {
+  id: string;
+  phone: string;
+  name: string | null;
+  timeZone: string | null;
+  optedOutAt: string | null;
+  handoffAt: string | null;
+  convertedAt: string | null;
+  lastInboundAt: string | null;
+  lastOutboundAt: string | null;
+  numberValid: boolean | null;
+  erasedAt: string | null;
+  metadata: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
+
+export function toLead(row: LeadRow): Lead {
+  return {
+    id: row.id,
+    phone: row.phone,
+    name: row.name,
+    timeZone: row.time_zone,
+    optedOutAt: iso(row.opted_out_at),
+    handoffAt: iso(row.handoff_at),
+    convertedAt: iso(row.converted_at),
+    lastInboundAt: iso(row.last_inbound_at),
+    lastOutboundAt: iso(row.last_outbound_at),
+    numberValid: row.number_valid,
+    erasedAt: iso(row.erased_at),
+    metadata: row.metadata,
+    createdAt: iso(row.created_at)!,
+    updatedAt: iso(row.updated_at)!,
+  };
+}
+
+/**
+ * Finds or creates the lead for a canonical phone. A name given now fills or
+ * replaces the stored one; metadata is merged. Never matches another number.
+ */
+export async function upsertLead(
+  db: Queryable,
+  input: { phone: string; name?: string | null; timeZone?: string | null; metadata?: Record<string, unknown>; now: Date },
+): Promise<LeadRow> {
+  const { rows } = await db.query<LeadRow>(
+    {
+      name: 'leads_upsert',
+      text: `
+INSERT INTO leads (phone, name, time_zone, metadata, created_at, updated_at)
+VALUES ($1::text, $2::text, $3::text, COALESCE($4::jsonb, '{}'::jsonb), $5::timestamptz, $5::timestamptz)
+ON CONFLICT (phone) DO UPDATE
+   SET name = COALESCE(EXCLUDED.name, leads.name),
+       time_zone = COALESCE(EXCLUDED.time_zone, leads.time_zone),
+       metadata = leads.metadata || EXCLUDED.metadata,
+       updated_at = EXCLUDED.updated_at
+RETURNING *`,
+    },
+    [input.phone, input.name ?? null, input.timeZone ?? null, input.metadata ?? null, input.now],
+  );
+  return rows[0]!;
+}
+
+export async function findLeadByPhone(db: Queryable, phone: string): Promise<LeadRow | null> {
+  const { rows } = await db.query<LeadRow>('SELECT * FROM leads WHERE phone = $1::text', [phone]);
+  return rows[0] ?? null;
+}
+
+/** Why this lead must not be written to, or null. */
+export function stopReasonOf(lead: LeadRow): string | null {
+  if (lead.erased_at) return 'erased';
+  if (lead.opted_out_at) return 'opted_out';
+  if (lead.handoff_at) return 'handoff';
+  if (lead.converted_at) return 'converted';
+  if (lead.number_valid === false) return 'invalid_number';
+  return null;
+}

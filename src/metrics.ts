@@ -1,0 +1,45 @@
+/** Prometheus metrics (prom-client), one registry per process context. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export function makeMetrics(options: { defaults?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaults) collectDefaultMetrics({ register: registry, prefix: 'followups_' });
+  return {
+    registry,
+    outcomes: new Counter({
+      name: 'followups_outcomes_total',
+      help: 'Follow-ups handled by an executor, by outcome',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    published: new Counter({
+      name: 'followups_published_total',
+      help: 'Follow-ups the relay published to the queue',
+      registers: [registry],
+    }),
+    directRuns: new Counter({
+      name: 'followups_direct_runs_total',
+      help: 'Follow-ups the relay ran itself (direct mode)',
+      registers: [registry],
+    }),
+    swept: new Counter({
+      name: 'followups_swept_total',
+      help: 'In-flight follow-ups recovered by the lease sweeper, by kind',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    relayMode: new Gauge({
+      name: 'followups_relay_direct_mode',
+      help: '1 while the relay runs follow-ups itself because the queue is unavailable',
+      registers: [registry],
+    }),
+    lateness: new Histogram({
+      name: 'followups_lateness_seconds',
+      help: 'From due time to the executor claiming the follow-up',
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300],
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof makeMetrics>;

@@ -1,0 +1,308 @@
+/**
+ * The relay (scheduler): moves due follow-ups from PostgreSQL into the queue.
+ *
+ * Each turn: claim a batch of due rows (SKIP LOCKED, short transaction, no
+ * network call inside) → publish them with one `addBulk` → mark them `queued`.
+ * Nothing is marked queued that the queue did not accept. Then sleep until the
+ * next due time (capped at RELAY_MAX_SLEEP_MS), woken early by LISTEN/NOTIFY
+ * when an earlier follow-up is written.
+ *
+ * Direct mode: with no queue configured, or while Redis does not answer, the
+ * relay runs claimed follow-ups itself through the same executor, with bounded
+ * concurrency, and probes Redis to go back to publishing when it returns.
+ *
+ * The sweeper, every few seconds, recovers in-flight rows past their lease:
+ * `queued` ones are published again (the job id makes that a no-op when the job
+ * still exists), `sending` ones are reconciled with the provider.
+ */
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
+import { claimDueFollowups, extendLeases, findExpiredLeases, markQueued, deferFollowup, markExecuted, noteReconcileFailure, markFailed } from '../followups/transitions.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { QueueLink } from '../queue/queue-link.js';
+import { MAX_RECONCILE_ATTEMPTS, type Outcome } from '../worker/execute-followup.js';
+import type { Transport } from '../whatsapp/transport.js';
+
+export interface RelayDeps {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  queue: QueueLink | null;
+  transport: Transport;
+  metrics?: Metrics;
+  /** Runs one follow-up in direct mode. */
+  execute: (followupId: string) => Promise<Outcome>;
+  settings: {
+    batchSize: number;
+    maxSleepMs: number;
+    leaseMs: number;
+    /** How long a relay's claim on a pending row lasts while it publishes. */
+    claimMs?: number;
+    directConcurrency: number;
+    sweepIntervalMs?: number;
+    /** How often to probe Redis while in direct mode. */
+    probeIntervalMs?: number;
+  };
+}
+
+export interface Relay {
+  /** 'queue' while publishing to Redis, 'direct' while running follow-ups itself. */
+  readonly mode: 'queue' | 'direct';
+  readonly inFlight: number;
+  /** Wake the loop now (tests with a fake clock; new work). */
+  wake(): void;
+  /** One sweep now; resolves when done (tests). */
+  sweep(): Promise<void>;
+  /** Stop claiming, wait for direct runs in flight (up to `timeoutMs`), stop listening. */
+  stop(timeoutMs?: number): Promise<void>;
+}
+
+export async function startRelay(deps: RelayDeps): Promise<Relay> {
+  const { db, clock, log, queue, metrics } = deps;
+  const s = deps.settings;
+  const claimMs = s.claimMs ?? 30_000;
+  const sweepIntervalMs = s.sweepIntervalMs ?? Math.max(1_000, Math.min(10_000, Math.floor(s.leaseMs / 4)));
+  const probeIntervalMs = s.probeIntervalMs ?? 2_000;
+
+  let mode: 'queue' | 'direct' = queue ? 'queue' : 'direct';
+  let stopping = false;
+  let inFlight = 0;
+  const running = new Set<Promise<void>>();
+  let wakeUp: (() => void) | undefined;
+  let plannedWake = Infinity;
+  // A wake-up that arrives while the loop is busy must not be lost: the next sleep returns at once.
+  let wakePending = false;
+  let sleepTimer: NodeJS.Timeout | undefined;
+  let nextSweepAt = 0;
+  let probeTimer: NodeJS.Timeout | undefined;
+  metrics?.relayMode.set(mode === 'direct' && queue ? 1 : 0);
+
+  const wake = () => {
+    if (wakeUp) wakeUp();
+    else wakePending = true;
+  };
+
+  const unlisten = await db
+    .listen('followups_pending', (payload) => {
+      // Only an earlier due time than the one we sleep until is worth waking for.
+      const dueMs = Number(payload);
+      if (!Number.isFinite(dueMs)) return;
+      if (!wakeUp) {
+        wakePending = true;
+        return;
+      }
+      if (dueMs >= plannedWake) return;
+      const delay = dueMs - clock.now().getTime();
+      if (delay <= 5) return wake();
+      plannedWake = dueMs;
+      if (sleepTimer) clearTimeout(sleepTimer);
+      sleepTimer = setTimeout(() => wakeUp?.(), delay);
+    })
+    .catch((error) => {
+      log.warn({ err: error }, 'LISTEN failed; relying on the capped sleep');
+      return async () => undefined;
+    });
+
+  function sleepUntil(at: number): Promise<void> {
+    if (wakePending) {
+      wakePending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const delay = Math.max(0, at - clock.now().getTime());
+      plannedWake = at;
+      wakeUp = () => {
+        if (sleepTimer) clearTimeout(sleepTimer);
+        sleepTimer = undefined;
+        wakeUp = undefined;
+        plannedWake = Infinity;
+        resolve();
+      };
+      sleepTimer = setTimeout(() => wakeUp?.(), delay);
+    });
+  }
+
+  function enterDirectMode(reason: string) {
+    if (mode === 'direct') return;
+    mode = 'direct';
+    metrics?.relayMode.set(1);
+    log.warn({ reason }, 'queue unavailable; running follow-ups directly');
+    const probe = async () => {
+      probeTimer = undefined;
+      if (stopping || !queue) return;
+      if (await queue.ping()) {
+        mode = 'queue';
+        metrics?.relayMode.set(0);
+        log.info('queue is back; publishing again');
+        // Rows queued while Redis was away may have lost their jobs: look at them now.
+        nextSweepAt = 0;
+        wake();
+        return;
+      }
+      probeTimer = setTimeout(probe, probeIntervalMs);
+    };
+    probeTimer = setTimeout(probe, probeIntervalMs);
+  }
+
+  function runDirect(ids: string[]) {
+    for (const id of ids) {
+      inFlight++;
+      metrics?.directRuns.inc();
+      const p = deps
+        .execute(id)
+        .catch((error) => log.error({ err: error, followupId: id }, 'direct run failed; the sweeper will recover it'))
+        .then(() => undefined)
+        .finally(() => {
+          inFlight--;
+          running.delete(p);
+          wake();
+        });
+      running.add(p);
+    }
+  }
+
+  /** Publishes or runs `ids`; returns normally even if Redis is down (falls back to direct mode). */
+  async function dispatch(ids: string[]) {
+    if (mode === 'queue' && queue) {
+      try {
+        await queue.publish(ids);
+      } catch (error) {
+        enterDirectMode((error as Error).message);
+        runDirect(ids);
+        return;
+      }
+      const moved = await markQueued(db, ids, clock.now(), s.leaseMs);
+      metrics?.published.inc(moved.length);
+      for (const id of moved) log.info({ followupId: id, stage: 'queued' }, 'follow-up queued');
+      return;
+    }
+    runDirect(ids);
+  }
+
+  async function sweep() {
+    const now = clock.now();
+    const expired = await findExpiredLeases(db, { now, limit: 500 });
+    if (expired.length === 0) return;
+    const queued = expired.filter((r) => r.status === 'queued').map((r) => r.id);
+    if (queued.length > 0) {
+      if (mode === 'queue' && queue) {
+        try {
+          await queue.publish(queued);
+          await extendLeases(db, queued, clock.now(), s.leaseMs);
+          metrics?.swept.inc({ kind: 'queued_republished' }, queued.length);
+          log.info({ count: queued.length }, 'queued follow-ups past their lease published again');
+        } catch (error) {
+          enterDirectMode((error as Error).message);
+        }
+      }
+      if (mode === 'direct') {
+        // The executor's claim takes `queued` rows too; a job that resurfaces later finds them taken.
+        const room = Math.max(0, s.directConcurrency - inFlight);
+        const take = queued.slice(0, room);
+        await extendLeases(db, queued.slice(room), clock.now(), s.leaseMs);
+        metrics?.swept.inc({ kind: 'queued_run_directly' }, take.length);
+        runDirect(take);
+      }
+    }
+    for (const row of expired.filter((r) => r.status === 'sending')) {
+      await recoverSending(row);
+    }
+  }
+
+  /** A `sending` row whose executor vanished: did the text go out? Ask the provider, never guess. */
+  async function recoverSending(row: Awaited<ReturnType<typeof findExpiredLeases>>[number]) {
+    const rlog = log.child({ followupId: row.id, leadId: row.lead_id, phone: row.phone });
+    const text = row.sent_text ?? row.message;
+    const now = clock.now();
+    if (!text) {
+      // Never composed, so never sent.
+      await deferFollowup(db, { id: row.id, now, dueAt: now, reason: 'lease_expired', giveBackAttempt: true });
+      metrics?.swept.inc({ kind: 'sending_not_started' });
+      rlog.warn({ stage: 'deferred' }, 'in-flight follow-up lost before sending; rescheduled');
+      return;
+    }
+    try {
+      const found = await deps.transport.findSent({
+        number: row.phone,
+        text,
+        since: row.sending_started_at ?? new Date(now.getTime() - 2 * s.leaseMs),
+      });
+      if (found) {
+        await markExecuted(db, {
+          id: row.id,
+          providerMessageId: found.providerMessageId,
+          text,
+          composer: row.composer ?? 'explicit',
+          now: clock.now(),
+          reason: 'reconciled',
+        });
+        metrics?.swept.inc({ kind: 'sending_reconciled_sent' });
+        rlog.info({ stage: 'executed', providerMessageId: found.providerMessageId, reconciled: true }, 'in-flight follow-up had been delivered');
+      } else {
+        await deferFollowup(db, { id: row.id, now: clock.now(), dueAt: clock.now(), reason: 'lease_expired_not_sent' });
+        metrics?.swept.inc({ kind: 'sending_reconciled_not_sent' });
+        rlog.warn({ stage: 'deferred' }, 'in-flight follow-up was not delivered; rescheduled');
+      }
+    } catch (error) {
+      const count = await noteReconcileFailure(db, {
+        id: row.id,
+        now: clock.now(),
+        retryMs: Math.min(s.leaseMs, 30_000),
+        error: `reconcile failed: ${(error as Error).message}`,
+      });
+      if (count >= MAX_RECONCILE_ATTEMPTS) {
+        await markFailed(db, { id: row.id, now: clock.now(), reason: 'ambiguous_send', error: (error as Error).message });
+        rlog.error({ stage: 'failed', reason: 'ambiguous_send' }, 'could not tell whether the follow-up went out; failed without resending');
+      }
+    }
+  }
+
+  async function loop() {
+    while (!stopping) {
+      try {
+        const nowMs = clock.now().getTime();
+        if (nowMs >= nextSweepAt) {
+          nextSweepAt = nowMs + sweepIntervalMs;
+          await sweep();
+        }
+        const room = mode === 'direct' ? s.directConcurrency - inFlight : s.batchSize;
+        if (room <= 0) {
+          await sleepUntil(clock.now().getTime() + s.maxSleepMs);
+          continue;
+        }
+        const limit = Math.min(s.batchSize, room);
+        const { claimed, nextDueAt } = await claimDueFollowups(db, { now: clock.now(), limit, claimMs });
+        if (claimed.length > 0) await dispatch(claimed.map((c) => c.id));
+        if (claimed.length === limit) continue; // more may be due right now
+        const cap = clock.now().getTime() + s.maxSleepMs;
+        await sleepUntil(nextDueAt ? Math.min(nextDueAt.getTime(), cap) : cap);
+      } catch (error) {
+        log.error({ err: error }, 'relay turn failed; retrying');
+        await sleepUntil(clock.now().getTime() + Math.min(1_000, s.maxSleepMs));
+      }
+    }
+  }
+
+  const looping = loop();
+
+  return {
+    get mode() {
+      return mode;
+    },
+    get inFlight() {
+      return inFlight;
+    },
+    wake,
+    sweep,
+    async stop(timeoutMs = 10_000) {
+      stopping = true;
+      if (probeTimer) clearTimeout(probeTimer);
+      wake();
+      await looping;
+      // Direct runs in flight finish (or are recovered later by the sweeper from their lease).
+      await Promise.race([Promise.all(running), new Promise((r) => setTimeout(r, timeoutMs))]);
+      await unlisten();
+    },
+  };
+}

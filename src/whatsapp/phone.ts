@@ -1,0 +1,84 @@
+/**
+ * Phone numbers. A lead is identified by canonical digits: country code 55,
+ * two-digit area code, and for mobiles the 9th digit (`5581999998888`).
+ * WhatsApp often drops the 9th digit (`558199998888`); both mean the same lead.
+ */
+import { ValidationError } from '../errors.js';
+
+// Brazilian area codes (DDD) in use.
+const AREA_CODES = new Set([
+  11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, 41, 42, 43, 44, 45, 46,
+  47, 48, 49, 51, 53, 54, 55, 61, 62, 63, 64, 65, 66, 67, 68, 69, 71, 73, 74, 75, 77, 79, 81, 82, 83, 84, 85,
+  86, 87, 88, 89, 91, 92, 93, 94, 95, 96, 97, 98, 99,
+]);
+
+export function isBrazilianAreaCode(code: number): boolean {
+  return AREA_CODES.has(code);
+}
+
+/**
+ * Returns canonical digits or throws a ValidationError naming `field`.
+ * Accepts `+55 (81) 99999-8888`, `5581999998888`, `558199998888` (no 9th digit),
+ * `81999998888` (no country code) and JIDs (`558199998888@s.whatsapp.net`).
+ * Numbers of other countries must start with `+`.
+ */
+export function normalizePhone(input: unknown, field = 'phone'): string {
+  if (typeof input !== 'string' && typeof input !== 'number') {
+    throw new ValidationError(`${field} must be a phone number string`, field);
+  }
+  let raw = String(input).trim();
+  if (raw.includes('@')) raw = raw.slice(0, raw.indexOf('@')).split(':')[0]!;
+  const international = raw.startsWith('+');
+  if (!/^[+\d\s().-]+$/.test(raw)) {
+    throw new ValidationError(`${field} must contain only digits, spaces, +, (, ), . and -`, field);
+  }
+  let digits = raw.replace(/\D/g, '');
+  if (international && !digits.startsWith('55')) {
+    if (digits.length < 8 || digits.length > 15) {
+      throw new ValidationError(`${field} must have 8 to 15 digits in international format`, field);
+    }
+    return digits;
+  }
+  if (!international && (digits.length === 10 || digits.length === 11)) digits = `55${digits}`;
+  if (!digits.startsWith('55') || (digits.length !== 12 && digits.length !== 13)) {
+    throw new ValidationError(
+      `${field} must be a Brazilian number with area code (e.g. 5581999998888), or start with + for other countries`,
+      field,
+    );
+  }
+  const area = Number(digits.slice(2, 4));
+  if (!AREA_CODES.has(area)) throw new ValidationError(`${field} has an unknown Brazilian area code ${area}`, field);
+  const subscriber = digits.slice(4);
+  if (subscriber.length === 8) {
+    // Mobiles start with 6–9 and gained a leading 9; landlines (2–5) keep 8 digits.
+    if (/^[6-9]/.test(subscriber)) return `55${digits.slice(2, 4)}9${subscriber}`;
+    if (/^[2-5]/.test(subscriber)) return digits;
+    throw new ValidationError(`${field} is not a valid Brazilian number`, field);
+  }
+  if (!subscriber.startsWith('9')) {
+    throw new ValidationError(`${field}: a 9-digit Brazilian mobile number must start with 9`, field);
+  }
+  return digits;
+}
+
+/** Like normalizePhone but returns null instead of throwing (webhooks, CSV rows). */
+export function tryNormalizePhone(input: unknown): string | null {
+  try {
+    return normalizePhone(input);
+  } catch {
+    return null;
+  }
+}
+
+/** The WhatsApp JID for a canonical number. */
+export function toJid(phone: string): string {
+  return `${phone}@s.whatsapp.net`;
+}
+
+/** Both spellings WhatsApp may use for a Brazilian mobile: with and without the 9th digit. */
+export function phoneVariants(phone: string): string[] {
+  if (phone.startsWith('55') && phone.length === 13 && phone[4] === '9') {
+    return [phone, `${phone.slice(0, 4)}${phone.slice(5)}`];
+  }
+  return [phone];
+}

@@ -1,0 +1,49 @@
+/**
+ * What delivers a text. Two implementations: the Evolution API client and the
+ * dry-run transport (prints and records). Failures are thrown as `SendError`
+ * (src/errors.ts) with a kind the worker maps to a state:
+ *   permanent → failed/cancelled, configuration → pause sending, transient → retry,
+ *   ambiguous → reconcile with `findSent` before any retry.
+ */
+
+export interface SendTextInput {
+  /** Canonical digits, e.g. 5581999998888. */
+  number: string;
+  text: string;
+  /** "typing…" shown before the message, in milliseconds (Evolution's `delay`). */
+  delayMs: number;
+}
+
+export interface SendTextResult {
+  providerMessageId: string;
+  /** The JID WhatsApp answered with (may lack the 9th digit). */
+  remoteJid?: string;
+}
+
+export interface FindSentInput {
+  number: string;
+  text: string;
+  /** Only messages at or after this instant count (the claim time, minus a little clock skew). */
+  since: Date;
+}
+
+export interface NumberCheck {
+  exists: boolean;
+  jid?: string;
+}
+
+export type ConnectionState = 'open' | 'connecting' | 'close' | 'refused' | 'unknown';
+
+export interface Transport {
+  readonly name: 'evolution' | 'dry-run' | string;
+  sendText(input: SendTextInput): Promise<SendTextResult>;
+  /**
+   * Reconciliation after an ambiguous send: the provider id of a message we sent
+   * to `number` with exactly `text` since `since`, or null when there is none.
+   * Throws SendError('transient', ...) when the provider cannot be asked.
+   */
+  findSent(input: FindSentInput): Promise<{ providerMessageId: string } | null>;
+  checkNumber(number: string): Promise<NumberCheck>;
+  connectionState(): Promise<ConnectionState>;
+  close?(): Promise<void>;
+}

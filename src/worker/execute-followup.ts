@@ -1,0 +1,274 @@
+/**
+ * Runs one follow-up from claim to outcome. The queue worker and the relay's
+ * direct mode both call this, so a follow-up is handled the same way whether
+ * Redis is there or not.
+ *
+ *   claim (queued → sending, with the stop re-check) → policy → compose →
+ *   send → executed | cancelled | failed | deferred (pending again, with a reason)
+ *
+ * At most once: the claim is a conditional UPDATE, so only one executor ever
+ * holds a row; a send whose outcome is unknown (timeout) is reconciled with the
+ * provider before anything else happens, never resent blindly.
+ */
+import type { Clock } from '../clock.js';
+import type { Composer, Composition } from '../compose/composer.js';
+import type { Db } from '../db/db.js';
+import { SendError } from '../errors.js';
+import type { SendingGate } from '../followups/sending-gate.js';
+import {
+  appendEvent,
+  type ClaimedFollowup,
+  cancelFollowupRow,
+  claimForSending,
+  deferFollowup,
+  markExecuted,
+  markFailed,
+  noteReconcileFailure,
+  recordComposedText,
+} from '../followups/transitions.js';
+import type { Logger } from '../log.js';
+import type { Transport } from '../whatsapp/transport.js';
+import type { SendPolicy } from './send-policy.js';
+
+export type Outcome = 'executed' | 'cancelled' | 'failed' | 'deferred' | 'skipped' | 'paused' | 'ambiguous';
+
+export interface ExecutorDeps {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  transport: Transport;
+  composer: Composer;
+  gate: SendingGate;
+  policy: SendPolicy;
+  settings: {
+    leaseMs: number;
+    maxSendAttempts: number;
+    retryBaseMs: number;
+    /** How long to let the provider settle before asking whether an ambiguous send went out. */
+    reconcileDelayMs: number;
+    /** While sending is paused, a follow-up handed back is looked at again after this long. */
+    pauseRetryMs: number;
+  };
+  /** Called with every outcome (metrics). */
+  onOutcome?: (outcome: Outcome, reason?: string) => void;
+}
+
+/** Failed reconciliations before an ambiguous send is given up as `failed: ambiguous_send`. */
+export const MAX_RECONCILE_ATTEMPTS = 5;
+
+export function retryDelayMs(attempts: number, baseMs: number): number {
+  // Exponential with full jitter on the upper half: 1×, 2×, 4×, ... capped at one hour.
+  const exp = Math.min(3_600_000, baseMs * 2 ** Math.max(0, attempts - 1));
+  return Math.round(exp / 2 + Math.random() * (exp / 2));
+}
+
+export async function executeFollowup(deps: ExecutorDeps, id: string): Promise<Outcome> {
+  const outcome = await run(deps, id);
+  deps.onOutcome?.(outcome);
+  return outcome;
+}
+
+async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
+  const { db, clock } = deps;
+  const pause = await deps.gate.state();
+  if (pause.paused) {
+    // Hand it back untouched: no attempt is spent while our own side is broken.
+    const moved = await deferFollowup(db, {
+      id,
+      from: ['queued'],
+      now: clock.now(),
+      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
+      reason: 'sending_paused',
+      detail: { pause: pause.reason },
+    });
+    return moved ? 'paused' : 'skipped';
+  }
+
+  const claimed = await claimForSending(db, { id, now: clock.now(), leaseMs: deps.settings.leaseMs });
+  if (!claimed) {
+    // Already taken by another executor, cancelled, or not due: nothing to do.
+    deps.log.debug({ followupId: id }, 'follow-up not claimable; skipped');
+    return 'skipped';
+  }
+  const log = deps.log.child({ followupId: claimed.id, leadId: claimed.lead_id, phone: claimed.phone });
+  if (claimed.status === 'cancelled') {
+    log.info({ stage: 'cancelled', reason: claimed.stop_reason }, 'follow-up cancelled at claim');
+    return 'cancelled';
+  }
+  log.info({ stage: 'sending', attempt: claimed.attempts }, 'follow-up claimed for sending');
+
+  const lead = {
+    id: claimed.lead_id,
+    phone: claimed.phone,
+    name: claimed.lead_name,
+    timeZone: claimed.lead_time_zone,
+    metadata: claimed.lead_metadata ?? {},
+  };
+
+  const decision = await deps.policy.check({ followup: claimed, lead, now: clock.now() });
+  if (!decision.ok) {
+    await deferFollowup(db, {
+      id,
+      now: clock.now(),
+      dueAt: decision.deferUntil,
+      reason: decision.reason,
+      giveBackAttempt: true,
+      detail: decision.detail,
+    });
+    log.info({ stage: 'deferred', reason: decision.reason, dueAt: decision.deferUntil }, 'follow-up deferred');
+    return 'deferred';
+  }
+
+  let composition: Composition;
+  try {
+    composition = await deps.composer.compose({ followup: claimed, lead, now: clock.now(), db });
+  } catch (error) {
+    log.error({ err: error }, 'composing the follow-up failed');
+    return retryOrFail(deps, claimed, log, 'compose_error', (error as Error).message);
+  }
+  for (const note of composition.notes ?? []) {
+    await appendEvent(db, { id, at: clock.now(), status: 'sending', reason: note.reason, detail: note.detail });
+  }
+  // A composed text is stored before the send, so a crash mid-send can be reconciled by text.
+  if (composition.text !== claimed.message) {
+    const stillOurs = await recordComposedText(db, { id, text: composition.text, composer: composition.composer });
+    if (!stillOurs) return 'skipped';
+  }
+
+  try {
+    const sent = await deps.transport.sendText({
+      number: claimed.phone,
+      text: composition.text,
+      delayMs: deps.policy.typingDelayMs(composition.text),
+    });
+    await markExecuted(db, {
+      id,
+      providerMessageId: sent.providerMessageId,
+      text: composition.text,
+      composer: composition.composer,
+      now: clock.now(),
+    });
+    log.info({ stage: 'executed', providerMessageId: sent.providerMessageId, composer: composition.composer }, 'follow-up sent');
+    return 'executed';
+  } catch (error) {
+    if (!(error instanceof SendError)) throw error;
+    return handleSendError(deps, claimed, composition, error, log);
+  }
+}
+
+async function handleSendError(
+  deps: ExecutorDeps,
+  claimed: ClaimedFollowup,
+  composition: Composition,
+  error: SendError,
+  log: Logger,
+): Promise<Outcome> {
+  const { db, clock } = deps;
+  const now = clock.now();
+  switch (error.kind) {
+    case 'permanent': {
+      if (error.reason === 'invalid_number') {
+        await db.transaction(async (tx) => {
+          await cancelFollowupRow(tx, { id: claimed.id, now, reason: 'invalid_number', from: ['sending'], detail: { error: error.message } });
+          await tx.query(
+            `UPDATE leads SET number_valid = false, number_checked_at = $2::timestamptz, updated_at = $2::timestamptz
+              WHERE id = $1::uuid`,
+            [claimed.lead_id, now],
+          );
+        });
+        log.warn({ stage: 'cancelled', reason: 'invalid_number' }, 'number is not on WhatsApp; follow-up cancelled');
+        return 'cancelled';
+      }
+      await markFailed(db, { id: claimed.id, now, reason: error.reason, error: error.message });
+      log.error({ stage: 'failed', reason: error.reason, err: error }, 'follow-up rejected by the provider');
+      return 'failed';
+    }
+    case 'configuration': {
+      // Our side is broken (bad key, unknown instance): pause every worker, give the follow-up back.
+      await deps.gate.pause(`evolution_${error.reason}`, error.message);
+      await deferFollowup(db, {
+        id: claimed.id,
+        now,
+        dueAt: new Date(now.getTime() + deps.settings.pauseRetryMs),
+        reason: 'sending_paused',
+        error: error.message,
+        giveBackAttempt: true,
+        detail: { pause: `evolution_${error.reason}` },
+      });
+      log.error({ stage: 'deferred', reason: error.reason, status: error.status }, 'transport misconfigured; sending paused');
+      return 'paused';
+    }
+    case 'transient':
+      return retryOrFail(deps, claimed, log, error.reason, error.message);
+    case 'ambiguous':
+      return reconcileAmbiguous(deps, claimed, composition.text, log, error);
+  }
+}
+
+async function retryOrFail(
+  deps: ExecutorDeps,
+  claimed: { id: string; attempts: number },
+  log: Logger,
+  reason: string,
+  message: string,
+): Promise<Outcome> {
+  const now = deps.clock.now();
+  if (claimed.attempts >= deps.settings.maxSendAttempts) {
+    await markFailed(deps.db, { id: claimed.id, now, reason: 'retries_exhausted', error: `${reason}: ${message}` });
+    log.error({ stage: 'failed', reason, attempts: claimed.attempts }, 'follow-up failed after its last attempt');
+    return 'failed';
+  }
+  const dueAt = new Date(now.getTime() + retryDelayMs(claimed.attempts, deps.settings.retryBaseMs));
+  await deferFollowup(deps.db, { id: claimed.id, now, dueAt, reason, error: message });
+  log.warn({ stage: 'deferred', reason, attempts: claimed.attempts, dueAt }, 'send failed; will retry');
+  return 'deferred';
+}
+
+/**
+ * The send timed out: the text may or may not be on the lead's phone. Ask the
+ * provider. Found → executed (reconciled). Not there → an ordinary retry.
+ * Provider can't say → the row stays `sending` and the sweeper asks again later;
+ * after MAX_RECONCILE_ATTEMPTS it fails as `ambiguous_send` — never a blind resend.
+ */
+export async function reconcileAmbiguous(
+  deps: ExecutorDeps,
+  claimed: { id: string; phone: string; attempts: number; sending_started_at: Date | null; composer?: string | null },
+  text: string,
+  log: Logger,
+  cause?: Error,
+): Promise<Outcome> {
+  const { db, clock } = deps;
+  if (deps.settings.reconcileDelayMs > 0) await new Promise((r) => setTimeout(r, deps.settings.reconcileDelayMs));
+  const since = claimed.sending_started_at ?? new Date(clock.now().getTime() - deps.settings.leaseMs);
+  try {
+    const found = await deps.transport.findSent({ number: claimed.phone, text, since });
+    if (found) {
+      await markExecuted(db, {
+        id: claimed.id,
+        providerMessageId: found.providerMessageId,
+        text,
+        composer: claimed.composer ?? 'explicit',
+        now: clock.now(),
+        reason: 'reconciled',
+      });
+      log.info({ stage: 'executed', providerMessageId: found.providerMessageId, reconciled: true }, 'ambiguous send was delivered');
+      return 'executed';
+    }
+    log.warn({ cause: cause?.message }, 'ambiguous send was not delivered; retrying');
+    return retryOrFail(deps, claimed, log, 'ambiguous_not_delivered', cause?.message ?? 'not delivered');
+  } catch (error) {
+    const count = await noteReconcileFailure(db, {
+      id: claimed.id,
+      now: clock.now(),
+      retryMs: Math.min(deps.settings.leaseMs, 30_000),
+      error: `reconcile failed: ${(error as Error).message}`,
+    });
+    if (count >= MAX_RECONCILE_ATTEMPTS) {
+      await markFailed(db, { id: claimed.id, now: clock.now(), reason: 'ambiguous_send', error: (error as Error).message });
+      log.error({ stage: 'failed', reason: 'ambiguous_send' }, 'could not tell whether the follow-up went out; failed without resending');
+      return 'failed';
+    }
+    log.warn({ err: error, reconcileAttempts: count }, 'could not reconcile the ambiguous send yet');
+    return 'ambiguous';
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * What may hold a follow-up back at the moment of sending — the sending window,
+ * the per-lead cap, the per-number pace — and how long "typing…" shows.
+ * The core policy only computes the typing delay; the respectful-sending rules
+ * plug in here.
+ */
+export interface PolicyInput {
+  followup: { id: string; lead_id: string; enrollment_id: string | null; step: number | null; due_at: Date };
+  lead: { id: string; phone: string; timeZone: string | null };
+  now: Date;
+}
+
+export type PolicyDecision = { ok: true } | { ok: false; deferUntil: Date; reason: string; detail?: Record<string, unknown> };
+
+export interface SendPolicy {
+  check(input: PolicyInput): Promise<PolicyDecision>;
+  /** Milliseconds of "typing…" before the text: grows with the text, with jitter. */
+  typingDelayMs(text: string): number;
+}
+
+export function typingDelayMs(text: string, random = Math.random): number {
+  // About 35 ms a character, between 1.5 s and 8 s, ±20% jitter so messages don't look machine-timed.
+  const base = Math.min(8_000, Math.max(1_500, 600 + text.length * 35));
+  return Math.round(base * (0.8 + random() * 0.4));
+}
+
+export function makeBasicPolicy(options: { typingDelay: boolean }): SendPolicy {
+  return {
+    async check() {
+      return { ok: true };
+    },
+    typingDelayMs: (text) => (options.typingDelay ? typingDelayMs(text) : 0),
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * While sending is paused, probe the transport every few seconds and lift the
+ * pause once WhatsApp answers `open` again (a fixed API key after a restart, an
+ * instance re-created, a reconnected phone). A 401/404 from the probe keeps it
+ * paused.
+ */
+import type { SendingGate } from '../followups/sending-gate.js';
+import type { Logger } from '../log.js';
+import type { Transport } from '../whatsapp/transport.js';
+
+export function watchPause(options: { gate: SendingGate; transport: Transport; log: Logger; intervalMs?: number }) {
+  const intervalMs = options.intervalMs ?? 5_000;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const tick = async () => {
+    try {
+      const state = await options.gate.state();
+      if (state.paused) {
+        const connection = await options.transport.connectionState().catch(() => 'unknown' as const);
+        if (connection === 'open' && (await options.gate.resume())) {
+          options.log.info({ previousReason: state.reason }, 'transport answers again; sending resumed');
+        }
+      }
+    } catch (error) {
+      options.log.debug({ err: error }, 'pause probe failed');
+    }
+    if (!stopped) timer = setTimeout(tick, intervalMs);
+  };
+  timer = setTimeout(tick, intervalMs);
+  timer.unref?.();
+  return {
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,461 @@
+/**
+ * A fake Evolution API v2 for tests, benchmarks and the chaos run: a real HTTP
+ * server on 127.0.0.1 speaking the routes, guards and answer shapes of the real
+ * one (test/fixtures/evolution/), with faults that can be switched on at any time.
+ *
+ * What it imitates on purpose:
+ * - guards run in the real order: unknown instance (404) before a bad key (401);
+ * - sendText waits the `delay` before answering, and keeps going when the client
+ *   gives up: a client timeout during the delay still delivers the message, which
+ *   is exactly why a timeout is ambiguous;
+ * - sendText answers 500 Connection Closed while the state is not 'open';
+ * - messages are filed under the JID WhatsApp uses (Brazilian mobiles of area
+ *   codes ≥ 31 lose their 9th digit), and findMessages matches remoteJid exactly.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { phoneVariants, toJid, tryNormalizePhone } from '../../src/whatsapp/phone.js';
+
+export type FakeFaultMode =
+  | 'connection-closed'
+  | 'server-error'
+  | 'unauthorized'
+  | 'instance-not-found'
+  | 'timeout-after-delivery'
+  | 'timeout-before-delivery'
+  | 'slow'
+  | 'drop-connection';
+
+export interface FakeFaultOptions {
+  /** Apply to the next N sendText calls only (default: until cleared). */
+  count?: number;
+  /** Apply to this share (0–1) of the calls, at random. */
+  probability?: number;
+  /** 'slow': extra latency before answering. */
+  ms?: number;
+}
+
+export interface FakeEvolutionOptions {
+  apiKey?: string;
+  instance?: string;
+  /** 0 = any free port. */
+  port?: number;
+  /** Multiplies every `delay` (1 = real time, 0 = answer at once). Default 1. */
+  delayScale?: number;
+  /** Keep every request in `requests` (default true); a long benchmark may turn it off. */
+  recordRequests?: boolean;
+}
+
+export interface FakeDelivery {
+  id: string;
+  /** As received in the request body. */
+  number: string;
+  jid: string;
+  text: string;
+  delay: number;
+  at: Date;
+}
+
+export interface FakeRequest {
+  method: string;
+  path: string;
+  /** Parsed JSON, the raw text when it was not JSON, undefined when empty. */
+  body: unknown;
+  headers: IncomingHttpHeaders;
+  at: Date;
+}
+
+export interface FakeEvolution {
+  url: string;
+  apiKey: string;
+  instance: string;
+  delivered: FakeDelivery[];
+  requests: FakeRequest[];
+  /** Numbers (either spelling) that answer exists:false. */
+  notOnWhatsApp: Set<string>;
+  fail(mode: FakeFaultMode, options?: FakeFaultOptions): void;
+  clearFaults(): void;
+  setConnectionState(state: string): void;
+  setDelayScale(scale: number): void;
+  /** Deliveries to a number, whichever spelling was used to send or to ask. */
+  deliveriesTo(number: string): FakeDelivery[];
+  /** Most deliveries in any window [t, t + windowMs), optionally to one number only. */
+  maxPerWindow(windowMs: number, number?: string): number;
+  close(): Promise<void>;
+}
+
+// Faults that hit every route, as a revoked key or a dropped WhatsApp socket would.
+const ROUTE_WIDE: ReadonlySet<FakeFaultMode> = new Set(['unauthorized', 'instance-not-found', 'connection-closed']);
+// Faults decided by the guards, before the body is even looked at.
+const GUARD_FAULTS: ReadonlySet<FakeFaultMode> = new Set(['unauthorized', 'instance-not-found']);
+const INSTANCE_ID = '6f1c2a4e-0d7b-4a43-9c55-2f1f5b0b7a10';
+const MAX_BODY_BYTES = 1_000_000;
+const PAGE_SIZE = 50;
+
+type Route = 'sendText' | 'findMessages' | 'whatsappNumbers' | 'connectionState';
+const ROUTES: Record<string, Route> = {
+  'POST message/sendText': 'sendText',
+  'POST chat/findMessages': 'findMessages',
+  'POST chat/whatsappNumbers': 'whatsappNumbers',
+  'GET instance/connectionState': 'connectionState',
+};
+
+interface ActiveFault {
+  remaining?: number;
+  probability?: number;
+  ms: number;
+}
+
+/** The JID WhatsApp files a number under, or null when it is no phone number at all. */
+export function whatsappJid(number: string): string | null {
+  const canonical = tryNormalizePhone(number);
+  if (!canonical) {
+    const digits = number.split('@')[0]!.replace(/\D/g, '');
+    return digits.length >= 8 && digits.length <= 15 ? toJid(digits) : null;
+  }
+  const variants = phoneVariants(canonical);
+  const area = Number(canonical.slice(2, 4));
+  return toJid(variants.length === 2 && area >= 31 ? variants[1]! : canonical);
+}
+
+export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Promise<FakeEvolution> {
+  const apiKey = options.apiKey ?? 'test-api-key';
+  const instance = options.instance ?? 'nautico';
+  const recordRequests = options.recordRequests ?? true;
+  let delayScale = options.delayScale ?? 1;
+  let state = 'open';
+  let closed = false;
+  let closedShapeToggle = 0;
+  let sequence = 0;
+
+  const delivered: FakeDelivery[] = [];
+  const byJid = new Map<string, FakeDelivery[]>();
+  const requests: FakeRequest[] = [];
+  const notOnWhatsApp = new Set<string>();
+  const faults = new Map<FakeFaultMode, ActiveFault>();
+  const timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+
+  /** Waits `ms`, or less if the server closes first (then the caller checks `closed`). */
+  function wait(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const entry = {
+        resolve,
+        timer: setTimeout(() => {
+          timers.delete(entry);
+          resolve();
+        }, ms),
+      };
+      timers.add(entry);
+    });
+  }
+
+  /** The first active fault among `modes` that fires for this call; counts down on sendText only. */
+  function takeFault(route: Route, modes: ReadonlySet<FakeFaultMode>): [FakeFaultMode, ActiveFault] | undefined {
+    for (const [mode, fault] of faults) {
+      if (!modes.has(mode)) continue;
+      if (route !== 'sendText' && !ROUTE_WIDE.has(mode)) continue;
+      if (fault.probability !== undefined && Math.random() >= fault.probability) continue;
+      if (route === 'sendText' && fault.remaining !== undefined) {
+        fault.remaining -= 1;
+        if (fault.remaining <= 0) faults.delete(mode);
+      }
+      return [mode, fault];
+    }
+    return undefined;
+  }
+
+  function isNotOnWhatsApp(number: string): boolean {
+    if (notOnWhatsApp.has(number)) return true;
+    const jid = whatsappJid(number);
+    for (const entry of notOnWhatsApp) if (whatsappJid(entry) === jid) return true;
+    return false;
+  }
+
+  function deliver(number: string, jid: string, text: string, delay: number): FakeDelivery {
+    sequence += 1;
+    const id = `3EB0${randomBytes(4).toString('hex').toUpperCase()}${sequence.toString(16).toUpperCase().padStart(8, '0')}`;
+    const delivery = { id, number, jid, text, delay, at: new Date() };
+    delivered.push(delivery);
+    const list = byJid.get(jid);
+    if (list) list.push(delivery);
+    else byJid.set(jid, [delivery]);
+    return delivery;
+  }
+
+  function deliveriesTo(number: string): FakeDelivery[] {
+    const jid = whatsappJid(number);
+    return jid ? [...(byJid.get(jid) ?? [])] : [];
+  }
+
+  function record(delivery: FakeDelivery) {
+    return {
+      id: `cm${delivery.id.toLowerCase()}`,
+      key: { id: delivery.id, fromMe: true, remoteJid: delivery.jid },
+      pushName: 'Você',
+      messageType: 'conversation',
+      message: { conversation: delivery.text },
+      messageTimestamp: Math.floor(delivery.at.getTime() / 1000),
+      instanceId: INSTANCE_ID,
+      source: 'unknown',
+    };
+  }
+
+  async function faultAnswer(mode: FakeFaultMode, fault: ActiveFault, res: ServerResponse): Promise<boolean> {
+    switch (mode) {
+      case 'unauthorized':
+        reply(res, 401, envelope(401, 'Unauthorized', 'Unauthorized'));
+        return true;
+      case 'instance-not-found':
+        reply(res, 404, envelope(404, 'Not Found', [`The "${instance}" instance does not exist`]));
+        return true;
+      case 'connection-closed': {
+        // The real server answers both shapes, depending on where the socket error surfaced.
+        const message = closedShapeToggle++ % 2 === 0 ? 'Connection Closed' : ['Error: Connection Closed'];
+        reply(res, 500, envelope(500, 'Internal Server Error', message));
+        return true;
+      }
+      case 'server-error':
+        reply(res, 500, envelope(500, 'Internal Server Error', 'Internal Server Error'));
+        return true;
+      case 'drop-connection':
+        res.socket?.destroy();
+        return true;
+      case 'timeout-before-delivery':
+        // Never answer; the socket stays open until the client aborts or close().
+        return true;
+      case 'slow':
+        await wait(fault.ms);
+        return false;
+      default:
+        return false;
+    }
+  }
+
+  async function sendText(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+    const errors = validateSendText(body);
+    if (errors.length > 0) return reply(res, 400, envelope(400, 'Bad Request', [errors]));
+    const number = body.number as string;
+    const text = body.text as string;
+    const delay = (body.delay as number | undefined) ?? 0;
+    const jid = whatsappJid(number);
+    if (!jid || isNotOnWhatsApp(number)) {
+      const answerJid = jid ?? `${number.split('@')[0]!.replace(/\D/g, '')}@s.whatsapp.net`;
+      return reply(res, 400, envelope(400, 'Bad Request', [{ jid: answerJid, exists: false, number }]));
+    }
+    if (state !== 'open') return reply(res, 500, envelope(500, 'Internal Server Error', 'Connection Closed'));
+
+    const fault = takeFault('sendText', ALL_FAULTS);
+    if (fault && (await faultAnswer(fault[0], fault[1], res))) return;
+    await wait(delay * delayScale);
+    if (closed) return;
+    const delivery = deliver(number, jid, text, delay);
+    // Answering is skipped on purpose: the client times out and must reconcile.
+    if (fault?.[0] === 'timeout-after-delivery') return;
+    reply(res, 201, {
+      key: { remoteJid: jid, fromMe: true, id: delivery.id },
+      pushName: 'Você',
+      status: 'PENDING',
+      message: { conversation: text },
+      contextInfo: null,
+      messageType: 'conversation',
+      messageTimestamp: Math.floor(delivery.at.getTime() / 1000),
+      instanceId: INSTANCE_ID,
+      source: 'unknown',
+    });
+  }
+
+  function findMessages(body: Record<string, unknown>, res: ServerResponse): void {
+    const where = isObject(body.where) ? body.where : {};
+    const key = isObject(where.key) ? where.key : {};
+    let list = typeof key.remoteJid === 'string' ? (byJid.get(key.remoteJid) ?? []) : delivered;
+    if (key.fromMe === false) list = [];
+    const offset = positiveInteger(body.offset) ?? PAGE_SIZE;
+    const page = positiveInteger(body.page) ?? 1;
+    const total = list.length;
+    // Newest first, as the real server orders by messageTimestamp desc.
+    const end = total - (page - 1) * offset;
+    const slice = end > 0 ? list.slice(Math.max(0, end - offset), end).reverse() : [];
+    reply(res, 200, {
+      messages: { total, pages: Math.ceil(total / offset), currentPage: page, records: slice.map(record) },
+    });
+  }
+
+  function whatsappNumbers(body: Record<string, unknown>, res: ServerResponse): void {
+    const numbers = body.numbers;
+    if (!Array.isArray(numbers) || numbers.some((n) => typeof n !== 'string')) {
+      return reply(res, 400, envelope(400, 'Bad Request', [['instance requires property "numbers"']]));
+    }
+    reply(
+      res,
+      200,
+      (numbers as string[]).map((number) => {
+        const jid = whatsappJid(number);
+        const exists = jid !== null && !isNotOnWhatsApp(number);
+        return { jid: jid ?? `${number.replace(/\D/g, '')}@s.whatsapp.net`, exists, number };
+      }),
+    );
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const at = new Date();
+    const raw = await readBody(req);
+    if (raw === null) return reply(res, 413, envelope(413, 'Payload Too Large', 'request entity too large'));
+    const path = new URL(req.url ?? '/', 'http://fake').pathname;
+    let body: unknown;
+    let badJson: string | undefined;
+    if (raw.trim() !== '') {
+      try {
+        body = JSON.parse(raw);
+      } catch (error) {
+        body = raw;
+        badJson = (error as Error).message;
+      }
+    }
+    if (recordRequests) requests.push({ method: req.method ?? 'GET', path, body, headers: { ...req.headers }, at });
+    // The JSON body parser runs before any route, as in Express.
+    if (badJson) return reply(res, 400, envelope(400, 'Bad Request', badJson));
+
+    const match = /^\/([^/]+)\/([^/]+)\/([^/]+)\/?$/.exec(path);
+    const route = match ? ROUTES[`${req.method} ${match[1]}/${match[2]}`] : undefined;
+    if (!match || !route) return reply(res, 404, envelope(404, 'Not Found', [`Cannot ${req.method} ${path}`]));
+    if (decodeURIComponent(match[3]!) !== instance) {
+      return reply(res, 404, envelope(404, 'Not Found', [`The "${decodeURIComponent(match[3]!)}" instance does not exist`]));
+    }
+    if (req.headers.apikey !== apiKey) return reply(res, 401, envelope(401, 'Unauthorized', 'Unauthorized'));
+    const guard = takeFault(route, GUARD_FAULTS);
+    if (guard) {
+      await faultAnswer(guard[0], guard[1], res);
+      return;
+    }
+
+    const input = isObject(body) ? body : {};
+    if (route === 'sendText') return sendText(input, res);
+    const fault = takeFault(route, ROUTE_WIDE);
+    if (fault) {
+      await faultAnswer(fault[0], fault[1], res);
+      return;
+    }
+    if (route === 'findMessages') return findMessages(input, res);
+    if (route === 'whatsappNumbers') return whatsappNumbers(input, res);
+    reply(res, 200, { instance: { instanceName: instance, state } });
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: Error) => {
+      if (!res.headersSent && !res.destroyed) reply(res, 500, envelope(500, 'Internal Server Error', error.message));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    apiKey,
+    instance,
+    delivered,
+    requests,
+    notOnWhatsApp,
+    fail(mode, faultOptions = {}) {
+      faults.delete(mode);
+      faults.set(mode, { remaining: faultOptions.count, probability: faultOptions.probability, ms: faultOptions.ms ?? 1000 });
+    },
+    clearFaults() {
+      faults.clear();
+    },
+    setConnectionState(next) {
+      state = next;
+    },
+    setDelayScale(scale) {
+      delayScale = scale;
+    },
+    deliveriesTo,
+    maxPerWindow(windowMs, number) {
+      const list = number === undefined ? delivered : deliveriesTo(number);
+      const times = list.map((d) => d.at.getTime()).sort((a, b) => a - b);
+      let best = 0;
+      let left = 0;
+      for (let right = 0; right < times.length; right++) {
+        while (times[right]! - times[left]! >= windowMs) left++;
+        best = Math.max(best, right - left + 1);
+      }
+      return best;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const entry of timers) {
+        clearTimeout(entry.timer);
+        entry.resolve();
+      }
+      timers.clear();
+      const done = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Held sockets (timeouts) and keep-alive connections would keep close() waiting.
+      server.closeAllConnections();
+      await done;
+    },
+  };
+}
+
+const ALL_FAULTS: ReadonlySet<FakeFaultMode> = new Set<FakeFaultMode>([
+  'connection-closed',
+  'server-error',
+  'timeout-after-delivery',
+  'timeout-before-delivery',
+  'slow',
+  'drop-connection',
+]);
+
+/** Evolution's schema errors, worded as its jsonschema validator words them. */
+function validateSendText(body: Record<string, unknown>): string[] {
+  const errors: string[] = [];
+  if (!('number' in body)) errors.push('instance requires property "number"');
+  else if (typeof body.number !== 'string') errors.push('Invalid format');
+  if (!('text' in body)) errors.push('instance requires property "text"');
+  else if (typeof body.text !== 'string') errors.push('text is not of a type(s) string');
+  else if (body.text.trim() === '') errors.push('The "text" cannot be empty');
+  if (body.delay !== undefined && !Number.isInteger(body.delay)) errors.push('Enter a value in milliseconds');
+  if (body.linkPreview !== undefined && typeof body.linkPreview !== 'boolean') {
+    errors.push('linkPreview is not of a type(s) boolean');
+  }
+  return errors;
+}
+
+function envelope(status: number, error: string, message: unknown) {
+  return { status, error, response: { message } };
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const payload = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) });
+  res.end(payload);
+}
+
+/** The body as text, or null when it is too large. */
+async function readBody(req: IncomingMessage): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function positiveInteger(value: unknown): number | undefined {
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}

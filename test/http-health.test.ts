@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { FastifyInstance, HTTPMethods } from 'fastify';
+import { makeFakeClock } from '../src/clock.js';
+import { loadConfig } from '../src/config.js';
+import { type Context, createContext } from '../src/context.js';
+import { makePgDb } from '../src/db/pg-db.js';
+import { buildApp, routeModules } from '../src/http/build-app.js';
+import { createLogger } from '../src/log.js';
+import type { QueueLink } from '../src/queue/queue-link.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+
+const TOKEN = 'test-token-123';
+const auth = { authorization: `Bearer ${TOKEN}` };
+const silent = createLogger({ level: 'silent' });
+
+let testDb: TestDatabase;
+let ctx: Context;
+let app: FastifyInstance;
+
+function configFor(url: string) {
+  return loadConfig({ DATABASE_URL: url, FOLLOWUPS_API_TOKEN: TOKEN });
+}
+
+before(async () => {
+  testDb = await createTestDatabase();
+  ctx = await createContext(configFor(testDb.url), silent, { db: testDb.db, queue: null, skipMigrations: true, clock: makeFakeClock() });
+  app = await buildApp(ctx);
+});
+
+after(async () => {
+  await app?.close();
+  await ctx?.close();
+  await testDb?.drop();
+});
+
+describe('health', () => {
+  it('answers /health/live with 200 ok, without a token', async () => {
+    const res = await app.inject({ method: 'GET', url: '/health/live' });
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json(), { status: 'ok' });
+  });
+
+  it('is ready (200 ok) with the database up, the queue in direct mode and sending active', async () => {
+    const res = await app.inject({ method: 'GET', url: '/health/ready' });
+    assert.equal(res.statusCode, 200);
+    const body = res.json();
+    assert.equal(body.status, 'ok');
+    assert.equal(body.checks.database.status, 'up');
+    assert.equal(typeof body.checks.database.latencyMs, 'number');
+    assert.deepEqual(body.checks.queue, { status: 'direct' });
+    assert.deepEqual(body.checks.sending, { status: 'active' });
+    assert.deepEqual(body.checks.transport, { name: 'dry-run' });
+  });
+
+  it('shows why sending is paused, and stays ready (degraded)', async () => {
+    await ctx.gate.pause('evolution_unauthorized', 'Evolution answered 401: check EVOLUTION_API_KEY');
+    try {
+      const res = await app.inject({ method: 'GET', url: '/health/ready' });
+      assert.equal(res.statusCode, 200);
+      const body = res.json();
+      assert.equal(body.status, 'degraded');
+      assert.equal(body.checks.sending.status, 'paused');
+      assert.equal(body.checks.sending.reason, 'evolution_unauthorized');
+      assert.equal(body.checks.sending.detail, 'Evolution answered 401: check EVOLUTION_API_KEY');
+      assert.equal(body.checks.sending.since, '2026-01-05T12:00:00.000Z');
+    } finally {
+      await ctx.gate.resume();
+    }
+  });
+
+  it('stays ready (degraded) when the queue is down: the relay runs follow-ups itself', async () => {
+    const downQueue = { ping: async () => false, close: async () => undefined } as unknown as QueueLink;
+    const queueCtx = await createContext(configFor(testDb.url), silent, { db: testDb.db, queue: downQueue, skipMigrations: true });
+    const queueApp = await buildApp(queueCtx);
+    try {
+      const res = await queueApp.inject({ method: 'GET', url: '/health/ready' });
+      assert.equal(res.statusCode, 200);
+      assert.equal(res.json().status, 'degraded');
+      assert.equal(res.json().checks.queue.status, 'down');
+    } finally {
+      await queueApp.close();
+      await queueCtx.close();
+    }
+  });
+
+  it('answers 503 (down) when the database is unreachable, saying nothing internal', async () => {
+    const deadDb = makePgDb({ url: 'postgresql://root@127.0.0.1:1/x', poolSize: 1, log: silent });
+    const deadCtx = await createContext(configFor('postgresql://root@127.0.0.1:1/x'), silent, { db: deadDb, queue: null, skipMigrations: true });
+    const deadApp = await buildApp(deadCtx);
+    try {
+      const res = await deadApp.inject({ method: 'GET', url: '/health/ready' });
+      assert.equal(res.statusCode, 503);
+      const body = res.json();
+      assert.equal(body.status, 'down');
+      assert.deepEqual(body.checks.database, { status: 'down', reason: 'unreachable' });
+      assert.deepEqual(body.checks.sending, { status: 'unknown' });
+      assert.deepEqual(body.checks.queue, { status: 'direct' });
+      assert.ok(!res.body.includes('127.0.0.1') && !res.body.includes('ECONNREFUSED'));
+      const live = await deadApp.inject({ method: 'GET', url: '/health/live' });
+      assert.equal(live.statusCode, 200, 'liveness does not depend on the database');
+    } finally {
+      await deadApp.close();
+      await deadCtx.close();
+      await deadDb.close();
+    }
+  });
+
+  it('counts a database that does not answer within 2 s as down', async () => {
+    const hung = { ...testDb.db, query: () => new Promise<never>(() => undefined) };
+    const hungCtx = await createContext(configFor(testDb.url), silent, { db: hung, queue: null, skipMigrations: true });
+    const hungApp = await buildApp(hungCtx);
+    try {
+      const started = Date.now();
+      const res = await hungApp.inject({ method: 'GET', url: '/health/ready' });
+      assert.equal(res.statusCode, 503);
+      assert.deepEqual(res.json().checks.database, { status: 'down', reason: 'timeout' });
+      assert.ok(Date.now() - started < 3_000);
+    } finally {
+      await hungApp.close();
+      await hungCtx.close();
+    }
+  });
+});
+
+describe('metrics and documentation', () => {
+  it('exposes Prometheus metrics with follow-ups counted by status', async () => {
+    const scheduled = await app.inject({ method: 'POST', url: '/v1/followups', headers: auth, payload: { phone: '5581999998888', message: 'oi' } });
+    assert.equal(scheduled.statusCode, 201);
+    await app.inject({ method: 'POST', url: `/v1/followups/${scheduled.json().id}/cancel`, headers: auth });
+    await app.inject({ method: 'POST', url: '/v1/followups', headers: auth, payload: { phone: '5581999997777', message: 'oi' } });
+
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^text\/plain/);
+    assert.match(res.body, /# TYPE followups_by_status gauge/);
+    assert.match(res.body, /followups_by_status\{status="pending"\} 1\n/);
+    assert.match(res.body, /followups_by_status\{status="cancelled"\} 1\n/);
+    assert.match(res.body, /followups_by_status\{status="executed"\} 0\n/);
+    assert.match(res.body, /followups_outcomes_total/);
+  });
+
+  it('describes every route in /openapi.json, each backed by a real route', async () => {
+    const res = await app.inject({ method: 'GET', url: '/openapi.json' });
+    assert.equal(res.statusCode, 200);
+    const doc = res.json();
+    assert.equal(doc.openapi, '3.1.0');
+    assert.deepEqual(doc.components.securitySchemes.bearerAuth, { type: 'http', scheme: 'bearer', description: 'FOLLOWUPS_API_TOKEN' });
+    assert.ok(doc.components.schemas.Error.properties.error);
+    for (const path of [
+      '/v1/followups',
+      '/v1/followups/{id}',
+      '/v1/followups/{id}/cancel',
+      '/v1/followups/{id}/retry',
+      '/v1/stats',
+      '/health/live',
+      '/health/ready',
+      '/metrics',
+      '/openapi.json',
+      '/docs',
+    ]) {
+      assert.ok(doc.paths[path], `${path} is documented`);
+    }
+    // The request schema comes from the zod schema: strict, with the real limits.
+    const schedule = doc.components.schemas.ScheduleFollowupRequest;
+    assert.equal(schedule.additionalProperties, false);
+    assert.equal(schedule.properties.message.anyOf[0].maxLength, 4096);
+    assert.deepEqual(schedule.required, ['phone']);
+
+    const methods = ['get', 'post', 'put', 'delete', 'patch'];
+    for (const [path, item] of Object.entries<Record<string, { security?: unknown[]; responses: Record<string, unknown> }>>(doc.paths)) {
+      for (const method of Object.keys(item).filter((m) => methods.includes(m))) {
+        const url = path.replace(/\{(\w+)\}/g, ':$1');
+        assert.ok(app.hasRoute({ method: method.toUpperCase() as HTTPMethods, url }), `${method} ${path} is a route`);
+        const op = item[method]!;
+        if (path.startsWith('/v1/')) {
+          assert.deepEqual(op.security, [{ bearerAuth: [] }], `${method} ${path} needs the token`);
+          assert.ok(op.responses['401'], `${method} ${path} documents 401`);
+        } else {
+          assert.deepEqual(op.security, [], `${method} ${path} is public`);
+        }
+      }
+    }
+    // And the other way round: every module documents at least one path.
+    for (const route of routeModules) assert.ok(Object.keys(route.openapi.paths).length > 0, route.name);
+  });
+
+  it('serves /docs as one self-contained page that reads /openapi.json', async () => {
+    const res = await app.inject({ method: 'GET', url: '/docs' });
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^text\/html/);
+    assert.match(res.body, /fetch\('\/openapi\.json'\)/);
+    assert.doesNotMatch(res.body, /<(script|link|img)[^>]+(src|href)=/i, 'no external assets');
+    assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+  });
+});

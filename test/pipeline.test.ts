@@ -1,0 +1,139 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { scheduleFollowup } from '../src/followups/schedule-followup.js';
+import { cancelFollowup } from '../src/followups/operator-actions.js';
+import { getFollowup } from '../src/followups/find-followups.js';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
+import { countByStatus, insertDueFollowups, startRole, waitFor } from './helpers/pipeline.js';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('the pipeline on PostgreSQL, Redis and a fake Evolution API', () => {
+  let testDb: TestDatabase;
+  let fake: FakeEvolution;
+
+  before(async () => {
+    testDb = await createTestDatabase({ poolSize: 4 });
+    fake = await startFakeEvolution({ delayScale: 0 });
+  });
+  after(async () => {
+    await fake.close();
+    await testDb.drop();
+  });
+
+  test('delivers a follow-up scheduled 2 s ahead once, not before its time, and records every transition', async () => {
+    const env = { REDIS_URL, QUEUE_NAME: 'pipeline_first' };
+    const relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env, fake });
+    const worker = await startRole({ roles: ['worker'], databaseUrl: testDb.url, env, fake });
+    try {
+      const dueAt = new Date(Date.now() + 2_000);
+      const text = 'Opa, João! Passando só pra saber se ficou alguma dúvida, visse?';
+      const { followup } = await scheduleFollowup(relay.ctx, { phone: '558199998888', message: text, dueAt: dueAt.toISOString() });
+
+      const done = await waitFor('executed', async () => {
+        const f = await getFollowup(testDb.db, followup.id);
+        return f.followup.status === 'executed' && f;
+      });
+      const deliveries = fake.delivered.filter((d) => d.text === text);
+      assert.equal(deliveries.length, 1, 'delivered exactly once');
+      assert.equal(deliveries[0]!.number, '5581999998888', 'sent to the canonical number');
+      assert.ok(deliveries[0]!.at.getTime() >= dueAt.getTime(), 'not before its time');
+      assert.equal(done.followup.provider_message_id, deliveries[0]!.id);
+      assert.equal(done.followup.sent_text, text);
+      assert.deepEqual(
+        done.events.map((e) => [e.from_status, e.to_status, e.reason]),
+        [
+          [null, 'pending', 'scheduled'],
+          ['pending', 'queued', 'published'],
+          ['queued', 'sending', 'claimed'],
+          ['sending', 'executed', 'sent'],
+        ],
+      );
+      const { rows } = await testDb.db.query<{ text: string; direction: string }>(
+        'SELECT text, direction FROM messages WHERE follow_up_id = $1',
+        [followup.id],
+      );
+      assert.deepEqual(rows, [{ text, direction: 'out' }], 'the sent text is in the conversation log');
+    } finally {
+      await worker.stop();
+      await relay.stop();
+    }
+  });
+
+  test('two relays and three workers racing over 2,000 due follow-ups deliver each exactly once', async () => {
+    const env = { REDIS_URL, QUEUE_NAME: 'pipeline_race', RELAY_BATCH_SIZE: '100', WORKER_CONCURRENCY: '20' };
+    const ids = await insertDueFollowups(testDb.db, { count: 2_000, phonePrefix: '55829', text: (i) => `race ${i}` });
+    const roles = await Promise.all([
+      startRole({ roles: ['relay'], databaseUrl: testDb.url, env, fake }),
+      startRole({ roles: ['relay'], databaseUrl: testDb.url, env, fake }),
+      startRole({ roles: ['worker'], databaseUrl: testDb.url, env, fake }),
+      startRole({ roles: ['worker'], databaseUrl: testDb.url, env, fake }),
+      startRole({ roles: ['worker'], databaseUrl: testDb.url, env, fake }),
+    ]);
+    try {
+      await waitFor(
+        'all executed',
+        async () => {
+          const { rows } = await testDb.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM follow_ups WHERE id = ANY($1::uuid[]) AND status = 'executed'`,
+            [ids],
+          );
+          return rows[0]!.n === ids.length;
+        },
+        { timeoutMs: 120_000, intervalMs: 200 },
+      );
+      const raced = fake.delivered.filter((d) => d.text.startsWith('race '));
+      assert.equal(raced.length, 2_000, 'one delivery per follow-up');
+      assert.equal(new Set(raced.map((d) => d.text)).size, 2_000, 'no follow-up delivered twice');
+      const { rows } = await testDb.db.query<{ n: number }>(
+        `SELECT count(DISTINCT provider_message_id)::int AS n FROM follow_ups WHERE id = ANY($1::uuid[])`,
+        [ids],
+      );
+      assert.equal(rows[0]!.n, 2_000, 'each executed row carries its own provider id');
+    } finally {
+      await Promise.all(roles.map((r) => r.stop()));
+    }
+  });
+
+  test('does not send a follow-up cancelled while it was queued', async () => {
+    const env = { REDIS_URL, QUEUE_NAME: 'pipeline_cancel' };
+    const relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env, fake });
+    const text = 'Esta mensagem foi cancelada na fila';
+    const { followup } = await scheduleFollowup(relay.ctx, { phone: '5581988880001', message: text });
+    await waitFor('queued', async () => (await getFollowup(testDb.db, followup.id)).followup.status === 'queued');
+    await cancelFollowup(relay.ctx, followup.id);
+    const worker = await startRole({ roles: ['worker'], databaseUrl: testDb.url, env, fake });
+    try {
+      // The job is still in Redis; the worker takes it and must find the row cancelled.
+      await waitFor('queue drained', async () => {
+        const depth = await relay.ctx.queue!.depth();
+        return depth !== null && depth.waiting === 0 && depth.active === 0;
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(fake.delivered.filter((d) => d.text === text).length, 0);
+      const after = await getFollowup(testDb.db, followup.id);
+      assert.equal(after.followup.status, 'cancelled');
+      assert.equal(after.followup.cancel_reason, 'operator');
+    } finally {
+      await worker.stop();
+      await relay.stop();
+    }
+  });
+
+  test('keeps pending follow-ups across a restart of every role', async () => {
+    const env = { REDIS_URL, QUEUE_NAME: 'pipeline_restart' };
+    let role = await startRole({ roles: ['relay', 'worker'], databaseUrl: testDb.url, env, fake });
+    const { followup } = await scheduleFollowup(role.ctx, { phone: '5581988880002', message: 'Daqui a uma hora', delayHours: 1 });
+    await role.stop();
+    role = await startRole({ roles: ['relay', 'worker'], databaseUrl: testDb.url, env, fake });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      const f = await getFollowup(testDb.db, followup.id);
+      assert.equal(f.followup.status, 'pending', 'a restart neither cancels nor loses it');
+      assert.ok((await countByStatus(testDb.db)).pending! >= 1);
+    } finally {
+      await role.stop();
+    }
+  });
+});

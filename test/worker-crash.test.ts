@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
+import { insertDueFollowups, startRole, testEnv, waitFor } from './helpers/pipeline.js';
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+describe('a worker killed with SIGKILL mid-batch', () => {
+  let testDb: TestDatabase;
+  let fake: FakeEvolution;
+
+  before(async () => {
+    testDb = await createTestDatabase({ poolSize: 4 });
+    fake = await startFakeEvolution({ delayScale: 0 });
+  });
+  after(async () => {
+    await fake.close();
+    await testDb.drop();
+  });
+
+  test('leaves every follow-up terminal and none delivered twice', async () => {
+    const env = {
+      REDIS_URL,
+      QUEUE_NAME: 'crash',
+      LEASE_SECONDS: '4',
+      WORKER_LOCK_SECONDS: '2',
+      WORKER_CONCURRENCY: '8',
+    };
+    // Slow answers, so sends are in flight when the worker dies.
+    fake.fail('slow', { ms: 150 });
+    const ids = await insertDueFollowups(testDb.db, { count: 300, phonePrefix: '55819', text: (i) => `crash ${i}` });
+    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'worker'], {
+      env: {
+        PATH: process.env.PATH,
+        ...testEnv({
+          ...env,
+          DATABASE_URL: testDb.url,
+          EVOLUTION_API_URL: fake.url,
+          EVOLUTION_API_KEY: fake.apiKey,
+          EVOLUTION_INSTANCE_NAME: fake.instance,
+        }),
+      } as NodeJS.ProcessEnv,
+      stdio: 'ignore',
+    });
+    const relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env, fake });
+    try {
+      await waitFor('the worker is mid-batch', async () => fake.delivered.filter((d) => d.text.startsWith('crash ')).length >= 40, {
+        timeoutMs: 60_000,
+      });
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGKILL');
+      await exited;
+      const { rows: inflight } = await testDb.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM follow_ups WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'sending')`,
+        [ids],
+      );
+      assert.ok(inflight[0]!.n > 0, 'the kill left work in flight');
+
+      const worker = await startRole({ roles: ['worker'], databaseUrl: testDb.url, env, fake });
+      try {
+        await waitFor(
+          'every follow-up terminal',
+          async () => {
+            const { rows } = await testDb.db.query<{ n: number }>(
+              `SELECT count(*)::int AS n FROM follow_ups WHERE id = ANY($1::uuid[]) AND status IN ('executed', 'failed', 'cancelled')`,
+              [ids],
+            );
+            return rows[0]!.n === ids.length;
+          },
+          { timeoutMs: 90_000, intervalMs: 200 },
+        );
+      } finally {
+        await worker.stop();
+      }
+      const texts = fake.delivered.filter((d) => d.text.startsWith('crash ')).map((d) => d.text);
+      assert.equal(new Set(texts).size, texts.length, 'none delivered twice');
+      const { rows } = await testDb.db.query<{ status: string; n: number }>(
+        `SELECT status, count(*)::int AS n FROM follow_ups WHERE id = ANY($1::uuid[]) GROUP BY status`,
+        [ids],
+      );
+      assert.deepEqual(rows, [{ status: 'executed', n: 300 }]);
+      assert.equal(texts.length, 300, 'every executed follow-up was delivered');
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await relay.stop();
+    }
+  });
+});
