@@ -70,7 +70,7 @@ describe('health', () => {
   });
 
   it('stays ready (degraded) when the queue is down: the relay runs follow-ups itself', async () => {
-    const downQueue = { ping: async () => false, close: async () => undefined } as unknown as QueueLink;
+    const downQueue = { ping: async () => false, depth: async () => null, close: async () => undefined } as unknown as QueueLink;
     const queueCtx = await createContext(configFor(testDb.url), silent, { db: testDb.db, queue: downQueue, skipMigrations: true });
     const queueApp = await buildApp(queueCtx);
     try {

@@ -25,7 +25,7 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 type DatabaseCheck = { status: 'up'; latencyMs: number } | { status: 'down'; reason: 'timeout' | 'unreachable' };
-type QueueCheck = { status: 'direct' | 'up' } | { status: 'down'; note: string };
+type QueueCheck = { status: 'direct' | 'up'; depth?: { waiting: number; active: number; delayed: number } } | { status: 'down'; note: string };
 type SendingCheck = ({ status: 'active' } | ({ status: 'paused' } & Omit<PauseState, 'paused'>)) | { status: 'unknown' };
 
 async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
@@ -43,7 +43,8 @@ async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
 async function checkQueue(ctx: Context): Promise<QueueCheck> {
   if (ctx.queue === null) return { status: 'direct' };
   // ping() is bounded by the Redis command timeout and never throws.
-  if (await ctx.queue.ping()) return { status: 'up' };
+  const depth = await ctx.queue.depth();
+  if (depth) return { status: 'up', depth };
   return { status: 'down', note: 'the relay runs due follow-ups itself (direct mode) until the queue returns' };
 }
 
@@ -110,7 +111,7 @@ export const healthRoutes: RouteModule = {
             type: 'object',
             properties: {
               database: { type: 'object', properties: { status: { enum: ['up', 'down'] }, latencyMs: { type: 'number' }, reason: { type: 'string' } } },
-              queue: { type: 'object', properties: { status: { enum: ['up', 'down', 'direct'] }, note: { type: 'string' } } },
+              queue: { type: 'object', properties: { status: { enum: ['up', 'down', 'direct'] }, note: { type: 'string' }, depth: { type: 'object' } } },
               sending: {
                 type: 'object',
                 properties: {
