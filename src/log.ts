@@ -25,12 +25,11 @@ export function createLogger(options: { level: string; pretty?: boolean; destina
   const base: pino.LoggerOptions = {
     level: options.level,
     base: { service: 'nautico-followups' },
-    redact: { paths: SECRET_PATHS, censor: '[redacted]' },
-    formatters: {
-      log(object) {
-        if (typeof object.phone === 'string') return { ...object, phone: maskPhone(object.phone) };
-        return object;
-      },
+    // Phones are masked by the redaction too, because pino applies it to child bindings
+    // (`log.child({ phone })`), which the `log` formatter never sees.
+    redact: {
+      paths: [...SECRET_PATHS, 'phone', '*.phone'],
+      censor: (value, path) => (path[path.length - 1] === 'phone' ? maskPhone(value == null ? '' : String(value)) : '[redacted]'),
     },
     timestamp: pino.stdTimeFunctions.isoTime,
   };

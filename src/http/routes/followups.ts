@@ -44,6 +44,12 @@ export const followupRoutes: RouteModule = {
     app.post('/v1/followups', async (request, reply) => {
       const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key'], request.body);
       const { followup, created } = await scheduleFollowup(ctx, request.body, { idempotencyKey });
+      if (created) {
+        ctx.log.info(
+          { followupId: followup.id, leadId: followup.lead_id, phone: followup.phone, stage: 'scheduled', dueAt: followup.due_at },
+          'follow-up scheduled',
+        );
+      }
       return reply
         .code(created ? 201 : 200)
         .header('location', `/v1/followups/${followup.id}`)
