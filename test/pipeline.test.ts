@@ -91,8 +91,36 @@ describe('the pipeline on PostgreSQL, Redis and a fake Evolution API', () => {
         [ids],
       );
       assert.equal(rows[0]!.n, 2_000, 'each executed row carries its own provider id');
+      const published = await testDb.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM (
+           SELECT follow_up_id FROM follow_up_events
+            WHERE follow_up_id = ANY($1::uuid[]) AND to_status = 'queued'
+            GROUP BY follow_up_id HAVING count(*) > 1) twice`,
+        [ids],
+      );
+      assert.equal(published.rows[0]!.n, 0, 'no follow-up was published twice');
     } finally {
       await Promise.all(roles.map((r) => r.stop()));
+    }
+  });
+
+  test('a sleeping relay is woken by NOTIFY for an earlier follow-up, with no fixed poll', async () => {
+    // A 60 s cap: only LISTEN/NOTIFY can make the relay act on a follow-up due in 1 s.
+    const env = { REDIS_URL, QUEUE_NAME: 'pipeline_notify', RELAY_MAX_SLEEP_MS: '60000' };
+    const relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env, fake });
+    const worker = await startRole({ roles: ['worker'], databaseUrl: testDb.url, env, fake });
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // let the relay go to sleep
+      const dueAt = new Date(Date.now() + 1_000);
+      const { followup } = await scheduleFollowup(relay.ctx, { phone: '5581988880003', message: 'Acordei o relay', dueAt: dueAt.toISOString() });
+      await waitFor('executed', async () => (await getFollowup(testDb.db, followup.id)).followup.status === 'executed', { timeoutMs: 10_000 });
+      const delivery = fake.delivered.find((d) => d.text === 'Acordei o relay')!;
+      const lateness = delivery.at.getTime() - dueAt.getTime();
+      assert.ok(lateness >= 0, 'not before its time');
+      assert.ok(lateness < 5_000, `woken on time, not by the 60 s cap (late by ${lateness} ms)`);
+    } finally {
+      await worker.stop();
+      await relay.stop();
     }
   });
 
