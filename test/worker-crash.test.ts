@@ -88,3 +88,68 @@ describe('a worker killed with SIGKILL mid-batch', () => {
     }
   });
 });
+
+describe('graceful shutdown of separate roles', () => {
+  let testDb: TestDatabase;
+  let fake: FakeEvolution;
+
+  before(async () => {
+    testDb = await createTestDatabase({ poolSize: 4 });
+    fake = await startFakeEvolution({ delayScale: 0 });
+  });
+  after(async () => {
+    await fake.close();
+    await testDb.drop();
+  });
+
+  for (const role of ['worker', 'relay', 'api'] as const) {
+    test(`\`followups ${role}\` finishes what is in flight and exits 0 on SIGTERM`, async () => {
+      const env = testEnv({
+        REDIS_URL,
+        QUEUE_NAME: `graceful_${role}`,
+        DATABASE_URL: testDb.url,
+        EVOLUTION_API_URL: fake.url,
+        EVOLUTION_API_KEY: fake.apiKey,
+        EVOLUTION_INSTANCE_NAME: fake.instance,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+      });
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', role], {
+        env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let output = '';
+      child.stdout!.on('data', (chunk) => (output += String(chunk)));
+      try {
+        await waitFor('started', async () => /relay started|worker started|api listening/.test(output), { timeoutMs: 60_000 });
+        let ids: string[] = [];
+        if (role === 'worker') {
+          // Sends in flight at SIGTERM: slow answers, and a relay feeding the queue.
+          fake.fail('slow', { ms: 400 });
+          const relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env: { REDIS_URL, QUEUE_NAME: 'graceful_worker' }, fake });
+          ids = await insertDueFollowups(testDb.db, { count: 20, phonePrefix: '55859', text: (i) => `graceful ${i}` });
+          await waitFor('sending', async () => fake.requests.some((r) => r.path.includes('sendText')), { timeoutMs: 30_000 });
+          await relay.stop();
+        }
+        const started = Date.now();
+        const code = await new Promise<number | null>((resolve) => {
+          child.once('exit', resolve);
+          child.kill('SIGTERM');
+        });
+        assert.equal(code, 0, output.slice(-2_000));
+        assert.ok(Date.now() - started < 10_000, 'within a few seconds');
+        if (ids.length) {
+          const { rows } = await testDb.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM follow_ups WHERE id = ANY($1::uuid[]) AND status = 'sending'`,
+            [ids],
+          );
+          assert.equal(rows[0]!.n, 0, 'nothing left half-sent: in-flight sends finished before exit');
+        }
+      } finally {
+        fake.clearFaults();
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+    });
+  }
+});
