@@ -4,11 +4,14 @@
  *   followups start    api + relay + worker in one process (the embedded default)
  *   followups api | relay | worker
  *   followups migrate
+ *   followups import fans.csv --campaign nautico
  */
+import { createWriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from './errors.js';
 import { type Config, loadConfig } from './config.js';
 import { createContext, type Context } from './context.js';
+import { isConnectionError } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
 import { type Role, startRoles } from './roles.js';
@@ -29,12 +32,28 @@ function makeLog(config: Config): Logger {
   return createLogger({ level: config.logLevel, pretty: config.logPretty || Boolean(process.stdout.isTTY) });
 }
 
+/**
+ * A role that starts while PostgreSQL is down (a restart, a deploy racing the database)
+ * waits for it instead of exiting: up to a minute, then it gives up and says why.
+ */
+async function createContextPatiently(config: Config, log: Logger): Promise<Context> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createContext(config, log);
+    } catch (error) {
+      if (!isConnectionError(error) || attempt >= 30) throw error;
+      log.warn({ err: { message: (error as Error).message }, attempt }, 'database unreachable at start; retrying');
+      await new Promise((r) => setTimeout(r, 2_000));
+    }
+  }
+}
+
 async function runRoles(roles: Role[], opts: { migrate?: boolean }) {
   const config = readConfig(opts.migrate === false ? { MIGRATE_ON_START: 'false' } : {});
   const log = makeLog(config);
   let ctx: Context | undefined;
   try {
-    ctx = await createContext(config, log);
+    ctx = await createContextPatiently(config, log);
     // Without Redis there is no worker: the relay sends follow-ups itself.
     const effective = roles.filter((r) => r !== 'worker' || config.redis.url);
     log.info(
@@ -105,6 +124,43 @@ program
       const applied = await migrate(ctx.db, log);
       log.info({ applied }, applied.length ? 'migrations applied' : 'database is up to date');
     } finally {
+      await ctx.close();
+    }
+  });
+
+program
+  .command('import <file>')
+  .description('enroll the leads of a CSV file (columns phone/telefone/whatsapp, name/nome, optional anchorAt/ultima_interacao) in a campaign')
+  .requiredOption('--campaign <name>', 'campaign to enroll them in, e.g. nautico')
+  .option('--batch-size <n>', 'leads per enrollment batch (at most 10000)', '5000')
+  .option('--rejections <file>', 'write every rejected row (line, phone, reason) to this CSV file')
+  .action(async (file: string, o: { campaign: string; batchSize: string; rejections?: string }) => {
+    // Loaded here, not at the top: the CSV parser and progress bar are for this command only.
+    const { importCsv } = await import('./campaigns/import-csv.js');
+    const { formatImportSummary, makeImportProgress } = await import('./campaigns/import-progress.js');
+    const config = readConfig();
+    const log = makeLog(config);
+    const ctx = await createContext(config, log, { queue: null });
+    const out = o.rejections ? createWriteStream(o.rejections) : null;
+    out?.write('line,phone,reason\n');
+    const progress = makeImportProgress(process.stderr);
+    try {
+      const summary = await importCsv(ctx, {
+        file,
+        campaign: o.campaign,
+        batchSize: Number(o.batchSize),
+        timeZone: config.sending.timeZone,
+        onProgress: (p) => progress.update(p),
+        onRejection: (r) => out?.write(`${r.line},"${r.phone.replace(/"/g, '""')}",${r.reason}\n`),
+      });
+      progress.stop();
+      process.stdout.write(formatImportSummary(summary, { campaign: o.campaign, rejectionsFile: o.rejections }));
+    } catch (error) {
+      progress.stop();
+      process.exitCode = 1;
+      process.stderr.write(`import failed: ${(error as Error).message}\n`);
+    } finally {
+      if (out) await new Promise((resolve) => out.end(resolve));
       await ctx.close();
     }
   });

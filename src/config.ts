@@ -77,6 +77,12 @@ const schema = z.object({
   SEND_RATE_PER_MINUTE: int(0, 100_000).default(20),
   SEND_DAILY_CAP: int(0, 10_000_000).default(1000),
   TYPING_DELAY_ENABLED: flag.default(true),
+  // The span SEND_RATE_PER_MINUTE counts over: 60 in production; tests shrink it to stay short.
+  SEND_RATE_WINDOW_SECONDS: int(1, 3_600).default(60),
+  // Follow-ups held back by the window are spread over this much of the next opening.
+  SENDING_WINDOW_JITTER_MINUTES: int(0, 720).default(45),
+  // Ask /chat/whatsappNumbers once per lead before its first send (off: sendText's own 400 still catches them).
+  WHATSAPP_NUMBER_CHECK: flag.default(true),
 
   WORKER_CONCURRENCY: int(1, 1000).default(10),
   WORKER_LOCK_SECONDS: int(1, 3_600).default(30),
@@ -118,6 +124,12 @@ export type Config = {
     ratePerMinute: number;
     dailyCap: number;
     typingDelay: boolean;
+    /** SEND_RATE_PER_MINUTE counts over this many milliseconds (60 000 unless a test shrinks it). */
+    rateWindowMs: number;
+    /** Follow-ups held back by the window go out spread over this much of the next opening. */
+    windowJitterMs: number;
+    /** Check each lead's number once with /chat/whatsappNumbers before its first send. */
+    checkNumbers: boolean;
   };
   /** lockMs: a job whose worker died goes back to the queue after about this long (BullMQ stalled check). */
   worker: { concurrency: number; lockMs: number };
@@ -200,6 +212,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       ratePerMinute: e.SEND_RATE_PER_MINUTE,
       dailyCap: e.SEND_DAILY_CAP,
       typingDelay: e.TYPING_DELAY_ENABLED,
+      rateWindowMs: e.SEND_RATE_WINDOW_SECONDS * 1000,
+      windowJitterMs: e.SENDING_WINDOW_JITTER_MINUTES * 60_000,
+      checkNumbers: e.WHATSAPP_NUMBER_CHECK,
     },
     worker: { concurrency: e.WORKER_CONCURRENCY, lockMs: e.WORKER_LOCK_SECONDS * 1000 },
     relay: { batchSize: e.RELAY_BATCH_SIZE, maxSleepMs: e.RELAY_MAX_SLEEP_MS },

@@ -1,11 +1,15 @@
 /**
  * Everything a role needs, built once from the configuration:
- * { config, log, db, clock, transport, composer, gate, policy, queue, metrics }.
+ * { config, log, db, clock, campaigns, transport, composer, gate, policy, queue, metrics }.
  * Tests build one with overrides (a fake clock, a test database, a fake transport).
  */
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
-import { type Composer, makeDefaultComposer } from './compose/composer.js';
+import type { Campaigns } from './campaigns/campaign.js';
+import { DEFAULT_CAMPAIGNS_DIR, loadCampaigns } from './campaigns/load-campaigns.js';
+import { makeCampaignComposer } from './compose/campaign-composer.js';
+import type { Composer } from './compose/composer.js';
+import { makeLlmWriter } from './compose/llm-writer.js';
 import type { Config } from './config.js';
 import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
@@ -15,7 +19,9 @@ import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
 import { makeMetrics, type Metrics } from './metrics.js';
 import { makeQueueLink, type QueueLink } from './queue/queue-link.js';
-import { makeBasicPolicy, type SendPolicy } from './worker/send-policy.js';
+import { makeRespectfulPolicy } from './policy/respectful-policy.js';
+import { makeSendLimits, type SendLimits } from './policy/send-limits.js';
+import type { SendPolicy } from './worker/send-policy.js';
 import { makeDryRunTransport } from './whatsapp/dry-run-transport.js';
 import { makeEvolutionTransport } from './whatsapp/evolution-client.js';
 import type { Transport } from './whatsapp/transport.js';
@@ -25,6 +31,8 @@ export interface Context {
   log: Logger;
   db: Db;
   clock: Clock;
+  /** The campaign definitions, loaded and validated once at start-up. */
+  campaigns: Campaigns;
   transport: Transport;
   composer: Composer;
   gate: SendingGate;
@@ -38,6 +46,7 @@ export interface Context {
 export interface ContextOverrides {
   db?: Db;
   clock?: Clock;
+  campaigns?: Campaigns;
   transport?: Transport;
   composer?: Composer;
   policy?: SendPolicy;
@@ -49,6 +58,10 @@ export interface ContextOverrides {
 
 export async function createContext(config: Config, log: Logger, overrides: ContextOverrides = {}): Promise<Context> {
   const clock = overrides.clock ?? systemClock;
+  // Before anything is opened: a broken campaign file stops start-up with the file and field named.
+  const campaigns =
+    overrides.campaigns ??
+    loadCampaigns(config.campaignsDir ?? DEFAULT_CAMPAIGNS_DIR, { personaName: config.personaName, maxChars: config.llmLimits.maxChars });
   const db =
     overrides.db ??
     (config.database.url
@@ -76,21 +89,75 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
           )
         : null;
   const ownsQueue = overrides.queue === undefined;
+  const limits = overrides.policy ? null : makeLimits(config, log, clock);
   return {
     config,
     log,
     db,
     clock,
+    campaigns,
     transport,
-    composer: overrides.composer ?? makeDefaultComposer(),
+    composer:
+      overrides.composer ??
+      makeCampaignComposer({
+        campaigns,
+        llm: config.llm ? makeLlmWriter(config.llm) : null,
+        limits: config.llmLimits,
+        log: log.child({ component: 'composer' }),
+      }),
     gate: makeSendingGate({ db, clock }),
-    policy: overrides.policy ?? makeBasicPolicy({ typingDelay: config.sending.typingDelay }),
+    policy:
+      overrides.policy ??
+      makeRespectfulPolicy({
+        db,
+        transport,
+        log: log.child({ component: 'send-policy' }),
+        limits,
+        settings: {
+          timeZone: config.sending.timeZone,
+          window: {
+            enabled: config.sending.windowEnabled,
+            start: config.sending.hoursStart,
+            end: config.sending.hoursEnd,
+            sundays: config.sending.sendOnSunday,
+            jitterMs: config.sending.windowJitterMs,
+          },
+          maxPerLeadPerWeek: config.sending.maxPerLeadPerWeek,
+          typingDelay: config.sending.typingDelay,
+          checkNumbers: config.sending.checkNumbers,
+        },
+        campaignSending: (name) => campaigns.get(name)?.sending,
+      }),
     queue,
     metrics: overrides.metrics ?? makeMetrics(),
     async close() {
       if (ownsQueue && queue) await queue.close();
+      await limits?.close();
       await transport.close?.();
       if (ownsDb) await db.close();
     },
   };
+}
+
+/**
+ * Pace and daily cap, per WhatsApp instance: in Redis when there is one (shared by
+ * every worker), else in memory. Keyed by queue too, so deployments (and test
+ * runs) sharing a Redis do not share limits by accident.
+ */
+function makeLimits(config: Config, log: Logger, clock: Clock): SendLimits | null {
+  const { ratePerMinute, dailyCap } = config.sending;
+  if (ratePerMinute === 0 && dailyCap === 0) return null;
+  return makeSendLimits({
+    ratePerWindow: ratePerMinute,
+    windowMs: config.sending.rateWindowMs,
+    dailyCap,
+    timeZone: config.sending.timeZone,
+    instance: config.evolution?.instance ?? 'dry-run',
+    keyPrefix: `${config.redis.prefix}:limits:${config.redis.queueName}`,
+    redis: config.redis.url ? { url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs } : undefined,
+    // A booked slot may be waited for in-process, well within the send's lease.
+    maxWaitMs: Math.min(5_000, Math.floor(config.leaseMs / 4)),
+    log: log.child({ component: 'send-limits' }),
+    clock: () => clock.now(),
+  });
 }

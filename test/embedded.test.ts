@@ -13,7 +13,7 @@ import { waitFor } from './helpers/pipeline.js';
 
 describe('the embedded default: PGlite, direct mode, dry-run transport', () => {
   test('delivers a follow-up scheduled 2 s ahead once, on time, and shows it executed', async () => {
-    const config = loadConfig({ DATA_DIR: 'memory://', LOG_LEVEL: 'silent', RELAY_MAX_SLEEP_MS: '200', TYPING_DELAY_ENABLED: 'false' });
+    const config = loadConfig({ DATA_DIR: 'memory://', LOG_LEVEL: 'silent', RELAY_MAX_SLEEP_MS: '200', TYPING_DELAY_ENABLED: 'false', SENDING_WINDOW_ENABLED: 'false', SEND_RATE_PER_MINUTE: '0' });
     const ctx = await createContext(config, createLogger({ level: 'silent' }));
     const running = await startRoles(ctx, ['api', 'relay'], { listen: false });
     try {
@@ -51,7 +51,7 @@ describe('the embedded default: PGlite, direct mode, dry-run transport', () => {
   test('`followups start` serves, sends, stops with exit 0 on SIGTERM and keeps pending follow-ups across a restart', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'followups-embedded-'));
     const port = await freePort();
-    const env = { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', TYPING_DELAY_ENABLED: 'false' };
+    const env = { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', TYPING_DELAY_ENABLED: 'false', SENDING_WINDOW_ENABLED: 'false' };
     const base = `http://127.0.0.1:${port}`;
     const auth = { authorization: 'Bearer dev-token-change-me', 'content-type': 'application/json' };
     const start = () => spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start'], { env, stdio: 'ignore' });

@@ -134,8 +134,8 @@ describe('sending a text through Evolution', () => {
   test('waits out a typing delay longer than the normal timeout instead of giving up', async () => {
     await withFake({ delayScale: 1 }, async (fake) => {
       const started = Date.now();
-      const result = await transportFor(fake, { timeoutMs: 50 }).sendText({ number: MOBILE, text: TEXT, delayMs: 300 });
-      assert.ok(Date.now() - started >= 290, 'the fake held the answer for the delay');
+      const result = await transportFor(fake, { timeoutMs: 2_000 }).sendText({ number: MOBILE, text: TEXT, delayMs: 3_000 });
+      assert.ok(Date.now() - started >= 2_900, 'the fake held the answer for the delay, longer than the 2 s budget');
       assert.equal(result.providerMessageId, fake.delivered[0]!.id);
     });
   });

@@ -37,25 +37,49 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
   pool.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
   const listeners = new Set<{ stop(): Promise<void> }>();
 
+  /**
+   * A checked-out client has no pool 'error' listener: if the server drops the
+   * connection between two statements (a PostgreSQL restart), the 'error' event
+   * would crash the process. Listen while it is ours, and destroy it on release
+   * if it broke, so the pool never hands it out again.
+   */
+  async function checkOut() {
+    const client = await pool.connect();
+    let failure: Error | undefined;
+    const onError = (error: Error) => {
+      failure = error;
+      options.log.warn({ err: { message: error.message } }, 'database connection lost mid-transaction');
+    };
+    client.on('error', onError);
+    return {
+      client,
+      broken: () => failure !== undefined,
+      done() {
+        client.off('error', onError);
+        client.release(failure);
+      },
+    };
+  }
+
   const db: Db = {
     kind: 'pg',
     query: wrap(pool).query,
     async transaction(fn) {
-      const client = await pool.connect();
+      const { client, broken, done } = await checkOut();
       try {
         await client.query('BEGIN');
         const result = await fn(wrap(client));
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        if (!broken()) await client.query('ROLLBACK').catch(() => undefined);
         throw error;
       } finally {
-        client.release();
+        done();
       }
     },
     async withSession(fn) {
-      const client = await pool.connect();
+      const { client, done } = await checkOut();
       try {
         return await fn({
           ...wrap(client),
@@ -64,7 +88,7 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
           },
         });
       } finally {
-        client.release();
+        done();
       }
     },
     async listen(channel, onNotify) {

@@ -7,7 +7,7 @@
  * Lifecycle (DESIGN.md): pending → queued → sending → executed | failed;
  * deferred back to pending with a reason; any non-terminal → cancelled.
  */
-import type { Queryable } from '../db/db.js';
+import type { Queryable, Statement } from '../db/db.js';
 import type { FollowupRow, FollowupStatus } from './followup.js';
 
 export interface ClaimedDue {
@@ -21,21 +21,35 @@ export interface ClaimedDue {
  * `pending` until the queue has really accepted the job (see markQueued).
  * The same statement reports the next due time after `now`, so an idle relay
  * makes one query per wake-up.
+ *
+ * Rows that came due within the last `recentMs` are taken first, then the
+ * oldest overdue ones fill the batch. After an outage the backlog is hours
+ * overdue; without this, every follow-up coming due during the drain would wait
+ * behind all of it (due order) instead of going out on time. Both parts are
+ * range scans of the partial due index.
  */
-const claimDueSql = {
+export const claimDueSql: Statement = {
   name: 'followups_claim_due',
   text: `
-WITH due AS (
+WITH recent AS (
   SELECT id FROM follow_ups
    WHERE status = 'pending' AND due_at <= $1::timestamptz
+     AND due_at > $1::timestamptz - $4::int * interval '1 millisecond'
      AND (claimed_until IS NULL OR claimed_until < $1::timestamptz)
    ORDER BY due_at
    LIMIT $2::int
    FOR UPDATE SKIP LOCKED
+), older AS (
+  SELECT id FROM follow_ups
+   WHERE status = 'pending' AND due_at <= $1::timestamptz - $4::int * interval '1 millisecond'
+     AND (claimed_until IS NULL OR claimed_until < $1::timestamptz)
+   ORDER BY due_at
+   LIMIT (CASE WHEN $5::boolean THEN $2::int - (SELECT count(*) FROM recent) ELSE 0 END)
+   FOR UPDATE SKIP LOCKED
 ), claimed AS (
   UPDATE follow_ups f
      SET claimed_until = $1::timestamptz + $3::int * interval '1 millisecond'
-    FROM due WHERE f.id = due.id
+    FROM (SELECT id FROM recent UNION ALL SELECT id FROM older) due WHERE f.id = due.id
   RETURNING f.id, f.due_at
 )
 SELECT id, due_at, NULL::timestamptz AS next_due_at FROM claimed
@@ -43,14 +57,26 @@ UNION ALL
 SELECT NULL, NULL, (SELECT min(due_at) FROM follow_ups WHERE status = 'pending' AND due_at > $1::timestamptz)`,
 };
 
+/** How far back "came due just now" reaches for the claim's first pick (see claimDueSql). */
+export const RECENT_DUE_MS = 10_000;
+
 export async function claimDueFollowups(
   db: Queryable,
-  options: { now: Date; limit: number; claimMs: number },
+  options: {
+    now: Date;
+    limit: number;
+    claimMs: number;
+    recentMs?: number;
+    /** False: only rows that came due within `recentMs` (the relay holds a backlog back). */
+    includeOverdue?: boolean;
+  },
 ): Promise<{ claimed: ClaimedDue[]; nextDueAt: Date | null }> {
   const { rows } = await db.query<{ id: string | null; due_at: Date | null; next_due_at: Date | null }>(claimDueSql, [
     options.now,
     options.limit,
     options.claimMs,
+    options.recentMs ?? RECENT_DUE_MS,
+    options.includeOverdue ?? true,
   ]);
   const claimed: ClaimedDue[] = [];
   let nextDueAt: Date | null = null;
@@ -65,12 +91,18 @@ export async function claimDueFollowups(
 const markQueuedSql = {
   name: 'followups_mark_queued',
   text: `
-WITH moved AS (
-  UPDATE follow_ups
+WITH target AS (
+  -- Locked in id order, as the worker's batched claim locks them: the two never wait on each other in a cycle.
+  SELECT id FROM follow_ups
+   WHERE id = ANY($1::uuid[]) AND status = 'pending' AND claimed_until IS NOT NULL
+   ORDER BY id
+     FOR UPDATE
+), moved AS (
+  UPDATE follow_ups f
      SET status = 'queued', claimed_until = NULL, defer_reason = NULL,
          lease_until = $2::timestamptz + $3::int * interval '1 millisecond', updated_at = $2::timestamptz
-   WHERE id = ANY($1::uuid[]) AND status = 'pending' AND claimed_until IS NOT NULL
-  RETURNING id
+    FROM target t WHERE f.id = t.id
+  RETURNING f.id
 ), events AS (
   INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason)
   SELECT id, $2::timestamptz, 'pending', 'queued', 'published' FROM moved
@@ -114,7 +146,7 @@ export type ClaimedFollowup = FollowupRow & {
  * first, so either it commits before this claim (and the claim sees the reply and
  * cancels) or after it (and the follow-up was already on its way).
  */
-const claimForSendingSql = {
+export const claimForSendingSql: Statement & { batched?: boolean } = {
   name: 'followups_claim_for_sending',
   text: `
 WITH target AS (
@@ -159,6 +191,93 @@ export async function claimForSending(
   return rows[0] ?? null;
 }
 
+/**
+ * The same claim for many follow-ups in one statement: a worker process
+ * coalesces the claims its concurrent jobs issue within a moment (see
+ * src/worker/batch-transitions.ts). Each row keeps its own conditional
+ * transition, stop re-check and event; only the round trip, the commit and the
+ * statement-level triggers are shared. Rows are locked in id order so two
+ * batches can never wait on each other in a cycle.
+ */
+export const claimForSendingBatchSql: Statement & { batched?: boolean } = {
+  name: 'followups_claim_for_sending_batch',
+  batched: true,
+  text: `
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS v(id, now, lease_ms)
+), target AS (
+  SELECT f.id, f.status AS from_status, i.now, i.lease_ms,
+         CASE
+           WHEN l.opted_out_at IS NOT NULL THEN 'opted_out'
+           WHEN l.handoff_at IS NOT NULL THEN 'handoff'
+           WHEN l.converted_at IS NOT NULL THEN 'converted'
+           WHEN l.erased_at IS NOT NULL THEN 'erased'
+           WHEN l.number_valid = false THEN 'invalid_number'
+           WHEN l.last_inbound_at > f.anchor_at THEN 'lead_replied'
+         END AS stop_reason
+    FROM input i JOIN follow_ups f ON f.id = i.id JOIN leads l ON l.id = f.lead_id
+   WHERE f.status = 'queued'
+      OR (f.status = 'pending' AND f.claimed_until IS NOT NULL AND f.due_at <= i.now)
+   ORDER BY f.id
+     FOR UPDATE OF f FOR SHARE OF l
+), moved AS (
+  UPDATE follow_ups f
+     SET status = CASE WHEN t.stop_reason IS NULL THEN 'sending' ELSE 'cancelled' END,
+         cancel_reason = t.stop_reason,
+         attempts = f.attempts + CASE WHEN t.stop_reason IS NULL THEN 1 ELSE 0 END,
+         sending_started_at = CASE WHEN t.stop_reason IS NULL THEN t.now END,
+         lease_until = CASE WHEN t.stop_reason IS NULL THEN t.now + t.lease_ms * interval '1 millisecond' END,
+         claimed_until = NULL, defer_reason = NULL, updated_at = t.now
+    FROM target t WHERE f.id = t.id
+  RETURNING f.*, t.from_status, t.stop_reason, t.now AS claimed_at
+), events AS (
+  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason)
+  SELECT id, claimed_at, from_status, status, COALESCE(stop_reason, 'claimed') FROM moved
+)
+SELECT m.*, l.phone, l.name AS lead_name, l.time_zone AS lead_time_zone, l.metadata AS lead_metadata,
+       l.number_checked_at AS lead_number_checked_at
+  FROM moved m JOIN leads l ON l.id = m.lead_id`,
+};
+
+/** Claims many rows at once; the result has one entry per input, null where the row was not claimable. Ids must be distinct. */
+export async function claimForSendingBatch(
+  db: Queryable,
+  items: Array<{ id: string; now: Date; leaseMs: number }>,
+): Promise<Array<ClaimedFollowup | null>> {
+  const { rows } = await db.query<ClaimedFollowup & { claimed_at?: Date }>(claimForSendingBatchSql, [
+    items.map((i) => i.id),
+    items.map((i) => i.now),
+    items.map((i) => i.leaseMs),
+  ]);
+  const byId = new Map<string, ClaimedFollowup>();
+  for (const row of rows) {
+    delete row.claimed_at;
+    byId.set(row.id, row);
+  }
+  return items.map((i) => byId.get(i.id) ?? null);
+}
+
+/**
+ * Right before a send: extends the lease of a `sending` row that this claim still holds —
+ * fenced by the claim's `sending_started_at`, and only while the lease has not run out. False
+ * means the sweeper may already own the row (the executor was frozen past its lease): don't send.
+ */
+export async function renewSendingLease(
+  db: Queryable,
+  options: { id: string; startedAt: Date | null; now: Date; leaseMs: number },
+): Promise<boolean> {
+  const { rowCount } = await db.query(
+    {
+      name: 'followups_renew_sending_lease',
+      text: `UPDATE follow_ups SET lease_until = $3::timestamptz + $4::int * interval '1 millisecond'
+              WHERE id = $1::uuid AND status = 'sending' AND sending_started_at IS NOT DISTINCT FROM $2::timestamptz
+                AND lease_until > $3::timestamptz`,
+    },
+    [options.id, options.startedAt, options.now, options.leaseMs],
+  );
+  return rowCount > 0;
+}
+
 /** Stores the composed text before the send, so an ambiguous send can be reconciled by text. */
 export async function recordComposedText(
   db: Queryable,
@@ -178,7 +297,7 @@ export async function recordComposedText(
  * sending → executed, with the provider's message id; also logs the message in
  * the conversation and stamps the lead's last outbound time, in one statement.
  */
-const markExecutedSql = {
+export const markExecutedSql: Statement & { batched?: boolean } = {
   name: 'followups_mark_executed',
   text: `
 WITH done AS (
@@ -214,6 +333,58 @@ export async function markExecuted(
     options.reason ?? 'sent',
   ]);
   return rowCount > 0;
+}
+
+/** markExecuted for many rows in one statement (see claimForSendingBatchSql); each row keeps its own condition and event. */
+export const markExecutedBatchSql: Statement & { batched?: boolean } = {
+  name: 'followups_mark_executed_batch',
+  batched: true,
+  text: `
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
+           AS v(id, provider_message_id, text, composer, now, reason)
+), target AS (
+  SELECT f.id, i.provider_message_id, i.text, i.composer, i.now, i.reason
+    FROM input i JOIN follow_ups f ON f.id = i.id
+   WHERE f.status = 'sending'
+   ORDER BY f.id
+     FOR UPDATE OF f
+), done AS (
+  UPDATE follow_ups f
+     SET status = 'executed', provider_message_id = t.provider_message_id, sent_text = t.text, composer = t.composer,
+         sent_at = t.now, lease_until = NULL, last_error = NULL, updated_at = t.now
+    FROM target t WHERE f.id = t.id
+  RETURNING f.id, f.lead_id, t.provider_message_id, t.text, t.now, t.reason
+), events AS (
+  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
+  SELECT id, now, 'sending', 'executed', reason, jsonb_build_object('providerMessageId', provider_message_id) FROM done
+), logged AS (
+  INSERT INTO messages (lead_id, direction, source, text, provider_message_id, follow_up_id, at)
+  SELECT lead_id, 'out', 'followup', text, provider_message_id, id, now FROM done
+  ON CONFLICT (provider_message_id) DO NOTHING
+), lead AS (
+  UPDATE leads l SET last_outbound_at = d.at, updated_at = d.at
+    FROM (SELECT lead_id, max(now) AS at FROM done GROUP BY lead_id ORDER BY lead_id) d
+   WHERE l.id = d.lead_id
+)
+SELECT id FROM done`,
+};
+
+/** Marks many rows executed; one boolean per input (false: the row was no longer `sending`). Ids must be distinct. */
+export async function markExecutedBatch(
+  db: Queryable,
+  items: Array<{ id: string; providerMessageId: string; text: string; composer: string; now: Date; reason?: string }>,
+): Promise<boolean[]> {
+  const { rows } = await db.query<{ id: string }>(markExecutedBatchSql, [
+    items.map((i) => i.id),
+    items.map((i) => i.providerMessageId),
+    items.map((i) => i.text),
+    items.map((i) => i.composer),
+    items.map((i) => i.now),
+    items.map((i) => i.reason ?? 'sent'),
+  ]);
+  const done = new Set(rows.map((r) => r.id));
+  return items.map((i) => done.has(i.id));
 }
 
 /** A generic conditional transition with its event: `from` (one or several) → `to`. */
@@ -375,17 +546,19 @@ export async function extendLeases(db: Queryable, ids: string[], now: Date, leas
 }
 
 /** In-flight rows past their lease, oldest first, for the sweeper. */
+export const findExpiredLeasesSql: Statement = {
+  name: 'followups_expired_leases',
+  text: `SELECT f.*, l.phone FROM follow_ups f JOIN leads l ON l.id = f.lead_id
+          WHERE f.status IN ('queued', 'sending') AND f.lease_until < $1::timestamptz
+          ORDER BY f.lease_until LIMIT $2::int`,
+};
+
 export async function findExpiredLeases(
   db: Queryable,
   options: { now: Date; limit: number },
 ): Promise<Array<FollowupRow & { phone: string }>> {
   const { rows } = await db.query<FollowupRow & { phone: string }>(
-    {
-      name: 'followups_expired_leases',
-      text: `SELECT f.*, l.phone FROM follow_ups f JOIN leads l ON l.id = f.lead_id
-              WHERE f.status IN ('queued', 'sending') AND f.lease_until < $1::timestamptz
-              ORDER BY f.lease_until LIMIT $2::int`,
-    },
+    findExpiredLeasesSql,
     [options.now, options.limit],
   );
   return rows;

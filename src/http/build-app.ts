@@ -9,15 +9,19 @@ import { requireApiToken } from './auth.js';
 import { toErrorResponse } from './error-response.js';
 import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
+import { enrollmentRoutes } from './routes/enrollments.js';
 import { followupRoutes } from './routes/followups.js';
 import { healthRoutes } from './routes/health.js';
+import { leadActionRoutes } from './routes/lead-actions.js';
+import { leadTimelineRoutes } from './routes/lead-timeline.js';
 import { metaRoutes } from './routes/meta.js';
 import { statsRoutes } from './routes/stats.js';
+import { webhookRoutes } from './routes/webhooks.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
 /** Every route module the app serves; `auth: 'bearer'` ones get the token check. */
-export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes];
+export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, webhookRoutes];
 
 export async function buildApp(ctx: Context, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {

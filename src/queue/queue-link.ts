@@ -18,8 +18,14 @@ export interface QueueSettings {
 export const JOB_NAME = 'send-followup';
 
 export interface QueueLink {
-  /** Adds one job per follow-up (job id derived from the follow-up id, so a re-publish is a no-op). */
-  publish(followupIds: string[]): Promise<void>;
+  /**
+   * Adds one job per follow-up (job id derived from the follow-up id, so a re-publish is a no-op).
+   * `urgent` ones go to the head of the queue (LIFO): follow-ups that just came due while a
+   * backlog is being drained must not wait behind it.
+   */
+  publish(followupIds: string[], options?: { urgent?: ReadonlySet<string> }): Promise<void>;
+  /** Jobs waiting to be picked up, or null when Redis does not answer (the relay's back-pressure). */
+  waiting(): Promise<number | null>;
   ping(): Promise<boolean>;
   /** Waiting + active + delayed jobs, or null when Redis does not answer. */
   depth(): Promise<{ waiting: number; active: number; delayed: number } | null>;
@@ -88,8 +94,9 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
 
   return {
     queue,
-    async publish(followupIds) {
+    async publish(followupIds, publishOptions) {
       if (followupIds.length === 0) return;
+      const urgent = publishOptions?.urgent;
       await whenReady();
       await withTimeout(
         queue.addBulk(
@@ -98,6 +105,7 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
             data: { followupId: id },
             opts: {
               jobId: jobIdFor(id),
+              ...(urgent?.has(id) ? { lifo: true } : {}),
               // Finished jobs must not pile up in Redis; PostgreSQL keeps the history.
               removeOnComplete: true,
               removeOnFail: true,
@@ -109,6 +117,14 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
         timeout * 2,
         'addBulk',
       );
+    },
+    async waiting() {
+      try {
+        await whenReady();
+        return await withTimeout(queue.getWaitingCount(), timeout, 'getWaitingCount');
+      } catch {
+        return null;
+      }
     },
     async ping() {
       try {

@@ -17,7 +17,7 @@
  */
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
-import { claimDueFollowups, extendLeases, findExpiredLeases, markQueued, deferFollowup, markExecuted, noteReconcileFailure, markFailed } from '../followups/transitions.js';
+import { claimDueFollowups, RECENT_DUE_MS, extendLeases, findExpiredLeases, markQueued, deferFollowup, markExecuted, noteReconcileFailure, markFailed, releaseClaims } from '../followups/transitions.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { QueueLink } from '../queue/queue-link.js';
@@ -43,6 +43,13 @@ export interface RelayDeps {
     sweepIntervalMs?: number;
     /** How often to probe Redis while in direct mode. */
     probeIntervalMs?: number;
+    /**
+     * Back-pressure: while more jobs than this wait in Redis, the relay does not
+     * claim more (default 2 × batchSize). A backlog stays in PostgreSQL, where
+     * follow-ups coming due meanwhile can overtake it, instead of piling up in
+     * Redis memory in front of them.
+     */
+    maxWaitingJobs?: number;
   };
 }
 
@@ -58,12 +65,27 @@ export interface Relay {
   stop(timeoutMs?: number): Promise<void>;
 }
 
+/** How often a relay held back by a full queue looks again. */
+const BACKPRESSURE_POLL_MS = 20;
+
+/** The rows of a batch that came due just now (the claim takes them first). */
+function recentAmong(claimed: Array<{ id: string; due_at: Date }>, now: Date): ReadonlySet<string> | undefined {
+  const cutoff = now.getTime() - RECENT_DUE_MS;
+  const recent = claimed.filter((c) => c.due_at.getTime() > cutoff);
+  return recent.length > 0 ? new Set(recent.map((c) => c.id)) : undefined;
+}
+
 export async function startRelay(deps: RelayDeps): Promise<Relay> {
   const { db, clock, log, queue, metrics } = deps;
   const s = deps.settings;
   const claimMs = s.claimMs ?? 30_000;
   const sweepIntervalMs = s.sweepIntervalMs ?? Math.max(1_000, Math.min(10_000, Math.floor(s.leaseMs / 4)));
   const probeIntervalMs = s.probeIntervalMs ?? 2_000;
+  const maxWaitingJobs = s.maxWaitingJobs ?? 2 * s.batchSize;
+  // Set after a full batch: the next turn checks the queue depth before claiming more.
+  let draining = false;
+  // Consecutive turns held back by a full queue.
+  let heldBack = 0;
 
   let mode: 'queue' | 'direct' = queue ? 'queue' : 'direct';
   let stopping = false;
@@ -162,14 +184,22 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
     }
   }
 
-  /** Publishes or runs `ids`; returns normally even if Redis is down (falls back to direct mode). */
-  async function dispatch(ids: string[]) {
+  /**
+   * Publishes or runs `ids`; returns normally even if Redis is down (falls back to direct mode).
+   * `urgent`: follow-ups that just came due, claimed together with an overdue backlog — they go
+   * to the head of the queue so the backlog does not delay them.
+   */
+  async function dispatch(ids: string[], urgent?: ReadonlySet<string>) {
     if (mode === 'queue' && queue) {
       try {
-        await queue.publish(ids);
+        await queue.publish(ids, { urgent });
       } catch (error) {
         enterDirectMode((error as Error).message);
-        runDirect(ids);
+        // No more at once than direct mode runs (a whole batch would hold hundreds of rows in
+        // `sending` past their lease); the rest go back to be claimed as room frees up.
+        const room = Math.max(0, s.directConcurrency - inFlight);
+        runDirect(ids.slice(0, room));
+        await releaseClaims(db, ids.slice(room));
         return;
       }
       const moved = await markQueued(db, ids, clock.now(), s.leaseMs);
@@ -240,7 +270,9 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
         metrics?.swept.inc({ kind: 'sending_reconciled_sent' });
         rlog.info({ stage: 'executed', providerMessageId: found.providerMessageId, reconciled: true }, 'in-flight follow-up had been delivered');
       } else {
-        await deferFollowup(db, { id: row.id, now: clock.now(), dueAt: clock.now(), reason: 'lease_expired_not_sent' });
+        // Not found is not proof (a send the provider got late may still land): the retry waits a
+        // lease, and the executor looks again before sending (findLateDelivery).
+        await deferFollowup(db, { id: row.id, now: clock.now(), dueAt: new Date(clock.now().getTime() + s.leaseMs), reason: 'lease_expired_not_sent' });
         metrics?.swept.inc({ kind: 'sending_reconciled_not_sent' });
         rlog.warn({ stage: 'deferred' }, 'in-flight follow-up was not delivered; rescheduled');
       }
@@ -271,10 +303,26 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
           await sleepUntil(clock.now().getTime() + s.maxSleepMs);
           continue;
         }
+        // Working through a backlog: more of it is claimed only once the workers have room for it;
+        // follow-ups coming due meanwhile are claimed anyway and go to the head of the queue.
+        let includeOverdue = true;
+        if (draining && mode === 'queue' && queue) {
+          const waiting = await queue.waiting();
+          includeOverdue = waiting === null || waiting <= maxWaitingJobs;
+        }
         const limit = Math.min(s.batchSize, room);
-        const { claimed, nextDueAt } = await claimDueFollowups(db, { now: clock.now(), limit, claimMs });
-        if (claimed.length > 0) await dispatch(claimed.map((c) => c.id));
-        if (claimed.length === limit) continue; // more may be due right now
+        const now = clock.now();
+        const { claimed, nextDueAt } = await claimDueFollowups(db, { now, limit, claimMs, includeOverdue });
+        if (claimed.length > 0) await dispatch(claimed.map((c) => c.id), draining ? recentAmong(claimed, now) : undefined);
+        if (!includeOverdue) {
+          // Workers slow or gone: look again soon, less often the longer it lasts (at most every maxSleepMs).
+          heldBack++;
+          await sleepUntil(clock.now().getTime() + Math.min(s.maxSleepMs, BACKPRESSURE_POLL_MS * 2 ** Math.min(6, heldBack - 1)));
+          continue;
+        }
+        heldBack = 0;
+        draining = claimed.length === limit;
+        if (draining) continue; // more may be due right now
         const cap = clock.now().getTime() + s.maxSleepMs;
         await sleepUntil(nextDueAt ? Math.min(nextDueAt.getTime(), cap) : cap);
       } catch (error) {

@@ -21,10 +21,12 @@ import {
   cancelFollowupRow,
   claimForSending,
   deferFollowup,
+  extendLeases,
   markExecuted,
   markFailed,
   noteReconcileFailure,
   recordComposedText,
+  renewSendingLease,
 } from '../followups/transitions.js';
 import type { Logger } from '../log.js';
 import type { Transport } from '../whatsapp/transport.js';
@@ -51,6 +53,15 @@ export interface ExecutorDeps {
   };
   /** Called with every outcome (metrics). */
   onOutcome?: (outcome: Outcome, reason?: string) => void;
+  /**
+   * The claim and the completion, when a caller shares them between concurrent
+   * runs (the queue worker batches them, see batch-transitions.ts); the plain
+   * one-row statements otherwise.
+   */
+  transitions?: {
+    claimForSending(options: { id: string; now: Date; leaseMs: number }): Promise<ClaimedFollowup | null>;
+    markExecuted(options: { id: string; providerMessageId: string; text: string; composer: string; now: Date }): Promise<boolean>;
+  };
 }
 
 /** Failed reconciliations before an ambiguous send is given up as `failed: ambiguous_send`. */
@@ -84,7 +95,8 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     return moved ? 'paused' : 'skipped';
   }
 
-  const claimed = await claimForSending(db, { id, now: clock.now(), leaseMs: deps.settings.leaseMs });
+  const claimOptions = { id, now: clock.now(), leaseMs: deps.settings.leaseMs };
+  const claimed = await (deps.transitions ? deps.transitions.claimForSending(claimOptions) : claimForSending(db, claimOptions));
   if (!claimed) {
     // Already taken by another executor, cancelled, or not due: nothing to do.
     deps.log.debug({ followupId: id }, 'follow-up not claimable; skipped');
@@ -106,6 +118,11 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   };
 
   const decision = await deps.policy.check({ followup: claimed, lead, now: clock.now() });
+  if (!decision.ok && 'cancel' in decision) {
+    await cancelFollowupRow(db, { id, now: clock.now(), reason: decision.cancel, from: ['sending'], detail: decision.detail });
+    log.info({ stage: 'cancelled', reason: decision.cancel }, 'follow-up cancelled by the send policy');
+    return 'cancelled';
+  }
   if (!decision.ok) {
     await deferFollowup(db, {
       id,
@@ -135,19 +152,48 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     if (!stillOurs) return 'skipped';
   }
 
+  // Before a second send: an earlier attempt ended "not delivered" on the strength of one look
+  // right after it timed out (or after its executor vanished), and the provider may have
+  // delivered it since (a request it received late, a slow answer). Look again first.
+  if (claimed.attempts > 1) {
+    const late = await findLateDelivery(deps, claimed, composition.text);
+    if (late === 'unknown') {
+      return retryOrFail(deps, claimed, log, 'reconcile_failed', 'cannot tell whether an earlier attempt went out', deps.settings.leaseMs);
+    }
+    if (late) {
+      await markExecuted(db, {
+        id,
+        providerMessageId: late.providerMessageId,
+        text: late.text,
+        composer: claimed.composer ?? composition.composer,
+        now: clock.now(),
+        reason: 'reconciled',
+      });
+      log.info({ stage: 'executed', providerMessageId: late.providerMessageId, reconciled: true }, 'an earlier attempt had been delivered after all');
+      return 'executed';
+    }
+  }
+  // Fenced by this claim: an executor frozen past its lease (GC pause, stopped VM) may have lost
+  // the row to the sweeper and another executor; it must not send, whatever it was about to do.
+  if (!(await renewSendingLease(db, { id, startedAt: claimed.sending_started_at, now: clock.now(), leaseMs: deps.settings.leaseMs }))) {
+    log.warn({ stage: 'skipped' }, 'claim lost before sending (lease expired); not sent');
+    return 'skipped';
+  }
+
   try {
     const sent = await deps.transport.sendText({
       number: claimed.phone,
       text: composition.text,
       delayMs: deps.policy.typingDelayMs(composition.text),
     });
-    await markExecuted(db, {
+    const done = {
       id,
       providerMessageId: sent.providerMessageId,
       text: composition.text,
       composer: composition.composer,
       now: clock.now(),
-    });
+    };
+    await (deps.transitions ? deps.transitions.markExecuted(done) : markExecuted(db, done));
     log.info({ stage: 'executed', providerMessageId: sent.providerMessageId, composer: composition.composer }, 'follow-up sent');
     return 'executed';
   } catch (error) {
@@ -211,6 +257,8 @@ async function retryOrFail(
   log: Logger,
   reason: string,
   message: string,
+  /** At least this long before the retry (after an ambiguous send: time for a late delivery to show). */
+  minDelayMs = 0,
 ): Promise<Outcome> {
   const now = deps.clock.now();
   if (claimed.attempts >= deps.settings.maxSendAttempts) {
@@ -218,7 +266,7 @@ async function retryOrFail(
     log.error({ stage: 'failed', reason, attempts: claimed.attempts }, 'follow-up failed after its last attempt');
     return 'failed';
   }
-  const dueAt = new Date(now.getTime() + retryDelayMs(claimed.attempts, deps.settings.retryBaseMs));
+  const dueAt = new Date(now.getTime() + Math.max(minDelayMs, retryDelayMs(claimed.attempts, deps.settings.retryBaseMs)));
   await deferFollowup(deps.db, { id: claimed.id, now, dueAt, reason, error: message });
   log.warn({ stage: 'deferred', reason, attempts: claimed.attempts, dueAt }, 'send failed; will retry');
   return 'deferred';
@@ -254,8 +302,17 @@ export async function reconcileAmbiguous(
       log.info({ stage: 'executed', providerMessageId: found.providerMessageId, reconciled: true }, 'ambiguous send was delivered');
       return 'executed';
     }
-    log.warn({ cause: cause?.message }, 'ambiguous send was not delivered; retrying');
-    return retryOrFail(deps, claimed, log, 'ambiguous_not_delivered', cause?.message ?? 'not delivered');
+    // Not there yet is not proof: a send the provider received late may still land. So the row
+    // stays `sending` (a reply cannot cancel what may be out) for one more lease; then the sweeper
+    // looks again — there: executed; still not: retried, and the executor looks once more before
+    // sending (findLateDelivery). Handing it back to `pending` now left late deliveries unrecorded.
+    if (claimed.attempts >= deps.settings.maxSendAttempts) {
+      return retryOrFail(deps, claimed, log, 'ambiguous_not_delivered', cause?.message ?? 'not delivered');
+    }
+    await appendEvent(db, { id: claimed.id, at: clock.now(), status: 'sending', reason: 'ambiguous_not_delivered', detail: { error: cause?.message ?? 'not delivered' } });
+    await extendLeases(db, [claimed.id], clock.now(), deps.settings.leaseMs);
+    log.warn({ cause: cause?.message }, 'ambiguous send not found yet; the sweeper looks again after the lease');
+    return 'ambiguous';
   } catch (error) {
     const count = await noteReconcileFailure(db, {
       id: claimed.id,
@@ -270,5 +327,38 @@ export async function reconcileAmbiguous(
     }
     log.warn({ err: error, reconcileAttempts: count }, 'could not reconcile the ambiguous send yet');
     return 'ambiguous';
+  }
+}
+
+/**
+ * Whether an earlier attempt of this follow-up, judged "not delivered" (an ambiguous send not
+ * found right after it, or a `sending` row swept after its executor vanished), went out after
+ * all: its text (or the one about to be sent) among the messages since the first claim.
+ * 'unknown' when the provider cannot be asked.
+ */
+async function findLateDelivery(
+  deps: ExecutorDeps,
+  claimed: { id: string; phone: string; sent_text: string | null; message: string | null },
+  text: string,
+): Promise<{ providerMessageId: string; text: string } | null | 'unknown'> {
+  const { rows } = await deps.db.query<{ since: Date | null }>(
+    {
+      name: 'followups_uncertain_attempt',
+      text: `SELECT min(at) FILTER (WHERE to_status = 'sending' AND from_status IS DISTINCT FROM 'sending') AS since
+               FROM follow_up_events WHERE follow_up_id = $1::uuid
+             HAVING bool_or(reason IN ('ambiguous_not_delivered', 'lease_expired_not_sent'))`,
+    },
+    [claimed.id],
+  );
+  const since = rows[0]?.since;
+  if (!since) return null;
+  try {
+    for (const candidate of new Set([claimed.sent_text ?? claimed.message, text].filter((t): t is string => Boolean(t)))) {
+      const found = await deps.transport.findSent({ number: claimed.phone, text: candidate, since });
+      if (found) return { providerMessageId: found.providerMessageId, text: candidate };
+    }
+    return null;
+  } catch {
+    return 'unknown';
   }
 }

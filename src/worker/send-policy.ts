@@ -5,12 +5,17 @@
  * plug in here.
  */
 export interface PolicyInput {
-  followup: { id: string; lead_id: string; enrollment_id: string | null; step: number | null; due_at: Date };
+  followup: { id: string; lead_id: string; enrollment_id: string | null; step: number | null; due_at: Date; campaign?: string | null };
   lead: { id: string; phone: string; timeZone: string | null };
   now: Date;
 }
 
-export type PolicyDecision = { ok: true } | { ok: false; deferUntil: Date; reason: string; detail?: Record<string, unknown> };
+export type PolicyDecision =
+  | { ok: true }
+  /** Not now: back to pending until `deferUntil` (window, lead_cap, pace, daily_cap); the attempt is given back. */
+  | { ok: false; deferUntil: Date; reason: string; detail?: Record<string, unknown> }
+  /** Never: cancel the follow-up with this reason (e.g. invalid_number from the number check). */
+  | { ok: false; cancel: string; detail?: Record<string, unknown> };
 
 export interface SendPolicy {
   check(input: PolicyInput): Promise<PolicyDecision>;

@@ -7,6 +7,7 @@
 import { Worker } from 'bullmq';
 import type { Logger } from '../log.js';
 import { makeRedisConnection, type QueueSettings } from '../queue/queue-link.js';
+import { makeBatchedTransitions } from './batch-transitions.js';
 import { type ExecutorDeps, executeFollowup } from './execute-followup.js';
 
 export interface QueueWorker {
@@ -22,7 +23,13 @@ export function startQueueWorker(options: {
   log: Logger;
   /** BullMQ lock duration: a job whose worker died is handed to another after about this long. */
   lockDurationMs?: number;
+  /** Coalesce the claims and completions of concurrent jobs into one statement each (default true). */
+  batchTransitions?: boolean;
 }): QueueWorker {
+  const executor: ExecutorDeps =
+    options.batchTransitions === false || options.executor.transitions
+      ? options.executor
+      : { ...options.executor, transitions: makeBatchedTransitions(options.executor.db) };
   const connection = makeRedisConnection(options.queue, options.log, { blocking: true });
   const lockDuration = options.lockDurationMs ?? 30_000;
   const worker = new Worker(
@@ -33,7 +40,7 @@ export function startQueueWorker(options: {
         options.log.warn({ jobId: job.id }, 'job without a follow-up id; dropped');
         return 'skipped';
       }
-      return executeFollowup(options.executor, id);
+      return executeFollowup(executor, id);
     },
     {
       connection,

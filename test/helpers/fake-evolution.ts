@@ -74,6 +74,8 @@ export interface FakeEvolution {
   requests: FakeRequest[];
   /** Numbers (either spelling) that answer exists:false. */
   notOnWhatsApp: Set<string>;
+  /** How many answers each fault shaped, by mode (plus `not-on-whatsapp`), since the start. */
+  faultCounts: Record<string, number>;
   fail(mode: FakeFaultMode, options?: FakeFaultOptions): void;
   clearFaults(): void;
   setConnectionState(state: string): void;
@@ -134,6 +136,10 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
   const requests: FakeRequest[] = [];
   const notOnWhatsApp = new Set<string>();
   const faults = new Map<FakeFaultMode, ActiveFault>();
+  const faultCounts: Record<string, number> = {};
+  const count = (what: string) => {
+    faultCounts[what] = (faultCounts[what] ?? 0) + 1;
+  };
   const timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
 
   /** Waits `ms`, or less if the server closes first (then the caller checks `closed`). */
@@ -161,6 +167,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
         fault.remaining -= 1;
         if (fault.remaining <= 0) faults.delete(mode);
       }
+      count(mode);
       return [mode, fault];
     }
     return undefined;
@@ -242,6 +249,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     const jid = whatsappJid(number);
     if (!jid || isNotOnWhatsApp(number)) {
       const answerJid = jid ?? `${number.split('@')[0]!.replace(/\D/g, '')}@s.whatsapp.net`;
+      count('not-on-whatsapp');
       return reply(res, 400, envelope(400, 'Bad Request', [{ jid: answerJid, exists: false, number }]));
     }
     if (state !== 'open') return reply(res, 500, envelope(500, 'Internal Server Error', 'Connection Closed'));
@@ -293,6 +301,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
       (numbers as string[]).map((number) => {
         const jid = whatsappJid(number);
         const exists = jid !== null && !isNotOnWhatsApp(number);
+        if (!exists) count('not-on-whatsapp (whatsappNumbers)');
         return { jid: jid ?? `${number.replace(/\D/g, '')}@s.whatsapp.net`, exists, number };
       }),
     );
@@ -363,6 +372,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     delivered,
     requests,
     notOnWhatsApp,
+    faultCounts,
     fail(mode, faultOptions = {}) {
       faults.delete(mode);
       faults.set(mode, { remaining: faultOptions.count, probability: faultOptions.probability, ms: faultOptions.ms ?? 1000 });

@@ -29,6 +29,12 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
     PAUSE_RETRY_SECONDS: '1',
     WORKER_LOCK_SECONDS: '3',
     DATABASE_POOL_SIZE: '4',
+    // Respectful-sending limits off unless a test turns them on: tests run at any hour, send fast.
+    SENDING_WINDOW_ENABLED: 'false',
+    SEND_RATE_PER_MINUTE: '0',
+    SEND_DAILY_CAP: '0',
+    MAX_FOLLOWUPS_PER_LEAD_PER_WEEK: '0',
+    WHATSAPP_NUMBER_CHECK: 'false',
     ...overrides,
   };
 }

@@ -1,0 +1,146 @@
+/**
+ * Reads every `*.json` in the campaigns folder, validates each against the
+ * schema and the rules the schema cannot say (steps numbered in order, delays
+ * increasing, template slots that exist, no price or link outside the facts),
+ * and fails start-up with every problem at once, each naming the file and the
+ * field: `nautico.json: steps.1.variants.2.withName: must contain {firstName}`.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigError } from '../errors.js';
+import { allowancesOf, checkUrlsAndAmounts, findPlaceholder } from '../compose/guardrails.js';
+import { type Campaign, type CampaignFile, type Campaigns, campaignFileSchema, NAME_SLOT, TEMPLATE_SLOT } from './campaign.js';
+import { renderTemplate, slotProblem } from './render-template.js';
+
+/** Next to this module in src/ and in dist/ (scripts/copy-assets.mjs copies it). */
+export const DEFAULT_CAMPAIGNS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'definitions');
+
+/** A longish first name, to check that templates stay within the length limit. */
+const SAMPLE_NAME = 'Maximiliano';
+
+export class CampaignError extends ConfigError {
+  override name = 'CampaignError';
+  constructor(problems: string[]) {
+    super(problems);
+    this.message = `Invalid campaign definitions:\n${problems.map((p) => `  - ${p}`).join('\n')}`;
+  }
+}
+
+export interface LoadCampaignsOptions {
+  /** The persona's name when a campaign file does not set one (PERSONA_NAME). */
+  personaName: string;
+  /** Longest text a rendered template may be (LLM_MAX_CHARS, the same limit as the model's). */
+  maxChars: number;
+}
+
+export function loadCampaigns(dir: string, options: LoadCampaignsOptions): Campaigns {
+  const problems: string[] = [];
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  } catch (error) {
+    throw new CampaignError([`${dir}: cannot read the campaigns folder (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`]);
+  }
+  if (files.length === 0) throw new CampaignError([`${dir}: no campaign files (*.json)`]);
+
+  const campaigns = new Map<string, Campaign>();
+  for (const file of files) {
+    const say = (path: string, message: string) => problems.push(`${file}: ${path ? `${path}: ` : ''}${message}`);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    } catch (error) {
+      say('', `is not valid JSON (${(error as Error).message})`);
+      continue;
+    }
+    const parsed = campaignFileSchema.safeParse(raw);
+    if (!parsed.success) {
+      for (const issue of parsed.error.issues) {
+        const path = issue.path.map(String).join('.');
+        if (issue.code === 'unrecognized_keys') for (const key of issue.keys) say([path, key].filter(Boolean).join('.'), 'unknown field');
+        else say(path || '(file)', issue.message);
+      }
+      continue;
+    }
+    const campaign = toCampaign(parsed.data, file, options.personaName);
+    const before = problems.length;
+    checkCampaign(campaign, parsed.data, say, options.maxChars);
+    if (basename(file, '.json') !== campaign.name) say('name', `must be "${basename(file, '.json')}", as the file is named`);
+    if (problems.length === before) campaigns.set(campaign.name, campaign);
+  }
+  if (problems.length > 0) throw new CampaignError(problems);
+  return campaigns;
+}
+
+function toCampaign(data: CampaignFile, file: string, personaName: string): Campaign {
+  return {
+    name: data.name,
+    file,
+    description: data.description,
+    persona: { name: data.persona.name ?? personaName, role: data.persona.role, voice: data.persona.voice },
+    rules: data.rules,
+    facts: data.facts,
+    sending: data.sending,
+    optOutConfirmation: data.optOutConfirmation,
+    steps: data.steps.map((s) => ({
+      step: s.step,
+      delayHours: s.delayHours,
+      delayMs: Math.round(s.delayHours * 3_600_000),
+      intent: s.intent,
+      goal: s.goal,
+      variants: s.variants.map((v) => (typeof v === 'string' ? { withName: v, withoutName: v } : { withName: v.withName, withoutName: v.withoutName })),
+    })),
+  };
+}
+
+function checkCampaign(campaign: Campaign, data: CampaignFile, say: (path: string, message: string) => void, maxChars: number) {
+  campaign.steps.forEach((step, i) => {
+    if (step.step !== i + 1) say(`steps.${i}.step`, `must be ${i + 1} (steps are numbered 1, 2, 3, ... in order)`);
+    const previous = campaign.steps[i - 1];
+    if (previous && step.delayHours <= previous.delayHours) {
+      say(`steps.${i}.delayHours`, `must be more than step ${previous.step}'s ${previous.delayHours}`);
+    }
+  });
+  if (data.sending && data.sending.hoursStart >= data.sending.hoursEnd) say('sending.hoursStart', 'must be earlier than sending.hoursEnd');
+  if (data.sending?.timeZone && !isTimeZone(data.sending.timeZone)) say('sending.timeZone', 'must be an IANA time zone such as America/Recife');
+
+  const allowed = allowancesOf(campaign.facts);
+  data.steps.forEach((step, i) => {
+    step.variants.forEach((variant, j) => {
+      const forms: Array<[string, string, boolean]> =
+        typeof variant === 'string'
+          ? [[`steps.${i}.variants.${j}`, variant, false]]
+          : [
+              [`steps.${i}.variants.${j}.withName`, variant.withName, true],
+              [`steps.${i}.variants.${j}.withoutName`, variant.withoutName, false],
+            ];
+      for (const [path, template, named] of forms) {
+        const hasName = template.includes(NAME_SLOT);
+        if (named && !hasName) say(path, `must contain ${NAME_SLOT}`);
+        if (!named && hasName) {
+          say(path, typeof variant === 'string' ? `uses ${NAME_SLOT}: give {withName, withoutName} instead of a plain string` : `must not contain ${NAME_SLOT}`);
+        }
+        for (const match of template.matchAll(TEMPLATE_SLOT)) {
+          const problem = slotProblem(match[1]!, campaign);
+          if (problem) say(path, problem);
+        }
+        const rendered = renderTemplate(template, campaign, named ? SAMPLE_NAME : null);
+        if ([...rendered].length > maxChars) say(path, `is ${[...rendered].length} characters with a ${SAMPLE_NAME.length}-letter name; at most ${maxChars}`);
+        const placeholder = findPlaceholder(rendered.replace(TEMPLATE_SLOT, 'x'));
+        if (placeholder) say(path, `looks like it holds a placeholder or an empty greeting (${placeholder})`);
+        const facts = checkUrlsAndAmounts(rendered, allowed);
+        if (!facts.ok) say(path, `${facts.why === 'url_not_in_facts' ? 'has a link' : 'has an amount'} the facts don't contain (${Object.values(facts.detail ?? {}).join(', ')}); put it in facts and use a slot`);
+      }
+    });
+  });
+}
+
+function isTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,103 @@
+/**
+ * POST /webhooks/evolution and /webhooks/evolution/:event (Evolution's by-events
+ * mode: /messages-upsert, /connection-update, ...). Authenticated before the body
+ * is read (webhook-auth.ts); answered once the event is committed, so a 2xx means
+ * it took effect and anything else is retried by Evolution. A malformed body is a
+ * 400 (not retried); a database outage a 503 (retried).
+ */
+import { UnauthorizedError } from '../auth.js';
+import { handleEvolutionWebhook } from '../../webhooks/handle-evolution-webhook.js';
+import { makeWebhookAuth } from '../../webhooks/webhook-auth.js';
+import { errorRef, json } from '../openapi.js';
+import type { RouteModule } from '../route-module.js';
+
+const EVENT_PARAM = /^[A-Za-z0-9._-]{1,100}$/;
+
+export const webhookRoutes: RouteModule = {
+  name: 'webhooks',
+  auth: 'none',
+  async plugin(app, { ctx }) {
+    const auth = makeWebhookAuth({ secret: ctx.config.webhook.secret, jwtKey: ctx.config.webhook.jwtKey, clock: ctx.clock });
+    if (!auth.configured) {
+      ctx.log.warn('neither WEBHOOK_SECRET nor WEBHOOK_JWT_KEY is set: Evolution webhooks are refused (401) until one is');
+    }
+    const log = ctx.log.child({ component: 'webhooks' });
+    const deps = {
+      db: ctx.db,
+      clock: ctx.clock,
+      log,
+      gate: ctx.gate,
+      transport: ctx.transport,
+      optOutConfirmation: (campaign: string) => ctx.campaigns?.get(campaign)?.optOutConfirmation,
+      typingDelayMs: ctx.policy.typingDelayMs,
+    };
+
+    // onRequest: an unauthenticated caller is refused before its body is read. Scoped to this plugin.
+    app.addHook('onRequest', async (request) => {
+      const result = await auth.verify(request.headers);
+      if (!result.ok) {
+        log.debug({ reason: result.reason }, 'webhook refused');
+        throw new UnauthorizedError(result.reason);
+      }
+    });
+
+    const handler = async (body: unknown, event?: string) => ({ received: true, results: await handleEvolutionWebhook(deps, body, event) });
+    app.post('/webhooks/evolution', async (request) => handler(request.body));
+    app.post<{ Params: { event: string } }>('/webhooks/evolution/:event', async (request) => {
+      const event = EVENT_PARAM.test(request.params.event) ? request.params.event : undefined;
+      return handler(request.body, event);
+    });
+  },
+  openapi: {
+    schemas: {
+      WebhookAnswer: {
+        type: 'object',
+        properties: {
+          received: { const: true },
+          results: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                event: { type: 'string' },
+                outcome: {
+                  type: 'string',
+                  description: 'reply_recorded, opted_out, handoff, own_message, duplicate, paused, resumed, open, ignored:<why>',
+                },
+                leadId: { type: 'string', format: 'uuid' },
+                cancelled: { type: 'integer', description: 'follow-ups cancelled by this event' },
+              },
+            },
+          },
+        },
+      },
+    },
+    paths: Object.fromEntries(
+      ['/webhooks/evolution', '/webhooks/evolution/{event}'].map((path) => [
+        path,
+        {
+          ...(path.endsWith('{event}')
+            ? { parameters: [{ name: 'event', in: 'path', required: true, schema: { type: 'string' }, description: 'by-events mode: messages-upsert, connection-update, ...' }] }
+            : {}),
+          post: {
+            summary: path.endsWith('{event}') ? 'Evolution API events (by-events mode)' : 'Evolution API events',
+            description:
+              'Authenticated by `x-webhook-secret: <WEBHOOK_SECRET>` or `Authorization: Bearer <HS256 JWT signed with WEBHOOK_JWT_KEY>` ' +
+              '(exp required, app "evolution"). messages.upsert from the lead stops its follow-ups (opt-out words opt it out); ' +
+              'fromMe messages not sent by this system hand the lead off; connection.update close pauses sending. ' +
+              'Every other event is accepted and ignored. Idempotent on data.key.id.',
+            operationId: path.endsWith('{event}') ? 'evolutionWebhookByEvent' : 'evolutionWebhook',
+            requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
+            responses: {
+              '200': json({ $ref: '#/components/schemas/WebhookAnswer' }, 'Processed (or ignored)'),
+              '400': errorRef('BadRequest'),
+              '401': { $ref: '#/components/responses/Unauthorized' },
+              '415': errorRef('UnsupportedMediaType'),
+              '503': { description: 'The database is unavailable; Evolution retries' },
+            },
+          },
+        },
+      ]),
+    ),
+  },
+};

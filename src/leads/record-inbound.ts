@@ -1,0 +1,117 @@
+/**
+ * A message from the lead: logged in the conversation, stamped on the lead as
+ * `last_inbound_at`, and — because a reply stops the sequence — every pending or
+ * queued follow-up planned before it is cancelled with `lead_replied` (the
+ * trigger of migration 002 then stops the enrollment, and so does this, when
+ * its last step is already in flight). The agent's
+ * POST /v1/leads/:phone/messages and the Evolution webhook both call this.
+ *
+ * Only follow-ups whose anchor is before the message are cancelled: one the
+ * agent scheduled *after* reading this message (a message recorded late) is an
+ * answer to it and stays. That is the same rule the worker re-checks at claim
+ * (`last_inbound_at > anchor_at`), so the two never disagree.
+ *
+ * Order matters. The follow-ups to cancel are locked first, then the lead is
+ * updated — the order the worker's claim takes its locks in (follow-up FOR
+ * UPDATE, lead FOR SHARE), so the two wait for each other instead of
+ * deadlocking. Either this commits first and the claim finds the row cancelled
+ * (or sees the reply), or the claim wins and that follow-up was already on its
+ * way (it is `sending`, which a reply does not cancel).
+ *
+ * Idempotent on `providerMessageId`: a webhook delivered twice logs once and
+ * cancels once (`duplicate: true` the second time).
+ */
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
+import { cancelFollowupRow } from '../followups/transitions.js';
+import { normalizePhone } from '../whatsapp/phone.js';
+import { upsertLead } from './lead.js';
+
+export interface InboundMessage {
+  /** Any spelling normalizePhone accepts (canonical digits, +55 ..., a WhatsApp JID). */
+  phone: string;
+  text: string | null;
+  /** Evolution's messageType (conversation, extendedTextMessage, audioMessage, ...). */
+  messageType?: string | null;
+  providerMessageId?: string | null;
+  at: Date;
+  source: 'lead';
+}
+
+export interface InboundResult {
+  leadId: string;
+  /** The logged message (the earlier one when this is a duplicate). */
+  messageId: string | null;
+  /** True when providerMessageId was already logged: nothing else was done. */
+  duplicate: boolean;
+  /** Follow-ups cancelled by this reply. */
+  cancelled: number;
+}
+
+// The lead's open follow-ups planned before the message, locked (id order); a lead row even without any.
+const lockSql = {
+  name: 'inbound_lock_followups',
+  text: `
+SELECT l.id AS lead_id, f.id, f.due_at
+  FROM leads l
+  LEFT JOIN LATERAL (
+    SELECT id, due_at FROM follow_ups
+     WHERE lead_id = l.id AND status IN ('pending', 'queued') AND anchor_at < $2::timestamptz
+     ORDER BY id
+       FOR UPDATE
+  ) f ON true
+ WHERE l.phone = $1::text`,
+};
+
+// Logs the message (once per provider id); only a new one stamps the lead and stops its active
+// enrollment. Migration 002's trigger also stops an enrollment when one of its follow-ups is
+// cancelled; this covers one with nothing left to cancel (its last step in flight). Enrollments
+// made after the message (an answer to it) stay, as their follow-ups do.
+const logSql = {
+  name: 'inbound_log_message',
+  text: `
+WITH logged AS (
+  INSERT INTO messages (lead_id, direction, source, text, message_type, provider_message_id, at)
+  VALUES ($1::uuid, 'in', 'lead', $2::text, $3::text, $4::text, $5::timestamptz)
+  ON CONFLICT (provider_message_id) DO NOTHING
+  RETURNING id
+), stamped AS (
+  UPDATE leads SET last_inbound_at = GREATEST(COALESCE(last_inbound_at, $5::timestamptz), $5::timestamptz), updated_at = $6::timestamptz
+   WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM logged)
+), stopped AS (
+  UPDATE enrollments SET status = 'stopped', stop_reason = 'lead_replied', updated_at = $6::timestamptz
+   WHERE lead_id = $1::uuid AND status = 'active' AND created_at < $5::timestamptz AND EXISTS (SELECT 1 FROM logged)
+)
+SELECT id, false AS duplicate FROM logged
+UNION ALL
+SELECT id, true FROM messages WHERE provider_message_id = $4::text AND NOT EXISTS (SELECT 1 FROM logged)`,
+};
+
+export async function recordInboundMessage(db: Db, input: InboundMessage, clock: Clock): Promise<InboundResult> {
+  const phone = normalizePhone(input.phone, 'phone');
+  const now = clock.now();
+  // Few round trips on purpose: a burst of replies (a campaign's step going out to thousands)
+  // holds a pooled connection per reply for the whole transaction.
+  return db.transaction(async (tx) => {
+    let { rows: locked } = await tx.query<{ lead_id: string; id: string | null; due_at: Date | null }>(lockSql, [phone, input.at]);
+    if (!locked[0]) locked = [{ lead_id: (await upsertLead(tx, { phone, now })).id, id: null, due_at: null }];
+    const leadId = locked[0]!.lead_id;
+    const { rows: logged } = await tx.query<{ id: string; duplicate: boolean }>(logSql, [
+      leadId,
+      input.text,
+      input.messageType ?? null,
+      input.providerMessageId ?? null,
+      input.at,
+      now,
+    ]);
+    const messageId = logged[0]?.id ?? null;
+    if (!logged[0] || logged[0].duplicate) return { leadId, messageId, duplicate: true, cancelled: 0 };
+    // Cancelled in step order (as the audit trail reads best), each through the one transition.
+    const pending = locked.filter((r) => r.id !== null).sort((a, b) => new Date(a.due_at!).getTime() - new Date(b.due_at!).getTime());
+    let cancelled = 0;
+    for (const { id } of pending) {
+      if (await cancelFollowupRow(tx, { id: id!, now, reason: 'lead_replied', detail: { messageId } })) cancelled++;
+    }
+    return { leadId, messageId, duplicate: false, cancelled };
+  });
+}

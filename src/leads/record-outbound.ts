@@ -1,0 +1,48 @@
+/**
+ * A message the agent (or a person at the club) sent to the lead outside the
+ * follow-up pipeline, logged so the conversation — and so the composer's
+ * history and its "never the same text twice" check — is complete. Stamps
+ * `last_outbound_at`. Idempotent on `providerMessageId`.
+ */
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
+import { normalizePhone } from '../whatsapp/phone.js';
+import { upsertLead } from './lead.js';
+
+export interface OutboundMessage {
+  phone: string;
+  text: string;
+  source: 'agent' | 'human';
+  messageType?: string | null;
+  providerMessageId?: string | null;
+  at: Date;
+}
+
+export async function recordOutboundMessage(
+  db: Db,
+  input: OutboundMessage,
+  clock: Clock,
+): Promise<{ leadId: string; messageId: string | null; duplicate: boolean }> {
+  const phone = normalizePhone(input.phone, 'phone');
+  const now = clock.now();
+  return db.transaction(async (tx) => {
+    const lead = await upsertLead(tx, { phone, now });
+    const inserted = await tx.query<{ id: string }>(
+      `INSERT INTO messages (lead_id, direction, source, text, message_type, provider_message_id, at)
+       VALUES ($1::uuid, 'out', $2::text, $3::text, $4::text, $5::text, $6::timestamptz)
+       ON CONFLICT (provider_message_id) DO NOTHING
+       RETURNING id`,
+      [lead.id, input.source, input.text, input.messageType ?? null, input.providerMessageId ?? null, input.at],
+    );
+    if (!inserted.rows[0]) {
+      const { rows } = await tx.query<{ id: string }>('SELECT id FROM messages WHERE provider_message_id = $1::text', [input.providerMessageId]);
+      return { leadId: lead.id, messageId: rows[0]?.id ?? null, duplicate: true };
+    }
+    await tx.query(
+      `UPDATE leads SET last_outbound_at = GREATEST(COALESCE(last_outbound_at, $2::timestamptz), $2::timestamptz), updated_at = $3::timestamptz
+        WHERE id = $1::uuid`,
+      [lead.id, input.at, now],
+    );
+    return { leadId: lead.id, messageId: inserted.rows[0].id, duplicate: false };
+  });
+}

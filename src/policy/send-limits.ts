@@ -1,0 +1,218 @@
+/**
+ * Pace and daily cap per WhatsApp instance, shared by every worker through
+ * rate-limiter-flexible: RateLimiterRedis when REDIS_URL is set (its own ioredis
+ * connection with a short command timeout), RateLimiterMemory in direct mode.
+ * If Redis fails, the memory limiter stands in (the library's insurance
+ * limiter) rather than blocking every send.
+ *
+ * Pace — "at most N per window (a minute), with random gaps". A fixed window of
+ * N points allows 2N in a minute that straddles two windows, and a burst of N at
+ * the start of each. Instead time is cut into slots of W / (N − 1); a send must
+ * book its slot (one point per slot key, taken atomically in Redis) and may only
+ * go out in the first third of it, at a random moment. So two sends are always
+ * more than ⅔ of a slot apart, any N + 1 consecutive sends span more than W plus
+ * ⅔ of a slot (N slots minus a third) — a margin for the send itself taking a
+ * little longer one time than the next — and the gaps vary. The price: a full
+ * backlog drains at N − 1 per window, never N + 1. A follow-up that finds its slot
+ * taken either books one of the next few slots and waits for it (maxWaitMs at
+ * most), or is deferred behind those already waiting: the slot's counter says
+ * how many lost it before, so the k-th loser goes k slots later and a backlog
+ * drains at the pace instead of stampeding at every slot.
+ *
+ * Daily cap — points per calendar day in the business time zone; a follow-up
+ * over it waits for the next day (the window then moves it to the opening).
+ *
+ * 0 means unlimited for either (the benchmarks turn both off).
+ */
+import { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Logger } from '../log.js';
+import { instantOf, wallTimeIn } from './zoned-time.js';
+
+export interface SendLimitsOptions {
+  /** Sends allowed per `windowMs`; 0 = unlimited. */
+  ratePerWindow: number;
+  windowMs: number;
+  /** Sends allowed per calendar day in `timeZone`; 0 = unlimited. */
+  dailyCap: number;
+  timeZone: string;
+  /** The WhatsApp instance the limits belong to. */
+  instance: string;
+  keyPrefix: string;
+  /** Unset: in memory (direct mode). */
+  redis?: { url: string; commandTimeoutMs: number };
+  /** Longest a send may wait in-process for a booked slot; beyond, it is deferred. */
+  maxWaitMs: number;
+  log: Logger;
+  /** Real time in production; the policy's clock, so a test's fake clock drives the slots too. */
+  clock?: () => Date;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export type Reservation =
+  | { ok: true }
+  | { ok: false; reason: 'pace' | 'daily_cap'; retryAt: Date; detail: Record<string, unknown> };
+
+export interface SendLimits {
+  /** Takes a send's share of the pace and the daily cap, or says when to come back. */
+  reserve(now: Date): Promise<Reservation>;
+  close(): Promise<void>;
+}
+
+const MAX_SLOT_TRIES = 3;
+
+export function makeSendLimits(options: SendLimitsOptions): SendLimits {
+  const random = options.random ?? Math.random;
+  const clock = options.clock ?? (() => new Date());
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const { log } = options;
+  const paceOn = options.ratePerWindow > 0;
+  const dailyOn = options.dailyCap > 0;
+  const slotMs = paceOn ? options.windowMs / Math.max(options.ratePerWindow - 1, 0.5) : 0;
+  const usableMs = slotMs / 3;
+  let client: Redis | undefined;
+  let firstConnect: Promise<void> | undefined;
+  let limiters: { pace?: RateLimiterAbstract; daily?: RateLimiterAbstract } | undefined;
+
+  function build() {
+    if (limiters) return limiters;
+    const specs = {
+      // A slot key must outlive its slot, which may be booked up to maxWaitMs ahead; after that it is housekeeping.
+      pace: paceOn
+        ? { keyPrefix: `${options.keyPrefix}:pace`, points: 1, duration: Math.ceil((options.maxWaitMs + MAX_SLOT_TRIES * slotMs) / 1000) + 1 }
+        : null,
+      daily: dailyOn ? { keyPrefix: `${options.keyPrefix}:daily`, points: options.dailyCap, duration: 2 * 86_400 } : null,
+    };
+    if (options.redis && (paceOn || dailyOn)) {
+      let warned = false;
+      client = new Redis(options.redis.url, {
+        commandTimeout: Math.min(options.redis.commandTimeoutMs, 1_000),
+        connectTimeout: 2_000,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        retryStrategy: (times) => Math.min(times * 500, 5_000),
+      });
+      client.on('error', (error) => {
+        // Logged once per outage; the memory limiter carries on meanwhile.
+        if (!warned) log.warn({ err: { message: error.message } }, 'rate-limit Redis unavailable; limiting in memory');
+        warned = true;
+      });
+      client.on('ready', () => {
+        if (warned) log.info('rate-limit Redis is back');
+        warned = false;
+      });
+      // The first sends wait (briefly) for the connection: limited in memory, each worker would
+      // have a pace of its own, and a fleet starting together would burst.
+      const connecting = client;
+      firstConnect = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2_000);
+        timer.unref();
+        connecting.once('ready', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      const redis = (spec: { keyPrefix: string; points: number; duration: number }) =>
+        new RateLimiterRedis({ ...spec, storeClient: client, rejectIfRedisNotReady: true, insuranceLimiter: new RateLimiterMemory(spec) });
+      limiters = { pace: specs.pace ? redis(specs.pace) : undefined, daily: specs.daily ? redis(specs.daily) : undefined };
+    } else {
+      limiters = {
+        pace: specs.pace ? new RateLimiterMemory(specs.pace) : undefined,
+        daily: specs.daily ? new RateLimiterMemory(specs.daily) : undefined,
+      };
+    }
+    return limiters;
+  }
+
+  /** Consumes one point; `consumed` counts everyone who asked in this key's life (winners and losers). */
+  async function take(limiter: RateLimiterAbstract, key: string): Promise<{ ok: boolean; consumed: number }> {
+    try {
+      const res = await limiter.consume(key);
+      return { ok: true, consumed: res.consumedPoints };
+    } catch (error) {
+      if (error instanceof RateLimiterRes) return { ok: false, consumed: error.consumedPoints };
+      throw error;
+    }
+  }
+
+  /** One try at the slot for `t` or one of the next few; the booked slot, or when to come back. */
+  async function tryBook(pace: RateLimiterAbstract, t: number): Promise<{ ok: true; slot: number; target: number } | Reservation> {
+    const current = Math.floor(t / slotMs);
+    let slot = t - current * slotMs < usableMs ? current : current + 1;
+    let lastTried: number | null = null;
+    let losers = 0;
+    for (let attempt = 0; attempt < MAX_SLOT_TRIES; attempt++, slot++) {
+      const target = slot === current ? t : slot * slotMs + random() * usableMs;
+      if (target - t > options.maxWaitMs) break;
+      const got = await take(pace, `${options.instance}:${slot}`);
+      if (got.ok) return { ok: true, slot, target };
+      lastTried = slot;
+      losers = got.consumed - 1;
+    }
+    const queued = lastTried === null ? slot : lastTried + Math.max(1, losers);
+    return {
+      ok: false,
+      reason: 'pace',
+      retryAt: new Date(Math.ceil(queued * slotMs + random() * usableMs)),
+      detail: { slotMs: Math.round(slotMs), waiting: losers },
+    };
+  }
+
+  /**
+   * Books a slot and waits for it. A busy process can wake late from that wait;
+   * past the slot's first third the send would crowd the next slot's, so it books
+   * again rather than go.
+   */
+  async function bookSlot(pace: RateLimiterAbstract, now: Date): Promise<Reservation> {
+    let t = now.getTime();
+    for (let round = 0; round < MAX_SLOT_TRIES; round++) {
+      const booked = await tryBook(pace, t);
+      if (!booked.ok) return booked;
+      if (!('slot' in booked)) return booked;
+      if (booked.target <= t) return { ok: true };
+      await sleep(booked.target - t);
+      const woke = clock().getTime();
+      if (woke < booked.slot * slotMs + usableMs) return { ok: true };
+      t = woke;
+    }
+    return { ok: false, reason: 'pace', retryAt: new Date(t + slotMs), detail: { slotMs: Math.round(slotMs), late: true } };
+  }
+
+  function dayKey(now: Date): { key: string; nextDay: Date } {
+    const w = wallTimeIn(now, options.timeZone);
+    const key = `${options.instance}:${w.year}-${String(w.month).padStart(2, '0')}-${String(w.day).padStart(2, '0')}`;
+    return { key, nextDay: instantOf({ year: w.year, month: w.month, day: w.day + 1 }, options.timeZone) };
+  }
+
+  return {
+    async reserve(now) {
+      if (!paceOn && !dailyOn) return { ok: true };
+      const { pace, daily } = build();
+      if (firstConnect) await firstConnect;
+      try {
+        let day: { key: string; nextDay: Date } | undefined;
+        if (daily) {
+          day = dayKey(now);
+          const got = await take(daily, day.key);
+          if (!got.ok) {
+            return { ok: false, reason: 'daily_cap', retryAt: day.nextDay, detail: { dailyCap: options.dailyCap } };
+          }
+        }
+        if (!pace) return { ok: true };
+        const booking = await bookSlot(pace, now);
+        // Deferred by the pace: the day's point was not used after all.
+        if (!booking.ok && daily && day) await daily.reward(day.key, 1).catch(() => undefined);
+        return booking;
+      } catch (error) {
+        // Neither Redis nor the memory stand-in answered: hold the send briefly rather than risk a burst.
+        log.warn({ err: error }, 'rate limiter failed; deferring the send briefly');
+        return { ok: false, reason: 'pace', retryAt: new Date(now.getTime() + 5_000), detail: { error: 'rate_limiter_failed' } };
+      }
+    },
+    async close() {
+      client?.disconnect();
+      client = undefined;
+    },
+  };
+}

@@ -1,0 +1,233 @@
+/**
+ * What an Evolution webhook means for the follow-ups:
+ *   - a message from the lead (any type: text, audio, image) is a reply: logged,
+ *     last_inbound_at set, the lead's open follow-ups cancelled (`lead_replied`),
+ *     the enrollment stopped (recordInboundMessage);
+ *   - a reply that says "stop" (opt-out-intent.ts) opts the lead out for good
+ *     first, then is logged as a reply; the campaign's confirmation, if it has
+ *     one, is sent once;
+ *   - a message from our own number that this system did not send means a person
+ *     took the conversation over: hand-off, everything cancelled;
+ *   - connection.update close/refused pauses sending for every worker, open
+ *     lifts that pause.
+ * Everything else is ignored (2xx). Idempotent on the WhatsApp message id: a
+ * message already in the conversation log is not acted on again.
+ *
+ * "Did we send it?" has a race: Evolution may deliver the webhook for our own
+ * follow-up before the worker has recorded its provider id. So a fromMe message
+ * is ours when its id is known, or when a follow-up of that lead is being sent
+ * (or was sent in the last minutes) with the same text, or when we logged the
+ * same text out to that lead moments ago (an opt-out confirmation). Only
+ * otherwise is it a person. Messages the agent sends through the same number
+ * must be logged by it (POST /v1/leads/:phone/messages) or they look like a person.
+ */
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
+import type { SendingGate } from '../followups/sending-gate.js';
+import { recordInboundMessage } from '../leads/record-inbound.js';
+import { recordOutboundMessage } from '../leads/record-outbound.js';
+import { cancelLocked, stopLead } from '../leads/stop-lead.js';
+import type { Logger } from '../log.js';
+import type { Transport } from '../whatsapp/transport.js';
+import { isOptOutMessage } from './opt-out-intent.js';
+import { parseEvolutionWebhook, type WebhookEvent, type WebhookMessage } from './parse-evolution-webhook.js';
+
+export interface WebhookDeps {
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  gate: SendingGate;
+  transport: Transport;
+  /** The text a campaign sends once when a lead opts out; undefined = none. */
+  optOutConfirmation?: (campaign: string) => string | undefined;
+  typingDelayMs?: (text: string) => number;
+}
+
+export interface WebhookOutcome {
+  event: string;
+  outcome: string;
+  leadId?: string;
+  cancelled?: number;
+}
+
+export const PAUSE_REASON = 'whatsapp_disconnected';
+/** How long after a send an echo of it (same text) is still recognised as ours. */
+const ECHO_WINDOW_MINUTES = 10;
+const RETRIES = 3;
+
+/** Throws ValidationError for a malformed body (→ 400); anything else it could not do is an error (→ 5xx, Evolution retries). */
+export async function handleEvolutionWebhook(deps: WebhookDeps, body: unknown, pathEvent?: string): Promise<WebhookOutcome[]> {
+  const events = parseEvolutionWebhook(body, pathEvent);
+  const outcomes: WebhookOutcome[] = [];
+  for (const event of events) outcomes.push(await withRetry(() => handleEvent(deps, event)));
+  return outcomes;
+}
+
+/** A deadlock or serialisation failure is the database asking us to try again, not a fault. */
+async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (error) {
+      const code = (error as { code?: string }).code;
+      if (attempt >= RETRIES || (code !== '40P01' && code !== '40001')) throw error;
+      await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 50));
+    }
+  }
+}
+
+async function handleEvent(deps: WebhookDeps, event: WebhookEvent): Promise<WebhookOutcome> {
+  switch (event.kind) {
+    case 'ignored':
+      deps.log.debug({ event: event.event, reason: event.reason }, 'webhook ignored');
+      return { event: event.event, outcome: `ignored:${event.reason}` };
+    case 'connection':
+      return handleConnection(deps, event);
+    case 'message':
+      return event.message.fromMe ? handleOwnNumber(deps, event.event, event.message) : handleFromLead(deps, event.event, event.message);
+  }
+}
+
+async function handleConnection(deps: WebhookDeps, event: { event: string; state: string; statusReason: number | null }): Promise<WebhookOutcome> {
+  if (event.state === 'close' || event.state === 'refused') {
+    await deps.gate.pause(PAUSE_REASON, `Evolution reported the WhatsApp connection ${event.state}${event.statusReason ? ` (${event.statusReason})` : ''}`);
+    deps.log.warn({ state: event.state, statusReason: event.statusReason }, 'WhatsApp disconnected; sending paused');
+    return { event: event.event, outcome: 'paused' };
+  }
+  if (event.state === 'open') {
+    const resumed = await deps.gate.resume([PAUSE_REASON]);
+    if (resumed) deps.log.info('WhatsApp connected again; sending resumed');
+    return { event: event.event, outcome: resumed ? 'resumed' : 'open' };
+  }
+  deps.log.debug({ state: event.state }, 'connection state noted');
+  return { event: event.event, outcome: `ignored:state_${event.state}` };
+}
+
+/** A message time from WhatsApp, never ahead of our clock (a skewed or forged time must not stop later follow-ups). */
+function messageTime(message: WebhookMessage, now: Date): Date {
+  return message.at && message.at <= now ? message.at : now;
+}
+
+async function alreadyLogged(db: Db, providerMessageId: string): Promise<boolean> {
+  const { rowCount } = await db.query(
+    { name: 'webhook_known_message', text: 'SELECT 1 FROM messages WHERE provider_message_id = $1::text' },
+    [providerMessageId],
+  );
+  return rowCount > 0;
+}
+
+async function handleFromLead(deps: WebhookDeps, eventName: string, message: WebhookMessage): Promise<WebhookOutcome> {
+  const { db, clock } = deps;
+  const now = clock.now();
+  const at = messageTime(message, now);
+  if (await alreadyLogged(db, message.providerMessageId)) return { event: eventName, outcome: 'duplicate' };
+  const inbound = {
+    phone: message.phone,
+    text: message.text,
+    messageType: message.messageType,
+    providerMessageId: message.providerMessageId,
+    at,
+    source: 'lead' as const,
+  };
+
+  if (isOptOutMessage(message.text)) {
+    // Opt out first, so its follow-ups are cancelled as opted_out (not merely lead_replied).
+    const stopped = await stopLead(
+      db,
+      { phone: message.phone, reason: 'opted_out', at, messageId: message.providerMessageId, source: 'whatsapp', createIfMissing: true },
+      clock,
+    );
+    const recorded = await recordInboundMessage(db, inbound, clock);
+    deps.log.info({ leadId: recorded.leadId, phone: message.phone, firstTime: stopped?.changed }, 'lead opted out by message');
+    if (stopped?.changed) void confirmOptOut(deps, recorded.leadId, message.phone);
+    return { event: eventName, outcome: 'opted_out', leadId: recorded.leadId, cancelled: (stopped?.cancelled ?? 0) + recorded.cancelled };
+  }
+
+  const recorded = await recordInboundMessage(db, inbound, clock);
+  if (recorded.duplicate) return { event: eventName, outcome: 'duplicate', leadId: recorded.leadId };
+  // An enrollment whose last step is in flight has nothing left to cancel; it stops all the same.
+  await cancelLocked(db, { leadId: recorded.leadId, ids: [], reason: 'lead_replied', now, anchoredBefore: at });
+  deps.log.info({ leadId: recorded.leadId, cancelled: recorded.cancelled, type: message.messageType }, 'lead replied');
+  return { event: eventName, outcome: 'reply_recorded', leadId: recorded.leadId, cancelled: recorded.cancelled };
+}
+
+async function handleOwnNumber(deps: WebhookDeps, eventName: string, message: WebhookMessage): Promise<WebhookOutcome> {
+  const { db, clock } = deps;
+  const now = clock.now();
+  if (await alreadyLogged(db, message.providerMessageId)) return { event: eventName, outcome: 'own_message' };
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM leads WHERE phone = $1::text', [message.phone]);
+  const leadId = rows[0]?.id;
+  // Nothing of ours to stop for a number that is no lead (and no lead is made from our own messages).
+  if (!leadId) return { event: eventName, outcome: 'ignored:not_a_lead' };
+  if (await sentByUs(db, { leadId, providerMessageId: message.providerMessageId, text: message.text, now })) {
+    return { event: eventName, outcome: 'own_message', leadId };
+  }
+  const at = messageTime(message, now);
+  const stopped = await stopLead(db, { phone: message.phone, reason: 'handoff', at, messageId: message.providerMessageId, source: 'whatsapp' }, clock);
+  await recordOutboundMessage(
+    db,
+    { phone: message.phone, text: message.text ?? '', source: 'human', messageType: message.messageType, providerMessageId: message.providerMessageId, at },
+    clock,
+  );
+  deps.log.info({ leadId, cancelled: stopped?.cancelled ?? 0 }, 'a person wrote from our number; lead handed off');
+  return { event: eventName, outcome: 'handoff', leadId, cancelled: stopped?.cancelled ?? 0 };
+}
+
+const sentByUsSql = {
+  name: 'webhook_sent_by_us',
+  text: `
+SELECT 1 FROM follow_ups
+ WHERE lead_id = $1::uuid
+   AND (provider_message_id = $2::text
+        OR ($3::text IS NOT NULL AND btrim(COALESCE(sent_text, message)) = btrim($3::text)
+            AND (status = 'sending' OR (status = 'executed' AND sent_at > $4::timestamptz - $5::int * interval '1 minute'))))
+UNION ALL
+SELECT 1 FROM messages
+ WHERE lead_id = $1::uuid AND direction = 'out' AND source IN ('agent', 'followup')
+   AND $3::text IS NOT NULL AND btrim(text) = btrim($3::text) AND at > $4::timestamptz - $5::int * interval '1 minute'
+LIMIT 1`,
+};
+
+export async function sentByUs(
+  db: Db,
+  input: { leadId: string; providerMessageId: string; text: string | null; now: Date },
+): Promise<boolean> {
+  const { rowCount } = await db.query(sentByUsSql, [input.leadId, input.providerMessageId, input.text, input.now, ECHO_WINDOW_MINUTES]);
+  return rowCount > 0;
+}
+
+/**
+ * The campaign's optOutConfirmation, sent once, after the opt-out is committed.
+ * Logged before it is sent, so its own webhook echo is recognised as ours.
+ * Best effort: a failure is logged, not retried (the opt-out itself stands).
+ */
+async function confirmOptOut(deps: WebhookDeps, leadId: string, phone: string): Promise<void> {
+  try {
+    if (!deps.optOutConfirmation) return;
+    const { rows } = await deps.db.query<{ campaign: string }>(
+      `SELECT campaign FROM (
+         SELECT campaign, created_at FROM enrollments WHERE lead_id = $1::uuid
+         UNION ALL
+         SELECT campaign, created_at FROM follow_ups WHERE lead_id = $1::uuid AND campaign IS NOT NULL
+       ) c ORDER BY created_at DESC LIMIT 1`,
+      [leadId],
+    );
+    const text = rows[0] ? deps.optOutConfirmation(rows[0].campaign) : undefined;
+    if (!text) return;
+    if ((await deps.gate.state()).paused) {
+      deps.log.warn({ leadId }, 'sending is paused; opt-out confirmation not sent');
+      return;
+    }
+    const now = deps.clock.now();
+    const logged = await deps.db.query<{ id: string }>(
+      `INSERT INTO messages (lead_id, direction, source, text, message_type, at) VALUES ($1::uuid, 'out', 'agent', $2::text, 'conversation', $3::timestamptz)
+       RETURNING id`,
+      [leadId, text, now],
+    );
+    const sent = await deps.transport.sendText({ number: phone, text, delayMs: deps.typingDelayMs?.(text) ?? 0 });
+    await deps.db.query('UPDATE messages SET provider_message_id = $2::text WHERE id = $1::uuid', [logged.rows[0]!.id, sent.providerMessageId]).catch(() => undefined);
+    deps.log.info({ leadId, providerMessageId: sent.providerMessageId }, 'opt-out confirmation sent');
+  } catch (error) {
+    deps.log.warn({ err: error, leadId }, 'opt-out confirmation not sent');
+  }
+}
