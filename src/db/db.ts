@@ -41,7 +41,7 @@ export function isConnectionError(error: unknown): boolean {
   if (!e) return false;
   if (e.code && /^(08|57P0[123]|53300)/.test(e.code)) return true;
   if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(e.code)) return true;
-  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection/i.test(
     e.message ?? '',
   );
 }
