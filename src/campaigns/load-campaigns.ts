@@ -12,6 +12,7 @@ import { ConfigError } from '../errors.js';
 import { allowancesOf, checkUrlsAndAmounts, findPlaceholder } from '../compose/guardrails.js';
 import { type Campaign, type CampaignFile, type Campaigns, campaignFileSchema, NAME_SLOT, TEMPLATE_SLOT } from './campaign.js';
 import { renderTemplate, slotProblem } from './render-template.js';
+import { isTimeZone } from '../policy/zoned-time.js';
 
 /** Next to this module in src/ and in dist/ (scripts/copy-assets.mjs copies it). */
 export const DEFAULT_CAMPAIGNS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'definitions');
@@ -136,11 +137,3 @@ function checkCampaign(campaign: Campaign, data: CampaignFile, say: (path: strin
   });
 }
 
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}

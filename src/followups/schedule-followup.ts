@@ -12,20 +12,12 @@ import { stopReasonOf, upsertLead } from '../leads/lead.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import type { FollowupRow } from './followup.js';
+import { isTimeZone } from '../policy/zoned-time.js';
 
 export const MAX_MESSAGE_LENGTH = 4096;
 const MAX_DELAY_HOURS = 24 * 90;
 /** A dueAt up to this far in the past is treated as "now" (client clock skew). */
 const PAST_TOLERANCE_MS = 60_000;
-
-function isTimeZone(tz: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export const leadInputSchema = z
   .object({

@@ -113,3 +113,12 @@ export function buildOpenApiDocument(routes: readonly RouteModule[]): OpenApiObj
     paths,
   };
 }
+
+/** The `:phone` path parameter of the lead routes. */
+export const phoneParameter = {
+  name: 'phone',
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+  description: 'any spelling: 5581999998888, 558199998888, +55 81 99999-8888',
+};

@@ -16,6 +16,7 @@ import { parseInput } from '../../validation.js';
 import { normalizePhone } from '../../whatsapp/phone.js';
 import { errorRef, json, jsonSchemaOf, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
+import { phoneParameter } from '../openapi.js';
 
 const FUTURE_TOLERANCE_MS = 60_000;
 
@@ -33,14 +34,6 @@ const ACTIONS: Array<{ path: string; reason: StopReason; summary: string; create
   { path: 'handoff', reason: 'handoff', summary: 'A person took the conversation over: stop the follow-ups', createIfMissing: false },
   { path: 'converted', reason: 'converted', summary: 'The lead became a member: stop the follow-ups', createIfMissing: false },
 ];
-
-const phoneParameter = {
-  name: 'phone',
-  in: 'path',
-  required: true,
-  schema: { type: 'string' },
-  description: 'any spelling: 5581999998888, 558199998888, +55 81 99999-8888',
-};
 
 export const leadActionRoutes: RouteModule = {
   name: 'lead-actions',

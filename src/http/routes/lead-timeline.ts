@@ -12,6 +12,7 @@ import { readLeadTimeline } from '../../leads/read-timeline.js';
 import { parseInput } from '../../validation.js';
 import { errorRef, json, jsonSchemaOf, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
+import { phoneParameter } from '../openapi.js';
 
 const FUTURE_TOLERANCE_MS = 60_000;
 
@@ -25,14 +26,6 @@ export const recordMessageSchema = z
     messageType: z.string().min(1).max(64).optional(),
   })
   .strict();
-
-const phoneParameter = {
-  name: 'phone',
-  in: 'path',
-  required: true,
-  schema: { type: 'string' },
-  description: 'any spelling: 5581999998888, 558199998888, +55 81 99999-8888',
-};
 
 export const leadTimelineRoutes: RouteModule = {
   name: 'lead-timeline',
