@@ -9,10 +9,8 @@ import { databaseUrl, PG_ADMIN_URL } from '../test/helpers/db.js';
 import {
   claimDueSql,
   claimForSendingBatchSql,
-  claimForSendingSql,
   findExpiredLeasesSql,
   markExecutedBatchSql,
-  markExecutedSql,
   RECENT_DUE_MS,
 } from '../src/followups/transitions.js';
 import {
@@ -436,9 +434,9 @@ async function explainHotQueries(url: string): Promise<Record<string, string>> {
     const sending = await client.query<{ id: string }>(`SELECT id FROM follow_ups WHERE status = 'sending' LIMIT 20`);
     const queuedIds = queued.rows.map((r) => r.id);
     const sendingIds = sending.rows.map((r) => r.id);
-    await explain('worker_claim', claimForSendingSql.text, [queuedIds[0], now, 120_000]);
+    await explain('worker_claim', claimForSendingBatchSql.text, [[queuedIds[0]], [now], [120_000]]);
     await explain('worker_claim_batch_20', claimForSendingBatchSql.text, [queuedIds, queuedIds.map(() => now), queuedIds.map(() => 120_000)]);
-    await explain('mark_executed', markExecutedSql.text, [sendingIds[0], 'X1', 'texto', 'explicit', now, 'sent']);
+    await explain('mark_executed', markExecutedBatchSql.text, [[sendingIds[0]], ['X1'], ['texto'], ['explicit'], [now], ['sent']]);
     await explain('mark_executed_batch_20', markExecutedBatchSql.text, [
       sendingIds,
       sendingIds.map((_, i) => `X${i}`),

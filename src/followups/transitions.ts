@@ -142,53 +142,18 @@ export type ClaimedFollowup = FollowupRow & {
  * anchor, opted out, was handed to a person, converted, was erased or has no
  * WhatsApp, the row is cancelled with that reason instead.
  *
- * The lead row is locked FOR SHARE: a webhook recording a reply updates the lead
- * first, so either it commits before this claim (and the claim sees the reply and
- * cancels) or after it (and the follow-up was already on its way).
+ * The follow-up is locked FOR UPDATE and the lead FOR SHARE. A reply recorded at
+ * the same moment (which locks the lead's open follow-ups, then updates the lead)
+ * either commits first — the claim then sees it and cancels — or waits for this
+ * claim, and the follow-up was already on its way. One row claims through the
+ * batched statement below, so the rule is written once.
  */
-export const claimForSendingSql: Statement & { batched?: boolean } = {
-  name: 'followups_claim_for_sending',
-  text: `
-WITH target AS (
-  SELECT f.id, f.status AS from_status,
-         CASE
-           WHEN l.opted_out_at IS NOT NULL THEN 'opted_out'
-           WHEN l.handoff_at IS NOT NULL THEN 'handoff'
-           WHEN l.converted_at IS NOT NULL THEN 'converted'
-           WHEN l.erased_at IS NOT NULL THEN 'erased'
-           WHEN l.number_valid = false THEN 'invalid_number'
-           WHEN l.last_inbound_at > f.anchor_at THEN 'lead_replied'
-         END AS stop_reason
-    FROM follow_ups f JOIN leads l ON l.id = f.lead_id
-   WHERE f.id = $1::uuid
-     AND (f.status = 'queued'
-          OR (f.status = 'pending' AND f.claimed_until IS NOT NULL AND f.due_at <= $2::timestamptz))
-     FOR UPDATE OF f FOR SHARE OF l
-), moved AS (
-  UPDATE follow_ups f
-     SET status = CASE WHEN t.stop_reason IS NULL THEN 'sending' ELSE 'cancelled' END,
-         cancel_reason = t.stop_reason,
-         attempts = f.attempts + CASE WHEN t.stop_reason IS NULL THEN 1 ELSE 0 END,
-         sending_started_at = CASE WHEN t.stop_reason IS NULL THEN $2::timestamptz END,
-         lease_until = CASE WHEN t.stop_reason IS NULL THEN $2::timestamptz + $3::int * interval '1 millisecond' END,
-         claimed_until = NULL, defer_reason = NULL, updated_at = $2::timestamptz
-    FROM target t WHERE f.id = t.id
-  RETURNING f.*, t.from_status, t.stop_reason
-), events AS (
-  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason)
-  SELECT id, $2::timestamptz, from_status, status, COALESCE(stop_reason, 'claimed') FROM moved
-)
-SELECT m.*, l.phone, l.name AS lead_name, l.time_zone AS lead_time_zone, l.metadata AS lead_metadata,
-       l.number_checked_at AS lead_number_checked_at
-  FROM moved m JOIN leads l ON l.id = m.lead_id`,
-};
-
 export async function claimForSending(
   db: Queryable,
   options: { id: string; now: Date; leaseMs: number },
 ): Promise<ClaimedFollowup | null> {
-  const { rows } = await db.query<ClaimedFollowup>(claimForSendingSql, [options.id, options.now, options.leaseMs]);
-  return rows[0] ?? null;
+  const [claimed] = await claimForSendingBatch(db, [options]);
+  return claimed ?? null;
 }
 
 /**
@@ -297,42 +262,12 @@ export async function recordComposedText(
  * sending → executed, with the provider's message id; also logs the message in
  * the conversation and stamps the lead's last outbound time, in one statement.
  */
-export const markExecutedSql: Statement & { batched?: boolean } = {
-  name: 'followups_mark_executed',
-  text: `
-WITH done AS (
-  UPDATE follow_ups
-     SET status = 'executed', provider_message_id = $2::text, sent_text = $3::text, composer = $4::text,
-         sent_at = $5::timestamptz, lease_until = NULL, last_error = NULL, updated_at = $5::timestamptz
-   WHERE id = $1::uuid AND status = 'sending'
-  RETURNING id, lead_id
-), events AS (
-  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
-  SELECT id, $5::timestamptz, 'sending', 'executed', $6::text, jsonb_build_object('providerMessageId', $2::text) FROM done
-), logged AS (
-  INSERT INTO messages (lead_id, direction, source, text, provider_message_id, follow_up_id, at)
-  SELECT lead_id, 'out', 'followup', $3::text, $2::text, id, $5::timestamptz FROM done
-  ON CONFLICT (provider_message_id) DO NOTHING
-), lead AS (
-  UPDATE leads SET last_outbound_at = $5::timestamptz, updated_at = $5::timestamptz
-   WHERE id = (SELECT lead_id FROM done)
-)
-SELECT id FROM done`,
-};
-
 export async function markExecuted(
   db: Queryable,
   options: { id: string; providerMessageId: string; text: string; composer: string; now: Date; reason?: string },
 ): Promise<boolean> {
-  const { rowCount } = await db.query(markExecutedSql, [
-    options.id,
-    options.providerMessageId,
-    options.text,
-    options.composer,
-    options.now,
-    options.reason ?? 'sent',
-  ]);
-  return rowCount > 0;
+  const [done] = await markExecutedBatch(db, [options]);
+  return done ?? false;
 }
 
 /** markExecuted for many rows in one statement (see claimForSendingBatchSql); each row keeps its own condition and event. */
