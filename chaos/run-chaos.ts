@@ -23,7 +23,7 @@ import { migrate } from '../src/db/migrate.js';
 import { createLogger } from '../src/log.js';
 import { type FakeEvolution, startFakeEvolution } from '../test/helpers/fake-evolution.js';
 import { checkRun, historyOf, type Violation } from './checks.js';
-import { freePort } from './free-port.js';
+import { freePort } from '../test/helpers/redis-server.js';
 import { type OwnPostgres, startOwnPostgres } from './own-postgres.js';
 import { type OwnRedis, startOwnRedis } from './own-redis.js';
 import { makeRoleProcess, type RoleProcess } from './role-process.js';
