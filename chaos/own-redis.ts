@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from '../test/helpers/redis-server.js';
+import { freePort, waitForRedis } from '../test/helpers/redis-server.js';
 
 export interface OwnRedis {
   url: string;
@@ -29,23 +29,7 @@ export async function startOwnRedis(): Promise<OwnRedis> {
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess | undefined;
 
-  async function waitReady() {
-    for (let i = 0; i < 200; i++) {
-      const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        // With AOF, redis answers LOADING until the file is replayed.
-        if ((await probe.ping()) === 'PONG') return;
-      } catch {
-        // not up yet
-      } finally {
-        probe.disconnect();
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`redis-server on ${port} did not start`);
-  }
+  const waitReady = () => waitForRedis(url);
 
   const redis: OwnRedis = {
     url,

@@ -16,15 +16,20 @@ export type NumberStatus = 'valid' | 'invalid' | 'unknown';
 
 export async function checkNumberOnce(
   deps: { db: Queryable; transport: Transport; log: Logger },
-  lead: { id: string; phone: string },
+  lead: { id: string; phone: string; numberCheckedAt?: Date | null },
   now: Date,
 ): Promise<NumberStatus> {
-  const { rows } = await deps.db.query<{ number_checked_at: Date | null; number_valid: boolean | null }>(
-    { name: 'policy_number_checked', text: 'SELECT number_checked_at, number_valid FROM leads WHERE id = $1::uuid' },
-    [lead.id],
-  );
-  const cached = rows[0];
-  if (cached?.number_checked_at) return cached.number_valid === false ? 'invalid' : 'valid';
+  // The worker's claim already read the lead (and cancels a number known to be invalid):
+  // a checked number is valid, with no query on the hot path.
+  if (lead.numberCheckedAt) return 'valid';
+  if (lead.numberCheckedAt === undefined) {
+    const { rows } = await deps.db.query<{ number_checked_at: Date | null; number_valid: boolean | null }>(
+      { name: 'policy_number_checked', text: 'SELECT number_checked_at, number_valid FROM leads WHERE id = $1::uuid' },
+      [lead.id],
+    );
+    const cached = rows[0];
+    if (cached?.number_checked_at) return cached.number_valid === false ? 'invalid' : 'valid';
+  }
   let exists: boolean;
   let jid: string | null = null;
   try {

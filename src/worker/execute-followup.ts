@@ -115,6 +115,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     name: claimed.lead_name,
     timeZone: claimed.lead_time_zone,
     metadata: claimed.lead_metadata ?? {},
+    numberCheckedAt: claimed.lead_number_checked_at,
   };
 
   const decision = await deps.policy.check({ followup: claimed, lead, now: clock.now() });

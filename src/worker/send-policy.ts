@@ -6,7 +6,8 @@
  */
 export interface PolicyInput {
   followup: { id: string; lead_id: string; enrollment_id: string | null; step: number | null; due_at: Date; campaign?: string | null };
-  lead: { id: string; phone: string; timeZone: string | null };
+  /** numberCheckedAt: what the claim read; undefined when the caller did not read it. */
+  lead: { id: string; phone: string; timeZone: string | null; numberCheckedAt?: Date | null };
   now: Date;
 }
 

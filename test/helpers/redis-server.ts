@@ -21,6 +21,24 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Resolves once the Redis at `url` answers PONG (with AOF it answers LOADING until replayed). */
+export async function waitForRedis(url: string, attempts = 200): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => undefined);
+    try {
+      await probe.connect();
+      if ((await probe.ping()) === 'PONG') return;
+    } catch {
+      // not up yet
+    } finally {
+      probe.disconnect();
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`redis at ${url} did not start`);
+}
+
 export interface OwnRedis {
   port: number;
   url: string;
@@ -38,21 +56,7 @@ export async function startOwnRedis(options: { appendonly?: boolean } = {}): Pro
   let child: ChildProcess | undefined;
   const url = `redis://127.0.0.1:${port}`;
 
-  async function waitReady() {
-    for (let i = 0; i < 100; i++) {
-      const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      try {
-        await probe.connect();
-        if ((await probe.ping()) === 'PONG') return;
-      } catch {
-        // not up yet
-      } finally {
-        probe.disconnect();
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`redis-server on ${port} did not start`);
-  }
+  const waitReady = () => waitForRedis(url);
 
   const redis: OwnRedis = {
     port,
