@@ -4,9 +4,9 @@
  * an operator runs them, their peak RSS read from /proc, bulk inserts with
  * generate_series, percentiles.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { Redis } from 'ioredis';
 import { createTestDatabase, type TestDatabase } from '../test/helpers/db.js';
@@ -85,10 +85,39 @@ function readHwmMb(pid: number | undefined): number {
   }
 }
 
-/** `node [--import tsx] src/cli.ts <role>` (or dist/cli.js when BENCH_DIST=1), ready when it says so. */
+/** Roles run from the compiled build, as `npm start` and the Dockerfile run them; BENCH_TSX=1 runs the sources through tsx. */
+export const RUN_FROM_SOURCES = process.env.BENCH_TSX === '1';
+
+/** The node arguments that run the CLI: `dist/cli.js`, or `--import tsx src/cli.ts` with BENCH_TSX=1. */
+export function cliArgs(): string[] {
+  return RUN_FROM_SOURCES ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/cli.js'];
+}
+
+/** Builds dist/ when it is missing or older than any source file (the benchmark runs the build). */
+export function ensureBuilt(log: (line: string) => void): void {
+  if (RUN_FROM_SOURCES) return;
+  const newest = (dir: string): number => {
+    let latest = 0;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+    }
+    return latest;
+  };
+  let built = 0;
+  try {
+    built = statSync(`${ROOT}dist/cli.js`).mtimeMs;
+  } catch {
+    // not built yet
+  }
+  if (built > newest(`${ROOT}src`)) return;
+  log('building dist/ (npm run build) ...');
+  execFileSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'ignore' });
+}
+
+/** `node dist/cli.js <role>` (or the sources through tsx with BENCH_TSX=1), ready when it says so. */
 export async function spawnRole(role: 'relay' | 'worker' | 'api', env: Record<string, string>, nodeArgs: string[] = []): Promise<RoleProcess> {
-  const useDist = process.env.BENCH_DIST === '1';
-  const args = useDist ? [...nodeArgs, 'dist/cli.js', role, '--no-migrate'] : [...nodeArgs, '--import', 'tsx', 'src/cli.ts', role, '--no-migrate'];
+  const args = [...nodeArgs, ...cliArgs(), role, '--no-migrate'];
   // The CLI logs "relay started" / "worker started" / "api listening" at info; ask for info on stdout only for start-up.
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   // Every role's own log (at BENCH_LOG_LEVEL, warn by default) is kept for a look afterwards.
@@ -284,4 +313,58 @@ export async function countKeys(prefix: string): Promise<number> {
   } finally {
     redis.disconnect();
   }
+}
+
+/** CPU seconds (user + system) used so far, per kind of process: PostgreSQL, Redis, this benchmark, each role pid. */
+export function cpuSnapshot(rolePids: Record<string, number | undefined> = {}, dbName?: string): Record<string, number> {
+  const hz = 100; // USER_HZ on Linux
+  const out: Record<string, number> = { postgres: 0, postgresOther: 0, redis: 0, bench: 0 };
+  const roleOf = new Map(Object.entries(rolePids).filter(([, pid]) => pid).map(([name, pid]) => [pid!, name]));
+  let pids: string[] = [];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return out;
+  }
+  for (const p of pids) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const seconds = (Number(fields[11]) + Number(fields[12])) / hz;
+    const pid = Number(p);
+    const role = roleOf.get(pid);
+    if (role) out[role] = seconds;
+    else if (pid === process.pid) out.bench = seconds;
+    else if (comm === 'postgres') {
+      // Backends of other databases (other work on the machine) are counted apart.
+      let cmd = '';
+      try {
+        cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      } catch {
+        // gone
+      }
+      const otherDb = dbName && /^postgres: \S+ \S+ /.test(cmd) && !cmd.includes(` ${dbName} `);
+      if (otherDb) out.postgresOther += seconds;
+      else {
+        out.postgres += seconds;
+        // Which kind of PostgreSQL process: a backend of ours, autovacuum, the WAL writer, ...
+        const kind = /^postgres: \S+ \S+ /.test(cmd) ? 'backends' : (/^postgres: (\S+)/.exec(cmd)?.[1] ?? 'postmaster');
+        out[`postgres.${kind}`] = (out[`postgres.${kind}`] ?? 0) + seconds;
+      }
+    }
+    else if (comm.startsWith('redis-server')) out.redis += seconds;
+  }
+  return out;
+}
+
+/** CPU seconds used between two snapshots, per kind. */
+export function cpuDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) out[k] = Math.round((v - (before[k] ?? 0)) * 100) / 100;
+  return out;
 }

@@ -14,7 +14,7 @@ import os from 'node:os';
 import pg from 'pg';
 import { startFakeEvolution } from '../test/helpers/fake-evolution.js';
 import { PG_ADMIN_URL } from '../test/helpers/db.js';
-import { type BenchSettings, redisInfo, ROOT } from './lib.js';
+import { type BenchSettings, ensureBuilt, redisInfo, ROOT, RUN_FROM_SOURCES } from './lib.js';
 import {
   bullmqBaseline,
   drain,
@@ -35,7 +35,7 @@ const workers = Number(args.find((a) => a.startsWith('--workers='))?.slice(10) ?
 const wants = (name: string) => !only || only.includes(name);
 
 const sizes = quick
-  ? { throughput: 5_000, latenessRate: 500, latenessSeconds: 8, drain: 10_000, freshPerSecond: 50, ingest: 1_000, bulk: 20_000, scale: [10_000, 200_000], idleSeconds: 4 }
+  ? { throughput: 5_000, latenessRate: 500, latenessSeconds: 5, drain: 10_000, freshPerSecond: 50, ingest: 1_000, bulk: 20_000, scale: [10_000, 200_000], idleSeconds: 4 }
   : { throughput: 50_000, latenessRate: 500, latenessSeconds: 60, drain: 100_000, freshPerSecond: 50, ingest: 5_000, bulk: 100_000, scale: [10_000, 2_000_000], idleSeconds: 20 };
 
 const settings: BenchSettings = {
@@ -94,6 +94,7 @@ async function main() {
     lines.push(line);
     process.stdout.write(`${line}\n`);
   };
+  ensureBuilt(log);
   const fake = await startFakeEvolution({ delayScale: 0, recordRequests: false });
   const ctx: ScenarioContext = { fake, settings, rss: { relay: [], worker: [], api: [] }, leftoverKeys: {}, log, workers };
   const redisBefore = await redisInfo();
@@ -160,7 +161,7 @@ async function main() {
       worker: ctx.rss.worker.length ? Math.max(...ctx.rss.worker) : null,
       api: ctx.rss.api.length ? Math.max(...ctx.rss.api) : null,
     },
-    runner: process.env.BENCH_DIST === '1' ? 'node dist/cli.js' : 'node --import tsx src/cli.ts (tsx adds its loader to RSS)',
+    runner: RUN_FROM_SOURCES ? 'node --import tsx src/cli.ts (BENCH_TSX=1; tsx adds its loader to RSS)' : 'node dist/cli.js',
     redisUsedMemoryBefore: redisBefore.usedMemory,
     redisUsedMemoryAfter: redisAfter.usedMemory,
     redisUsedMemoryDeltaBytes: redisAfter.usedMemory - redisBefore.usedMemory,
@@ -205,6 +206,10 @@ function renderTable(r: Record<string, any>): string {
   const t = r.throughput;
   if (t && !t.error) {
     rows.push(['1 end-to-end follow-ups/s', `${t.ours.perSecond} (${t.ours.count} in ${t.ours.seconds} s)`, '≥ 5,000', ok(t.ours.perSecond >= 5000)]);
+    if (t.ours.cpuSeconds) {
+      const c = t.ours.cpuSeconds as Record<string, number>;
+      rows.push(['  CPU s: worker / relay / postgres / redis / fake', `${c.worker ?? '?'} / ${c.relay ?? '?'} / ${c.postgres} / ${c.redis} / ${c.bench}`, '', '']);
+    }
     rows.push(['  exactly once (fake record)', t.ours.exactlyOnce.ok ? `yes (${t.ours.exactlyOnce.distinct})` : JSON.stringify(t.ours.exactlyOnce), 'yes', ok(t.ours.exactlyOnce.ok)]);
     rows.push(['  bare BullMQ jobs/s', `${round(t.bullmq.perSecond, 0)}`, '', '']);
     rows.push(['  Graphile Worker 0.17 jobs/s', `${round(t.graphile.perSecond, 0)}`, '', '']);

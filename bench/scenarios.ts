@@ -18,6 +18,9 @@ import {
   type BenchSettings,
   checkExactlyOnce,
   cleanRedisPrefix,
+  cliArgs,
+  cpuDelta,
+  cpuSnapshot,
   countKeys,
   deliveredWithTag,
   freshDatabase,
@@ -59,21 +62,23 @@ function phones(n: number): number {
 async function withPipeline<T>(
   ctx: ScenarioContext,
   name: string,
-  fn: (p: { db: import('../src/db/db.js').Db; dbName: string; url: string }) => Promise<T>,
+  fn: (p: { db: import('../src/db/db.js').Db; dbName: string; url: string; cpu: () => Record<string, number> }) => Promise<T>,
   options: { roles?: Array<'relay' | 'worker'>; beforeRoles?: (db: import('../src/db/db.js').Db) => Promise<void>; extraEnv?: Record<string, string> } = {},
 ): Promise<T> {
   const tdb = await freshDatabase();
   const q = queueNames();
   const env = roleEnv({ databaseUrl: tdb.url, fake: ctx.fake, queue: q, settings: ctx.settings, extra: options.extraEnv });
   const roles = options.roles ?? ['relay', 'worker'];
-  const procs = [];
+  const procs: import('./lib.js').RoleProcess[] = [];
   try {
     await options.beforeRoles?.(tdb.db);
     for (const role of roles) {
       const count = role === 'worker' ? ctx.workers : 1;
       for (let i = 0; i < count; i++) procs.push(await spawnRole(role, env, process.env.BENCH_PROFILE ? [`--cpu-prof`, `--cpu-prof-dir=${ROOT}bench/profiles`] : []));
     }
-    return await fn({ db: tdb.db, dbName: tdb.name, url: tdb.url });
+    const pids: Record<string, number | undefined> = {};
+    procs.forEach((p, i) => (pids[procs.filter((q) => q.role === p.role).length > 1 ? `${p.role}${i}` : p.role] = p.child.pid));
+    return await fn({ db: tdb.db, dbName: tdb.name, url: tdb.url, cpu: () => cpuSnapshot(pids, tdb.name) });
   } finally {
     for (const p of procs) {
       const peak = await p.stop();
@@ -131,8 +136,10 @@ export async function throughput(ctx: ScenarioContext, count: number) {
   return withPipeline(
     ctx,
     'throughput',
-    async ({ db }) => {
+    async ({ db, cpu, dbName }) => {
       await sleep(500);
+      const cpuBefore = cpu();
+      const statsBefore = await dbActivity(dbName);
       // Everything becomes due in one statement (the trigger wakes the relay), timed from that instant.
       const { rows } = await db.query<{ t0: Date }>(
         `WITH u AS (UPDATE follow_ups SET due_at = now(), planned_at = now() WHERE status = 'pending' RETURNING 1)
@@ -145,11 +152,62 @@ export async function throughput(ctx: ScenarioContext, count: number) {
         `SELECT max(sent_at) AS last, count(*)::int AS n FROM follow_ups WHERE status = 'executed'`,
       );
       const seconds = (span[0]!.last.getTime() - t0.getTime()) / 1000;
+      const cpuSeconds = cpuDelta(cpuBefore, cpu());
+      const activity = activityDelta(statsBefore, await dbActivity(dbName));
       const once = checkExactlyOnce(ctx.fake, tag, count);
-      return { count, seconds: round(seconds, 3), perSecond: round(count / seconds, 0), exactlyOnce: once };
+      return { count, seconds: round(seconds, 3), perSecond: round(count / seconds, 0), exactlyOnce: once, cpuSeconds, database: activity };
     },
     { beforeRoles: (db) => insertFollowups(db, { count, tag, firstPhone: phones(count), dueAt: FAR_FUTURE }) },
   );
+}
+
+/** Where the lateness goes: due → queued (relay), queued → claimed (queue + worker), claimed → sent (send + completion). */
+async function stagesOf(db: import('../src/db/db.js').Db, tag: string) {
+  const { rows } = await db.query<{ relay: number; queue: number; send: number }>(
+    `SELECT extract(epoch FROM (q.at - f.due_at)) * 1000 AS relay, extract(epoch FROM (c.at - q.at)) * 1000 AS queue,
+            extract(epoch FROM (f.sent_at - c.at)) * 1000 AS send
+       FROM follow_ups f
+       JOIN LATERAL (SELECT min(at) AS at FROM follow_up_events e WHERE e.follow_up_id = f.id AND e.to_status = 'queued') q ON true
+       JOIN LATERAL (SELECT min(at) AS at FROM follow_up_events e WHERE e.follow_up_id = f.id AND e.to_status = 'sending') c ON true
+      WHERE f.message LIKE $1::text AND f.status = 'executed'`,
+    [`${tag}:%`],
+  );
+  return {
+    dueToQueued: percentiles(rows.map((r) => Number(r.relay))),
+    queuedToClaimed: percentiles(rows.map((r) => Number(r.queue))),
+    claimedToSent: percentiles(rows.map((r) => Number(r.send))),
+  };
+}
+
+/** Transactions and row changes in one database so far (for per-follow-up figures). */
+async function dbActivity(dbName: string): Promise<Record<string, number>> {
+  const admin = new pg.Client({ connectionString: databaseUrl(dbName) });
+  await admin.connect();
+  try {
+    await admin.query('SELECT pg_stat_clear_snapshot()');
+    const { rows: d } = await admin.query<{ xacts: string }>(
+      `SELECT (xact_commit + xact_rollback)::text AS xacts FROM pg_stat_database WHERE datname = current_database()`,
+    );
+    const { rows: t } = await admin.query<{ relname: string; ins: string; upd: string; hot: string }>(
+      `SELECT relname, n_tup_ins::text AS ins, n_tup_upd::text AS upd, n_tup_hot_upd::text AS hot FROM pg_stat_user_tables`,
+    );
+    const out: Record<string, number> = { transactions: Number(d[0]!.xacts) };
+    for (const r of t) {
+      if (Number(r.ins) + Number(r.upd) === 0) continue;
+      out[`${r.relname}.inserts`] = Number(r.ins);
+      out[`${r.relname}.updates`] = Number(r.upd);
+      out[`${r.relname}.hotUpdates`] = Number(r.hot);
+    }
+    return out;
+  } finally {
+    await admin.end();
+  }
+}
+
+function activityDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after)) if (v - (before[k] ?? 0) !== 0) out[k] = v - (before[k] ?? 0);
+  return out;
 }
 
 /** 2. Lateness: follow-ups coming due at a steady `rate`/s for `seconds` → due-to-send percentiles. */
@@ -164,7 +222,7 @@ export async function lateness(ctx: ScenarioContext, rate: number, seconds: numb
     await waitDelivered(ctx, tag, count, (seconds + 120) * 1000);
     await waitExecuted(db, tag, count);
     const once = checkExactlyOnce(ctx.fake, tag, count);
-    return { ratePerSecond: rate, seconds, count, latenessMs: percentiles(await latenessOf(db, tag)), exactlyOnce: once };
+    return { ratePerSecond: rate, seconds, count, latenessMs: percentiles(await latenessOf(db, tag)), stagesMs: await stagesOf(db, tag), exactlyOnce: once };
   });
 }
 
@@ -298,7 +356,7 @@ async function ingestCsv(env: Record<string, string>, count: number) {
   writeFileSync(file, `${lines.join('\n')}\n`);
   const started = Date.now();
   const output = await new Promise<string>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'import', file, '--campaign', 'nautico'], { cwd: ROOT, env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...cliArgs(), 'import', file, '--campaign', 'nautico'], { cwd: ROOT, env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += String(d)));
     child.stderr.on('data', (d) => (out += String(d)));
@@ -308,7 +366,8 @@ async function ingestCsv(env: Record<string, string>, count: number) {
   rmSync(file, { force: true });
   // The summary's own elapsed time, without the process start-up, when the CLI prints it.
   const elapsedMs = Number(/rows in ([\d.]+) s/.exec(output)?.[1] ?? NaN) * 1000;
-  const enrolledMatch = /enrolled\s+([\d,. ]+)/.exec(output);
+  // The summary's line ("  enrolled   20,000"), not a progress line that mentions it.
+  const enrolledMatch = /^\s+enrolled\s+([\d,.]+)/m.exec(output);
   return {
     command: 'followups import <file> --campaign nautico',
     count,
@@ -472,19 +531,22 @@ export async function idle(ctx: ScenarioContext, seconds: number) {
     );
     return Number(rows[0]!.xacts);
   };
+  let stopped = false;
   try {
     await sleep(3_000);
     const before = await read();
+    const started = Date.now();
     await sleep(seconds * 1000);
-    // Backends flush their counters at most once a second while active, within 10 s while idle.
-    await sleep(11_000);
-    const after = await read();
-    const queries = after - before;
-    // The extra wait above counted too: the rate is over the whole span.
-    const span = seconds + 11;
-    return { seconds: span, transactions: queries, perSecond: round(queries / span, 2), method: 'pg_stat_database xact_commit+xact_rollback delta, only the relay connected (pg_stat_statements is installed but not preloaded)' };
-  } finally {
+    // An idle backend flushes its counters only every 10 s, but always when it exits: stop the relay
+    // (its shutdown's own statements count too), then read. Counted over the whole span.
     ctx.rss.relay.push(await relay.stop());
+    stopped = true;
+    const span = (Date.now() - started) / 1000;
+    await sleep(500);
+    const queries = (await read()) - before;
+    return { seconds: round(span, 1), transactions: queries, perSecond: round(queries / span, 2), method: 'pg_stat_database xact_commit+xact_rollback delta, only the relay connected, read after it exited (pg_stat_statements is installed but not preloaded)' };
+  } finally {
+    if (!stopped) ctx.rss.relay.push(await relay.stop());
     await admin.end();
     await cleanRedisPrefix(q.prefix);
     const drop = new pg.Client({ connectionString: PG_ADMIN_URL });

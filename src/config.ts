@@ -42,6 +42,8 @@ const schema = z.object({
   QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('followup_tasks'),
   QUEUE_PREFIX: z.string().min(1).default('{followups}'),
   REDIS_COMMAND_TIMEOUT_MS: int(50, 60_000).default(2_000),
+  // Follow-ups per queue job: the relay publishes its batch in chunks of this size.
+  QUEUE_JOB_SIZE: int(1, 1_000).default(20),
 
   EVOLUTION_API_URL: url(['http:', 'https:']).optional(),
   EVOLUTION_API_KEY: z.string().min(1).optional(),
@@ -96,7 +98,7 @@ export type Config = {
   logLevel: string;
   logPretty: boolean;
   database: { url?: string; dataDir: string; poolSize: number; migrateOnStart: boolean };
-  redis: { url?: string; queueName: string; prefix: string; commandTimeoutMs: number };
+  redis: { url?: string; queueName: string; prefix: string; commandTimeoutMs: number; jobSize: number };
   evolution?: { url: string; apiKey: string; instance: string };
   apiToken: string;
   /** True when the token is the documented development default (embedded mode only). */
@@ -127,6 +129,8 @@ export type Config = {
   worker: { concurrency: number; lockMs: number };
   relay: { batchSize: number; maxSleepMs: number };
   sendTimeoutMs: number;
+  /** The longest a send can take: SEND_TIMEOUT_MS + the longest typing delay + RECONCILE_DELAY_MS. */
+  sendBudgetMs: number;
   leaseMs: number;
   maxSendAttempts: number;
   retryBaseMs: number;
@@ -181,7 +185,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY ?? false,
     database: { url: e.DATABASE_URL, dataDir: e.DATA_DIR, poolSize: e.DATABASE_POOL_SIZE, migrateOnStart: e.MIGRATE_ON_START },
-    redis: { url: e.REDIS_URL, queueName: e.QUEUE_NAME, prefix: e.QUEUE_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS },
+    redis: { url: e.REDIS_URL, queueName: e.QUEUE_NAME, prefix: e.QUEUE_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS, jobSize: e.QUEUE_JOB_SIZE },
     evolution: e.EVOLUTION_API_URL
       ? { url: e.EVOLUTION_API_URL.replace(/\/+$/, ''), apiKey: e.EVOLUTION_API_KEY!, instance: e.EVOLUTION_INSTANCE_NAME! }
       : undefined,
@@ -211,6 +215,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     worker: { concurrency: e.WORKER_CONCURRENCY, lockMs: e.WORKER_LOCK_SECONDS * 1000 },
     relay: { batchSize: e.RELAY_BATCH_SIZE, maxSleepMs: e.RELAY_MAX_SLEEP_MS },
     sendTimeoutMs: e.SEND_TIMEOUT_MS,
+    sendBudgetMs: e.SEND_TIMEOUT_MS + (e.TYPING_DELAY_ENABLED ? 8_000 : 0) + e.RECONCILE_DELAY_MS,
     leaseMs: e.LEASE_SECONDS * 1000,
     maxSendAttempts: e.MAX_SEND_ATTEMPTS,
     retryBaseMs: e.RETRY_BASE_SECONDS * 1000,

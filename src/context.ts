@@ -84,7 +84,13 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
       ? overrides.queue
       : config.redis.url
         ? makeQueueLink(
-            { url: config.redis.url, queueName: config.redis.queueName, prefix: config.redis.prefix, commandTimeoutMs: config.redis.commandTimeoutMs },
+            {
+              url: config.redis.url,
+              queueName: config.redis.queueName,
+              prefix: config.redis.prefix,
+              commandTimeoutMs: config.redis.commandTimeoutMs,
+              jobSize: config.redis.jobSize,
+            },
             log.child({ component: 'queue' }),
           )
         : null;

@@ -34,6 +34,7 @@ export function executorDeps(ctx: Context, role: string): ExecutorDeps {
     policy: ctx.policy,
     settings: {
       leaseMs: ctx.config.leaseMs,
+      sendBudgetMs: ctx.config.sendBudgetMs,
       maxSendAttempts: ctx.config.maxSendAttempts,
       retryBaseMs: ctx.config.retryBaseMs,
       reconcileDelayMs: ctx.config.reconcileDelayMs,
@@ -62,6 +63,7 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
         queueName: ctx.config.redis.queueName,
         prefix: ctx.config.redis.prefix,
         commandTimeoutMs: ctx.config.redis.commandTimeoutMs,
+        jobSize: ctx.config.redis.jobSize,
       },
       concurrency: ctx.config.worker.concurrency,
       executor: executorDeps(ctx, 'worker'),

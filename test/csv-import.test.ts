@@ -142,6 +142,49 @@ describe('followups import', () => {
     assert.equal(again.rows[0]!.n, expected.valid * 3);
   });
 
+  it('enrolls two batches at once, counts them in file order, and waits for the other batch when one fails', async () => {
+    const file = join(dir, 'batches.csv');
+    const rows = Array.from({ length: 11 }, (_, i) => `Fã ${i},81 9${String(7000_0000 + i)}`);
+    writeFileSync(file, `nome,telefone\n${rows.join('\n')}\n`);
+    let running = 0;
+    let most = 0;
+    const slow = {
+      async query<T>(statement: Parameters<typeof testDb.db.query>[0], values?: unknown[]) {
+        running++;
+        most = Math.max(most, running);
+        try {
+          await new Promise((r) => setTimeout(r, 20));
+          return await testDb.db.query<T>(statement, values);
+        } finally {
+          running--;
+        }
+      },
+    };
+    const seen: Array<{ bytes: number; enrolled: number }> = [];
+    const summary = await importCsv(
+      { db: slow, clock, campaigns },
+      { file, campaign: 'nautico', timeZone: 'America/Recife', batchSize: 2, onProgress: (p) => seen.push({ bytes: p.bytes, enrolled: p.enrolled }) },
+    );
+    assert.equal(summary.enrolled, 11);
+    assert.equal(most, 2, 'two batches in flight, never more');
+    for (let i = 1; i < seen.length; i++) {
+      assert.ok(seen[i]!.bytes >= seen[i - 1]!.bytes && seen[i]!.enrolled >= seen[i - 1]!.enrolled, 'progress only moves forward');
+    }
+
+    // The third batch's enrollment fails: the import fails with its error, after the batch next to it has finished.
+    let calls = 0;
+    const failing = {
+      async query<T>(statement: Parameters<typeof testDb.db.query>[0], values?: unknown[]) {
+        const name = typeof statement === 'string' ? '' : statement.name;
+        if (name === 'enroll_leads' && ++calls === 3) throw new Error('boom');
+        return slow.query<T>(statement, values);
+      },
+    };
+    writeFileSync(file, `nome,telefone\n${rows.map((r) => r.replace(' 97', ' 96')).join('\n')}\n`);
+    await assert.rejects(importCsv({ db: failing, clock, campaigns }, { file, campaign: 'nautico', timeZone: 'America/Recife', batchSize: 2 }), /boom/);
+    assert.equal(running, 0, 'no query left running');
+  });
+
   it('runs from the command line, with plain progress lines off a terminal and a summary', async () => {
     const file = join(dir, 'small.csv');
     const rejections = join(dir, 'rejected.csv');

@@ -4,8 +4,12 @@
  * as POST /v1/enrollments/bulk.
  *
  * Streaming: the file is parsed as it is read (csv-parse, with backpressure) and
- * at most two batches are held at once — one being enrolled while the next is
- * filled. The only thing that grows with the file is the set of phone numbers
+ * at most three batches are held at once — two being enrolled (on two database
+ * connections: the enrollment is database-bound, so this uses a second core)
+ * while the next is filled. Their results are counted in file order, so the
+ * progress only moves forward. Two batches never hold the same lead (duplicates
+ * within the file are rejected before batching), so they never wait on each
+ * other. The only thing that grows with the file is the set of phone numbers
  * already seen (to report duplicates within the file): about 100 bytes a lead.
  *
  * Safe to run twice: a lead with an active enrollment is counted as "already
@@ -19,8 +23,11 @@ import type { Queryable } from '../db/db.js';
 import { ValidationError } from '../errors.js';
 import { tryNormalizePhone } from '../whatsapp/phone.js';
 import type { Campaigns } from './campaign.js';
-import { type EnrollRow, enrollLeads, findCampaign, MAX_BULK_LEADS, MAX_NAME_LENGTH, type RejectReason } from './enroll-leads.js';
+import { type BulkEnrollResult, type EnrollRow, enrollLeads, findCampaign, MAX_BULK_LEADS, MAX_NAME_LENGTH, type RejectReason } from './enroll-leads.js';
 import { parseLocalTime } from './parse-local-time.js';
+
+/** Batches enrolled at once (each on its own connection). */
+const CONCURRENT_BATCHES = 2;
 
 export interface ImportRejection {
   /** Line in the file (the header is line 1). */
@@ -124,20 +131,25 @@ export async function importCsv(ctx: { db: Queryable; clock: Clock; campaigns: C
   };
 
   type Pending = { line: number; shown: string; row: EnrollRow };
-  const enroll = async (batch: Pending[], bytes: number) => {
-    const result = await enrollLeads(ctx, { campaign: options.campaign, leads: batch.map((b) => b.row) }, { requireName: true });
+  type Running = { batch: Pending[]; bytes: number; result: Promise<BulkEnrollResult> };
+  const count = (batch: Pending[], bytes: number, result: BulkEnrollResult) => {
     summary.enrolled += result.enrolled;
     summary.alreadyActive += result.alreadyActive;
     for (const r of result.rejected) reject({ line: batch[r.index]!.line, phone: batch[r.index]!.shown, reason: r.reason });
     summary.bytes = bytes;
     progress();
   };
-  // One batch is enrolled while the next is parsed; its failure surfaces at the next await.
-  let inflight: Promise<void> | null = null;
+  // Batches being enrolled, oldest first; a failure surfaces when its batch is counted.
+  const running: Running[] = [];
+  const countOldest = async () => {
+    const { batch, bytes, result } = running.shift()!;
+    count(batch, bytes, await result);
+  };
   const submit = async (batch: Pending[], bytes: number) => {
-    if (inflight) await inflight;
-    inflight = enroll(batch, bytes);
-    inflight.catch(() => undefined);
+    if (running.length >= CONCURRENT_BATCHES) await countOldest();
+    const result = enrollLeads(ctx, { campaign: options.campaign, leads: batch.map((b) => b.row) }, { requireName: true });
+    result.catch(() => undefined);
+    running.push({ batch, bytes, result });
   };
 
   const parser = createReadStream(options.file).pipe(
@@ -151,6 +163,17 @@ export async function importCsv(ctx: { db: Queryable; clock: Clock; campaigns: C
       relax_quotes: true,
     }),
   );
+  // A spreadsheet repeats its dates: each distinct one is parsed once (two Intl formatToParts calls a parse).
+  const anchors = new Map<string, Date | null>();
+  const readAnchor = (text: string): Date | null => {
+    let at = anchors.get(text);
+    if (at === undefined) {
+      if (anchors.size >= 10_000) anchors.clear();
+      at = parseLocalTime(text, options.timeZone);
+      anchors.set(text, at);
+    }
+    return at;
+  };
   let columns: ReturnType<typeof mapHeader> | null = null;
   const seen = new Set<string>();
   let batch: Pending[] = [];
@@ -171,7 +194,7 @@ export async function importCsv(ctx: { db: Queryable; clock: Clock; campaigns: C
       if (!phone) reason = 'bad_phone';
       else if (!name) reason = 'empty_name';
       else if (name.length > MAX_NAME_LENGTH) reason = 'bad_name';
-      else if (anchorText && !(anchorAt = parseLocalTime(anchorText, options.timeZone))) reason = 'bad_anchor';
+      else if (anchorText && !(anchorAt = readAnchor(anchorText))) reason = 'bad_anchor';
       else if (seen.has(phone)) reason = 'duplicate';
       if (reason) {
         reject({ line, phone: shown, reason });
@@ -186,9 +209,11 @@ export async function importCsv(ctx: { db: Queryable; clock: Clock; campaigns: C
     }
     if (!columns) throw new ValidationError(`${options.file}: is empty (no header row)`, 'header');
     if (batch.length) await submit(batch, totalBytes);
-    if (inflight) await inflight;
+    while (running.length) await countOldest();
   } finally {
     parser.destroy();
+    // On failure, let the other batch finish before the caller closes the database.
+    await Promise.allSettled(running.map((r) => r.result));
   }
   summary.bytes = totalBytes;
   summary.rejections.sort((a, b) => a.line - b.line);

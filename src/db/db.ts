@@ -13,6 +13,20 @@ export interface QueryResult<T> {
 export interface Statement {
   name?: string;
   text: string;
+  /**
+   * The commit need not wait for the WAL flush (`synchronous_commit = off`): a crash of the
+   * database server may lose the last fraction of a second of such commits. Only for writes
+   * whose loss the system recovers from by itself (a claim the relay makes again, a completion
+   * the sweeper reconciles with the provider); never for the claim that fences a send.
+   * Outside a transaction only; PGlite ignores it.
+   */
+  relaxedDurability?: boolean;
+  /**
+   * Always run with the generic plan (`plan_cache_mode = force_generic_plan`): for the
+   * small, fixed-shape statements of the send path, planning each execution anew costs more
+   * than running it. Outside a transaction only; PGlite ignores it.
+   */
+  genericPlan?: boolean;
 }
 
 export interface Queryable {

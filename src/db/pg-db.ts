@@ -25,16 +25,42 @@ function wrap(client: pg.PoolClient | pg.Pool): Queryable {
 }
 
 export function makePgDb(options: { url: string; poolSize: number; log: Logger; applicationName?: string }): Db {
-  const pool = new pg.Pool({
-    connectionString: options.url,
-    max: options.poolSize,
-    types,
-    connectionTimeoutMillis: 5_000,
-    idleTimeoutMillis: 30_000,
-    application_name: options.applicationName ?? 'nautico-followups',
-  });
-  // An idle client that loses its connection must not crash the process; the pool replaces it.
-  pool.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
+  const makePool = (max: number, settings?: string) => {
+    const p = new pg.Pool({
+      connectionString: options.url,
+      max,
+      types,
+      connectionTimeoutMillis: 5_000,
+      idleTimeoutMillis: 30_000,
+      application_name: options.applicationName ?? 'nautico-followups',
+      ...(settings ? { options: settings } : {}),
+    });
+    // An idle client that loses its connection must not crash the process; the pool replaces it.
+    p.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
+    return p;
+  };
+  const pool = makePool(options.poolSize);
+  /**
+   * Statements that ask for relaxed durability or generic plans run on a few connections of
+   * their own with those session settings (made on first use): PostgreSQL has no per-statement
+   * switch for either outside a transaction.
+   */
+  const special = new Map<string, { pool: pg.Pool; query: Queryable['query'] }>();
+  const routed = (statement: Statement) => {
+    const settings = [
+      statement.relaxedDurability ? '-c synchronous_commit=off' : '',
+      statement.genericPlan ? '-c plan_cache_mode=force_generic_plan' : '',
+    ].filter(Boolean).join(' ');
+    if (!settings) return undefined;
+    let entry = special.get(settings);
+    if (!entry) {
+      const p = makePool(Math.max(1, Math.ceil(options.poolSize / 2)), settings);
+      entry = { pool: p, query: wrap(p).query };
+      special.set(settings, entry);
+    }
+    return entry.query;
+  };
+  const direct = wrap(pool).query;
   const listeners = new Set<{ stop(): Promise<void> }>();
 
   /**
@@ -63,7 +89,10 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
 
   const db: Db = {
     kind: 'pg',
-    query: wrap(pool).query,
+    query(statement, values) {
+      const run = typeof statement === 'string' ? undefined : routed(statement);
+      return run ? run(statement, values) : direct(statement, values);
+    },
     async transaction(fn) {
       const { client, broken, done } = await checkOut();
       try {
@@ -147,7 +176,7 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
     },
     async close() {
       await Promise.all([...listeners].map((l) => l.stop()));
-      await pool.end();
+      await Promise.all([pool.end(), ...[...special.values()].map((s) => s.pool.end())]);
     },
   };
   return db;

@@ -107,8 +107,3 @@ export function toFollowup(row: FollowupRow & { phone?: string | null }): Follow
 export function toFollowupEvent(row: FollowupEventRow): FollowupEvent {
   return { at: iso(row.at)!, from: row.from_status, to: row.to_status, reason: row.reason, detail: row.detail };
 }
-
-/** BullMQ refuses all-digit job ids; ours are derived from the follow-up id and never all digits. */
-export function jobIdFor(followupId: string): string {
-  return `fu-${followupId}`;
-}

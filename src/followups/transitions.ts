@@ -30,6 +30,9 @@ export interface ClaimedDue {
  */
 export const claimDueSql: Statement = {
   name: 'followups_claim_due',
+  // A claim lost in a database crash is made again: the rows are still pending, and a job
+  // already published for them is skipped by the worker's claim until they are queued again.
+  relaxedDurability: true,
   text: `
 WITH recent AS (
   SELECT id FROM follow_ups
@@ -88,8 +91,10 @@ export async function claimDueFollowups(
 }
 
 /** After the queue accepted the jobs: claimed pending → queued, with a lease. Returns the ids moved. */
-const markQueuedSql = {
+export const markQueuedSql: Statement = {
   name: 'followups_mark_queued',
+  // Lost in a crash: the rows are pending with a claim, which the worker's claim accepts.
+  relaxedDurability: true,
   text: `
 WITH target AS (
   -- Locked in id order, as the worker's batched claim locks them: the two never wait on each other in a cycle.
@@ -167,6 +172,7 @@ export async function claimForSending(
 export const claimForSendingBatchSql: Statement & { batched?: boolean } = {
   name: 'followups_claim_for_sending_batch',
   batched: true,
+  genericPlan: true,
   text: `
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS v(id, now, lease_ms)
@@ -274,6 +280,10 @@ export async function markExecuted(
 export const markExecutedBatchSql: Statement & { batched?: boolean } = {
   name: 'followups_mark_executed_batch',
   batched: true,
+  genericPlan: true,
+  // Lost in a crash, the row stays `sending`: the sweeper asks the provider and finds the
+  // message (reconciled), so nothing is sent twice. The claim before the send stays durable.
+  relaxedDurability: true,
   text: `
 WITH input AS (
   SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])

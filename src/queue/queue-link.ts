@@ -5,7 +5,7 @@
  */
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { jobIdFor } from '../followups/followup.js';
+import { createHash } from 'node:crypto';
 import type { Logger } from '../log.js';
 
 export interface QueueSettings {
@@ -13,17 +13,53 @@ export interface QueueSettings {
   queueName: string;
   prefix: string;
   commandTimeoutMs: number;
+  /** Follow-ups per job (default DEFAULT_JOB_SIZE): one job carries a chunk of a relay batch. */
+  jobSize?: number;
 }
 
-export const JOB_NAME = 'send-followup';
+export const JOB_NAME = 'send-followups';
+export const DEFAULT_JOB_SIZE = 20;
+
+/** What a job carries: the follow-up ids, nothing else (PostgreSQL holds the rest). */
+export interface JobData {
+  followupIds: string[];
+}
+
+/** The ids of a job; `{ followupId }` is the one-per-job shape of earlier versions, still accepted. */
+export function followupIdsOf(data: unknown): string[] | null {
+  const d = data as { followupIds?: unknown; followupId?: unknown } | null;
+  if (Array.isArray(d?.followupIds) && d.followupIds.every((id) => typeof id === 'string')) return d.followupIds as string[];
+  if (typeof d?.followupId === 'string') return [d.followupId];
+  return null;
+}
+
+/** BullMQ refuses all-digit job ids; ours are a digest of the chunk's follow-up ids. */
+export function jobIdForChunk(ids: string[]): string {
+  if (ids.length === 1) return `fu-${ids[0]}`;
+  return `fb-${createHash('sha1').update(ids.join(',')).digest('base64url')}`;
+}
+
+/** Splits `ids` into jobs of at most `size`, keeping the ones in `first` apart (they go to the head). */
+export function chunkIds(ids: string[], size: number, first?: ReadonlySet<string>): Array<{ ids: string[]; urgent: boolean }> {
+  const urgent = first ? ids.filter((id) => first.has(id)) : [];
+  const rest = first ? ids.filter((id) => !first.has(id)) : ids;
+  const chunks: Array<{ ids: string[]; urgent: boolean }> = [];
+  for (const [list, isUrgent] of [[urgent, true], [rest, false]] as const) {
+    for (let i = 0; i < list.length; i += size) chunks.push({ ids: list.slice(i, i + size), urgent: isUrgent });
+  }
+  return chunks;
+}
 
 export interface QueueLink {
   /**
-   * Adds one job per follow-up (job id derived from the follow-up id, so a re-publish is a no-op).
-   * `urgent` ones go to the head of the queue (LIFO): follow-ups that just came due while a
-   * backlog is being drained must not wait behind it.
+   * Adds the follow-ups as jobs of up to `jobSize` ids each, in one `addBulk`. The job id is
+   * derived from the chunk's ids, so publishing the same chunk again while its job is still
+   * there is a no-op; any other duplicate is harmless, because the worker's claim is conditional. `urgent` ones go to the head of the queue (LIFO) in jobs of their own:
+   * follow-ups that just came due while a backlog is being drained must not wait behind it.
    */
   publish(followupIds: string[], options?: { urgent?: ReadonlySet<string> }): Promise<void>;
+  /** Follow-ups per job. */
+  readonly jobSize: number;
   /** Jobs waiting to be picked up, or null when Redis does not answer (the relay's back-pressure). */
   waiting(): Promise<number | null>;
   ping(): Promise<boolean>;
@@ -78,6 +114,7 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
   const queue = new Queue(settings.queueName, { connection, prefix: settings.prefix });
   queue.on('error', () => undefined); // already logged by the connection
   const timeout = settings.commandTimeoutMs;
+  const jobSize = Math.max(1, settings.jobSize ?? DEFAULT_JOB_SIZE);
 
   /** A connection still being set up (start-up, reconnect) gets one timeout's worth of patience. */
   async function whenReady() {
@@ -94,18 +131,18 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
 
   return {
     queue,
+    jobSize,
     async publish(followupIds, publishOptions) {
       if (followupIds.length === 0) return;
-      const urgent = publishOptions?.urgent;
       await whenReady();
       await withTimeout(
         queue.addBulk(
-          followupIds.map((id) => ({
+          chunkIds(followupIds, jobSize, publishOptions?.urgent).map((chunk) => ({
             name: JOB_NAME,
-            data: { followupId: id },
+            data: { followupIds: chunk.ids } satisfies JobData,
             opts: {
-              jobId: jobIdFor(id),
-              ...(urgent?.has(id) ? { lifo: true } : {}),
+              jobId: jobIdForChunk(chunk.ids),
+              ...(chunk.urgent ? { lifo: true } : {}),
               // Finished jobs must not pile up in Redis; PostgreSQL keeps the history.
               removeOnComplete: true,
               removeOnFail: true,

@@ -44,12 +44,12 @@ export interface RelayDeps {
     /** How often to probe Redis while in direct mode. */
     probeIntervalMs?: number;
     /**
-     * Back-pressure: while more jobs than this wait in Redis, the relay does not
+     * Back-pressure: while more follow-ups than this wait in Redis, the relay does not
      * claim more (default 2 × batchSize). A backlog stays in PostgreSQL, where
      * follow-ups coming due meanwhile can overtake it, instead of piling up in
      * Redis memory in front of them.
      */
-    maxWaitingJobs?: number;
+    maxWaitingFollowups?: number;
   };
 }
 
@@ -81,7 +81,7 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
   const claimMs = s.claimMs ?? 30_000;
   const sweepIntervalMs = s.sweepIntervalMs ?? Math.max(1_000, Math.min(10_000, Math.floor(s.leaseMs / 4)));
   const probeIntervalMs = s.probeIntervalMs ?? 2_000;
-  const maxWaitingJobs = s.maxWaitingJobs ?? 2 * s.batchSize;
+  const maxWaitingFollowups = s.maxWaitingFollowups ?? 2 * s.batchSize;
   // Set after a full batch: the next turn checks the queue depth before claiming more.
   let draining = false;
   // Consecutive turns held back by a full queue.
@@ -308,7 +308,8 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
         let includeOverdue = true;
         if (draining && mode === 'queue' && queue) {
           const waiting = await queue.waiting();
-          includeOverdue = waiting === null || waiting <= maxWaitingJobs;
+          // Jobs carry up to jobSize follow-ups each: an upper bound of what is waiting.
+          includeOverdue = waiting === null || waiting * queue.jobSize <= maxWaitingFollowups;
         }
         const limit = Math.min(s.batchSize, room);
         const now = clock.now();

@@ -45,7 +45,7 @@ function distinctById<I extends { id: string }, O>(fn: (items: I[]) => Promise<O
 
 export function makeBatchedTransitions(db: Queryable, options: { maxBatch?: number; maxInFlight?: number } = {}): BatchedTransitions {
   const maxBatch = options.maxBatch ?? 200;
-  const maxInFlight = options.maxInFlight ?? 2;
+  const maxInFlight = options.maxInFlight ?? 1;
   type Claim = { id: string; now: Date; leaseMs: number };
   type Done = { id: string; providerMessageId: string; text: string; composer: string; now: Date; reason?: string };
   const claims = makeMicroBatcher<Claim, ClaimedFollowup | null>({

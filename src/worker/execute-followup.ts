@@ -44,6 +44,12 @@ export interface ExecutorDeps {
   policy: SendPolicy;
   settings: {
     leaseMs: number;
+    /**
+     * The longest a send can take (timeout + typing delay + reconcile wait). While the claim's
+     * lease has more than this left, the lease check right before the send is done locally
+     * instead of by a renewal UPDATE; without it, every send renews.
+     */
+    sendBudgetMs?: number;
     maxSendAttempts: number;
     retryBaseMs: number;
     /** How long to let the provider settle before asking whether an ambiguous send went out. */
@@ -96,6 +102,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   }
 
   const claimOptions = { id, now: clock.now(), leaseMs: deps.settings.leaseMs };
+  const claimedAtMono = performance.now();
   const claimed = await (deps.transitions ? deps.transitions.claimForSending(claimOptions) : claimForSending(db, claimOptions));
   if (!claimed) {
     // Already taken by another executor, cancelled, or not due: nothing to do.
@@ -176,7 +183,10 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   }
   // Fenced by this claim: an executor frozen past its lease (GC pause, stopped VM) may have lost
   // the row to the sweeper and another executor; it must not send, whatever it was about to do.
-  if (!(await renewSendingLease(db, { id, startedAt: claimed.sending_started_at, now: clock.now(), leaseMs: deps.settings.leaseMs }))) {
+  if (
+    !leaseHoldsForSend(deps, claimOptions.now, claimedAtMono) &&
+    !(await renewSendingLease(db, { id, startedAt: claimed.sending_started_at, now: clock.now(), leaseMs: deps.settings.leaseMs }))
+  ) {
     log.warn({ stage: 'skipped' }, 'claim lost before sending (lease expired); not sent');
     return 'skipped';
   }
@@ -201,6 +211,22 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     if (!(error instanceof SendError)) throw error;
     return handleSendError(deps, claimed, composition, error, log);
   }
+}
+
+/**
+ * Whether the claim's own lease surely outlasts the send, so that no renewal is needed: the
+ * lease runs to `claimNow + leaseMs` on the clock the sweeper compares it with, and an executor
+ * frozen meanwhile sees the time it lost on both the wall clock and the monotonic clock. This is
+ * the test the renewal's `lease_until > now` would make, without the round trip; nobody else may
+ * take a `sending` row before its lease runs out (only the sweeper moves it, and only then).
+ */
+export function leaseHoldsForSend(deps: Pick<ExecutorDeps, 'clock' | 'settings'>, claimNow: Date, claimedAtMono: number): boolean {
+  const budget = deps.settings.sendBudgetMs;
+  if (budget === undefined) return false;
+  const elapsed = Math.max(deps.clock.now().getTime() - claimNow.getTime(), performance.now() - claimedAtMono, 0);
+  // A margin for clock differences between this process and the sweeper's.
+  const margin = Math.max(1_000, deps.settings.leaseMs / 10);
+  return elapsed + budget + margin < deps.settings.leaseMs;
 }
 
 async function handleSendError(

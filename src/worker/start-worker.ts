@@ -1,12 +1,20 @@
 /**
  * The queue worker: a BullMQ Worker on `followup_tasks` whose processor is the
- * shared executor. The job only carries the follow-up id; PostgreSQL decides
- * whether it may still be sent (the conditional claim), so a duplicate, stale or
- * resurrected job can never send twice.
+ * shared executor. A job carries only follow-up ids (a chunk of a relay batch);
+ * PostgreSQL decides whether each may still be sent (the conditional claim), so
+ * a duplicate, stale or resurrected job can never send twice.
+ *
+ * Sends in flight are bounded per process (`concurrency`), whatever the job
+ * sizes. How many jobs the worker holds at once follows the size of the jobs it
+ * gets: about twice `concurrency` follow-ups in hand — the next ones ready when a
+ * send finishes, without hoarding a backlog another worker could be sending, or
+ * that a follow-up coming due now would wait behind. (At a trickle the relay
+ * publishes jobs of one or two follow-ups; during a backlog, full chunks.)
  */
 import { Worker } from 'bullmq';
+import pLimit from 'p-limit';
 import type { Logger } from '../log.js';
-import { makeRedisConnection, type QueueSettings } from '../queue/queue-link.js';
+import { DEFAULT_JOB_SIZE, followupIdsOf, makeRedisConnection, type QueueSettings } from '../queue/queue-link.js';
 import { makeBatchedTransitions } from './batch-transitions.js';
 import { type ExecutorDeps, executeFollowup } from './execute-followup.js';
 
@@ -26,26 +34,41 @@ export function startQueueWorker(options: {
   /** Coalesce the claims and completions of concurrent jobs into one statement each (default true). */
   batchTransitions?: boolean;
 }): QueueWorker {
-  const executor: ExecutorDeps =
-    options.batchTransitions === false || options.executor.transitions
-      ? options.executor
-      : { ...options.executor, transitions: makeBatchedTransitions(options.executor.db) };
+  const batched = options.batchTransitions === false || options.executor.transitions ? undefined : makeBatchedTransitions(options.executor.db);
+  const executor: ExecutorDeps = batched ? { ...options.executor, transitions: batched } : options.executor;
   const connection = makeRedisConnection(options.queue, options.log, { blocking: true });
   const lockDuration = options.lockDurationMs ?? 30_000;
-  const worker = new Worker(
+  const sends = pLimit(options.concurrency);
+  const jobSize = Math.max(1, options.queue.jobSize ?? DEFAULT_JOB_SIZE);
+  const fewestJobs = Math.min(options.concurrency, Math.ceil(options.concurrency / jobSize) + 1);
+  let averageJobSize = jobSize;
+  const jobsToHold = () => Math.max(fewestJobs, Math.min(options.concurrency, Math.round((2 * options.concurrency) / averageJobSize)));
+  const worker: Worker = new Worker(
     options.queue.queueName,
     async (job) => {
-      const id = (job.data as { followupId?: unknown }).followupId;
-      if (typeof id !== 'string') {
-        options.log.warn({ jobId: job.id }, 'job without a follow-up id; dropped');
-        return 'skipped';
+      const ids = followupIdsOf(job.data);
+      if (!ids) {
+        options.log.warn({ jobId: job.id }, 'job without follow-up ids; dropped');
+        return { skipped: 0 };
       }
-      return executeFollowup(executor, id);
+      averageJobSize = 0.8 * averageJobSize + 0.2 * ids.length;
+      const hold = jobsToHold();
+      if (worker.concurrency !== hold) worker.concurrency = hold;
+      const results = await Promise.allSettled(ids.map((id) => sends(() => executeFollowup(executor, id))));
+      const outcomes: Record<string, number> = {};
+      const errors: unknown[] = [];
+      for (const r of results) {
+        if (r.status === 'fulfilled') outcomes[r.value] = (outcomes[r.value] ?? 0) + 1;
+        else errors.push(r.reason);
+      }
+      // BullMQ retries the job; the follow-ups already done are skipped by their claim.
+      if (errors.length > 0) throw new AggregateError(errors, `${errors.length} of ${ids.length} follow-ups failed: ${(errors[0] as Error)?.message}`);
+      return outcomes;
     },
     {
       connection,
       prefix: options.queue.prefix,
-      concurrency: options.concurrency,
+      concurrency: jobsToHold(),
       lockDuration,
       stalledInterval: lockDuration,
       maxStalledCount: 5,
@@ -67,6 +90,7 @@ export function startQueueWorker(options: {
       // Jobs still running after the grace period are left to their leases: the sweeper reconciles them.
       if (timedOut) await worker.close(true).catch(() => undefined);
       connection.disconnect();
+      if (batched) options.log.warn({ claims: batched.stats.claims, completions: batched.stats.completions }, 'worker stopped');
     },
   };
 }
