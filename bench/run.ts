@@ -41,7 +41,7 @@ const sizes = quick
 const settings: BenchSettings = {
   quick,
   concurrency: Number(process.env.BENCH_CONCURRENCY ?? 50),
-  relayBatch: Number(process.env.BENCH_RELAY_BATCH ?? 1000),
+  relayBatch: Number(process.env.BENCH_RELAY_BATCH ?? 500),
 };
 
 const TARGETS = {

@@ -262,7 +262,7 @@ export async function drain(ctx: ScenarioContext, count: number, freshPerSecond:
         backlog: count,
         seconds: round(seconds, 3),
         perSecond: round(count / seconds, 0),
-        fresh: { perSecond: freshPerSecond, count: freshCount, latenessMs: percentiles(await latenessOf(db, freshTag)) },
+        fresh: { perSecond: freshPerSecond, count: freshCount, latenessMs: percentiles(await latenessOf(db, freshTag)), stagesMs: await stagesOf(db, freshTag) },
         exactlyOnce: { backlog: checkExactlyOnce(ctx.fake, tag, count), fresh: checkExactlyOnce(ctx.fake, freshTag, freshCount) },
       };
     },

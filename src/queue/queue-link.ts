@@ -23,6 +23,8 @@ export const DEFAULT_JOB_SIZE = 20;
 /** What a job carries: the follow-up ids, nothing else (PostgreSQL holds the rest). */
 export interface JobData {
   followupIds: string[];
+  /** Follow-ups that just came due while a backlog drains: the worker sends them first. */
+  urgent?: boolean;
 }
 
 /** The ids of a job; `{ followupId }` is the one-per-job shape of earlier versions, still accepted. */
@@ -139,7 +141,7 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
         queue.addBulk(
           chunkIds(followupIds, jobSize, publishOptions?.urgent).map((chunk) => ({
             name: JOB_NAME,
-            data: { followupIds: chunk.ids } satisfies JobData,
+            data: (chunk.urgent ? { followupIds: chunk.ids, urgent: true } : { followupIds: chunk.ids }) satisfies JobData,
             opts: {
               jobId: jobIdForChunk(chunk.ids),
               ...(chunk.urgent ? { lifo: true } : {}),

@@ -316,9 +316,11 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
         const { claimed, nextDueAt } = await claimDueFollowups(db, { now, limit, claimMs, includeOverdue });
         if (claimed.length > 0) await dispatch(claimed.map((c) => c.id), draining ? recentAmong(claimed, now) : undefined);
         if (!includeOverdue) {
-          // Workers slow or gone: look again soon, less often the longer it lasts (at most every maxSleepMs).
+          // Workers slow or gone: look again soon, less often the longer it lasts (at most every maxSleepMs)
+          // — but never past the next follow-up coming due, which must not wait behind the backlog.
           heldBack++;
-          await sleepUntil(clock.now().getTime() + Math.min(s.maxSleepMs, BACKPRESSURE_POLL_MS * 2 ** Math.min(6, heldBack - 1)));
+          const backoff = clock.now().getTime() + Math.min(s.maxSleepMs, BACKPRESSURE_POLL_MS * 2 ** Math.min(6, heldBack - 1));
+          await sleepUntil(nextDueAt ? Math.min(nextDueAt.getTime(), backoff) : backoff);
           continue;
         }
         heldBack = 0;

@@ -5,16 +5,17 @@
  * a duplicate, stale or resurrected job can never send twice.
  *
  * Sends in flight are bounded per process (`concurrency`), whatever the job
- * sizes. How many jobs the worker holds at once follows the size of the jobs it
- * gets: about twice `concurrency` follow-ups in hand — the next ones ready when a
- * send finishes, without hoarding a backlog another worker could be sending, or
- * that a follow-up coming due now would wait behind. (At a trickle the relay
- * publishes jobs of one or two follow-ups; during a backlog, full chunks.)
+ * sizes. The worker takes another job while it holds fewer than 1.5 ×
+ * `concurrency` follow-ups: the next ones are ready when a send finishes, without
+ * hoarding a backlog another worker could be sending, or that a follow-up coming
+ * due now would wait behind. (At a trickle the relay publishes jobs of one or two
+ * follow-ups; during a backlog, full chunks.) Urgent jobs' follow-ups — just
+ * came due while a backlog drains — jump the line of sends.
  */
 import { Worker } from 'bullmq';
-import pLimit from 'p-limit';
+import PQueue from 'p-queue';
 import type { Logger } from '../log.js';
-import { DEFAULT_JOB_SIZE, followupIdsOf, makeRedisConnection, type QueueSettings } from '../queue/queue-link.js';
+import { DEFAULT_JOB_SIZE, followupIdsOf, type JobData, makeRedisConnection, type QueueSettings } from '../queue/queue-link.js';
 import { makeBatchedTransitions } from './batch-transitions.js';
 import { type ExecutorDeps, executeFollowup } from './execute-followup.js';
 
@@ -38,11 +39,17 @@ export function startQueueWorker(options: {
   const executor: ExecutorDeps = batched ? { ...options.executor, transitions: batched } : options.executor;
   const connection = makeRedisConnection(options.queue, options.log, { blocking: true });
   const lockDuration = options.lockDurationMs ?? 30_000;
-  const sends = pLimit(options.concurrency);
+  // Sends in flight, across jobs; follow-ups of urgent jobs (just came due during a backlog) go first.
+  const sends = new PQueue({ concurrency: options.concurrency });
   const jobSize = Math.max(1, options.queue.jobSize ?? DEFAULT_JOB_SIZE);
-  const fewestJobs = Math.min(options.concurrency, Math.ceil(options.concurrency / jobSize) + 1);
-  let averageJobSize = jobSize;
-  const jobsToHold = () => Math.max(fewestJobs, Math.min(options.concurrency, Math.round((2 * options.concurrency) / averageJobSize)));
+  // Follow-ups in hand (in the jobs being processed): while fewer than this, take one more job.
+  const inHandTarget = Math.ceil(1.5 * options.concurrency);
+  let inHand = 0;
+  let jobsInHand = 0;
+  const holdMore = () => {
+    const wanted = Math.max(1, jobsInHand + (inHand < inHandTarget ? 1 : 0));
+    if (worker.concurrency !== wanted) worker.concurrency = wanted;
+  };
   const worker: Worker = new Worker(
     options.queue.queueName,
     async (job) => {
@@ -51,10 +58,14 @@ export function startQueueWorker(options: {
         options.log.warn({ jobId: job.id }, 'job without follow-up ids; dropped');
         return { skipped: 0 };
       }
-      averageJobSize = 0.8 * averageJobSize + 0.2 * ids.length;
-      const hold = jobsToHold();
-      if (worker.concurrency !== hold) worker.concurrency = hold;
-      const results = await Promise.allSettled(ids.map((id) => sends(() => executeFollowup(executor, id))));
+      const priority = (job.data as JobData).urgent ? 1 : 0;
+      inHand += ids.length;
+      jobsInHand++;
+      holdMore();
+      const results = await Promise.allSettled(ids.map((id) => sends.add(() => executeFollowup(executor, id), { priority })));
+      inHand -= ids.length;
+      jobsInHand--;
+      holdMore();
       const outcomes: Record<string, number> = {};
       const errors: unknown[] = [];
       for (const r of results) {
@@ -68,7 +79,7 @@ export function startQueueWorker(options: {
     {
       connection,
       prefix: options.queue.prefix,
-      concurrency: jobsToHold(),
+      concurrency: Math.min(options.concurrency, Math.ceil(options.concurrency / jobSize) + 1),
       lockDuration,
       stalledInterval: lockDuration,
       maxStalledCount: 5,
@@ -90,7 +101,7 @@ export function startQueueWorker(options: {
       // Jobs still running after the grace period are left to their leases: the sweeper reconciles them.
       if (timedOut) await worker.close(true).catch(() => undefined);
       connection.disconnect();
-      if (batched) options.log.warn({ claims: batched.stats.claims, completions: batched.stats.completions }, 'worker stopped');
+      if (batched) options.log.info({ claims: batched.stats.claims, completions: batched.stats.completions }, 'worker stopped');
     },
   };
 }
