@@ -61,6 +61,8 @@ export function roleEnv(options: {
     WORKER_CONCURRENCY: String(options.settings.concurrency),
     RELAY_BATCH_SIZE: String(options.settings.relayBatch),
     DATABASE_POOL_SIZE: process.env.BENCH_POOL_SIZE ?? '10',
+    // BENCH_ENV="KEY=value,KEY=value": any other setting of the roles, to compare.
+    ...Object.fromEntries((process.env.BENCH_ENV ?? '').split(',').filter((kv) => kv.includes('=')).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
     ...options.extra,
   };
 }
