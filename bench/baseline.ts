@@ -11,6 +11,8 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { Logger, makeWorkerUtils, run, type Task } from 'graphile-worker';
 
+const GRAPHILE_MAX_CONCURRENCY = 48;
+
 const quiet = new Logger(() => () => undefined);
 
 interface Options {
@@ -99,8 +101,10 @@ async function graphile() {
   };
   const runner = await run({
     connectionString: options.databaseUrl!,
-    concurrency: options.concurrency,
-    maxPoolSize: options.concurrency + 2,
+    // Graphile Worker holds a connection per job in flight: above ~50 it would exhaust the server's
+    // max_connections (100 here, shared with everything else), so it runs at most 48 at once.
+    concurrency: Math.min(options.concurrency, GRAPHILE_MAX_CONCURRENCY),
+    maxPoolSize: Math.min(options.concurrency, GRAPHILE_MAX_CONCURRENCY) + 2,
     pollInterval: options.pollIntervalMs ?? 2_000,
     noHandleSignals: true,
     taskList: { noop },
@@ -136,7 +140,7 @@ async function graphile() {
   const seconds = (lastAt - t0) / 1000;
   await runner.stop();
   await utils.release();
-  done({ completed, seconds, perSecond: options.count / seconds, addMs: addedMs, lateness: mode === 'lateness' ? lateness : undefined });
+  done({ completed, seconds, perSecond: options.count / seconds, addMs: addedMs, concurrency: Math.min(options.concurrency, GRAPHILE_MAX_CONCURRENCY), lateness: mode === 'lateness' ? lateness : undefined });
 }
 
 (kind === 'bullmq' ? bullmq() : graphile())

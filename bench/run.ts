@@ -123,7 +123,9 @@ async function main() {
   try {
     await run('throughput', async () => {
       const ours = await throughput(ctx, sizes.throughput);
+      log(`  ours: ${ours.perSecond}/s`);
       const bullmq = await bullmqBaseline('throughput', { ...baselineOptions, count: sizes.throughput });
+      log(`  bare BullMQ: ${round(bullmq.perSecond as number, 0)}/s`);
       const graphile = await graphileBaseline('throughput', { ...baselineOptions, count: sizes.throughput });
       return {
         ours,
