@@ -163,17 +163,6 @@ export async function importCsv(ctx: { db: Queryable; clock: Clock; campaigns: C
       relax_quotes: true,
     }),
   );
-  // A spreadsheet repeats its dates: each distinct one is parsed once (two Intl formatToParts calls a parse).
-  const anchors = new Map<string, Date | null>();
-  const readAnchor = (text: string): Date | null => {
-    let at = anchors.get(text);
-    if (at === undefined) {
-      if (anchors.size >= 10_000) anchors.clear();
-      at = parseLocalTime(text, options.timeZone);
-      anchors.set(text, at);
-    }
-    return at;
-  };
   let columns: ReturnType<typeof mapHeader> | null = null;
   const seen = new Set<string>();
   let batch: Pending[] = [];
@@ -194,7 +183,7 @@ export async function importCsv(ctx: { db: Queryable; clock: Clock; campaigns: C
       if (!phone) reason = 'bad_phone';
       else if (!name) reason = 'empty_name';
       else if (name.length > MAX_NAME_LENGTH) reason = 'bad_name';
-      else if (anchorText && !(anchorAt = readAnchor(anchorText))) reason = 'bad_anchor';
+      else if (anchorText && !(anchorAt = parseLocalTime(anchorText, options.timeZone))) reason = 'bad_anchor';
       else if (seen.has(phone)) reason = 'duplicate';
       if (reason) {
         reject({ line, phone: shown, reason });

@@ -3,34 +3,7 @@
  * local time without one — `2026-01-05 14:30`, `05/01/2026 14:30`, `05/01/2026`
  * (day first, as in Brazil) — read in the business time zone.
  */
-
-// Building an Intl.DateTimeFormat costs about 100 µs: one per time zone, reused.
-const formatters = new Map<string, Intl.DateTimeFormat>();
-
-function formatterFor(timeZone: string): Intl.DateTimeFormat {
-  let formatter = formatters.get(timeZone);
-  if (!formatter) {
-    formatter = new Intl.DateTimeFormat('en-US', {
-      timeZone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: '2-digit',
-      day: '2-digit',
-      hour: '2-digit',
-      minute: '2-digit',
-      second: '2-digit',
-    });
-    formatters.set(timeZone, formatter);
-  }
-  return formatter;
-}
-
-function offsetMs(at: Date, timeZone: string): number {
-  const parts = formatterFor(timeZone).formatToParts(at);
-  const get = (type: string) => Number(parts.find((p) => p.type === type)?.value);
-  const asUtc = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));
-  return asUtc - Math.floor(at.getTime() / 1000) * 1000;
-}
+import { offsetMs } from '../policy/zoned-time.js';
 
 /** The instant a wall-clock time in `timeZone` stands for (the earlier one across a DST change). */
 export function zonedTimeToUtc(
@@ -44,8 +17,8 @@ export function zonedTimeToUtc(
     return null; // 31/02, 25:00, ...
   }
   // The offset at the guess may differ from the offset at the answer (a DST change in between): try both.
-  const byGuess = guess - offsetMs(new Date(guess), timeZone);
-  const byAnswer = guess - offsetMs(new Date(byGuess), timeZone);
+  const byGuess = guess - offsetMs(guess, timeZone);
+  const byAnswer = guess - offsetMs(byGuess, timeZone);
   return new Date(Math.min(byGuess, byAnswer));
 }
 

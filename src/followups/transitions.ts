@@ -91,7 +91,7 @@ export async function claimDueFollowups(
 }
 
 /** After the queue accepted the jobs: claimed pending → queued, with a lease. Returns the ids moved. */
-export const markQueuedSql: Statement = {
+const markQueuedSql: Statement = {
   name: 'followups_mark_queued',
   // Lost in a crash: the rows are pending with a claim, which the worker's claim accepts.
   relaxedDurability: true,

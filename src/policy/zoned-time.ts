@@ -63,7 +63,7 @@ export function wallTimeIn(at: Date, timeZone: string): WallTime {
 }
 
 /** How far the zone's wall clock is ahead of UTC at `atMs` (negative west of Greenwich). */
-function offsetMs(atMs: number, timeZone: string): number {
+export function offsetMs(atMs: number, timeZone: string): number {
   const w = wallTimeIn(new Date(atMs), timeZone);
   const asUtc = Date.UTC(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
   return asUtc - Math.floor(atMs / 1000) * 1000;

@@ -56,7 +56,8 @@ export interface QueueLink {
   /**
    * Adds the follow-ups as jobs of up to `jobSize` ids each, in one `addBulk`. The job id is
    * derived from the chunk's ids, so publishing the same chunk again while its job is still
-   * there is a no-op; any other duplicate is harmless, because the worker's claim is conditional. `urgent` ones go to the head of the queue (LIFO) in jobs of their own:
+   * there is a no-op; any other duplicate is harmless, because the worker's claim is
+   * conditional. `urgent` ones go to the head of the queue (LIFO) in jobs of their own:
    * follow-ups that just came due while a backlog is being drained must not wait behind it.
    */
   publish(followupIds: string[], options?: { urgent?: ReadonlySet<string> }): Promise<void>;
