@@ -311,7 +311,8 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
           // Jobs carry up to jobSize follow-ups each: an upper bound of what is waiting.
           includeOverdue = waiting === null || waiting * queue.jobSize <= maxWaitingFollowups;
         }
-        const limit = Math.min(s.batchSize, room);
+        // Through a backlog, in smaller bites: a follow-up coming due waits for the turn in progress.
+        const limit = Math.min(draining ? Math.max(1, Math.ceil(s.batchSize / 4)) : s.batchSize, room);
         const now = clock.now();
         const { claimed, nextDueAt } = await claimDueFollowups(db, { now, limit, claimMs, includeOverdue });
         if (claimed.length > 0) await dispatch(claimed.map((c) => c.id), draining ? recentAmong(claimed, now) : undefined);
