@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import type { FakeEvolution } from '../test/helpers/fake-evolution.js';
 import { databaseUrl, PG_ADMIN_URL } from '../test/helpers/db.js';
+import { freePort } from '../test/helpers/redis-server.js';
 import {
   claimDueSql,
   claimForSendingBatchSql,
@@ -595,19 +596,6 @@ export async function graphileBaseline(mode: 'throughput' | 'lateness', options:
     await drop.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(tdb.name)} WITH (FORCE)`);
     await drop.end();
   }
-}
-
-/** A port nothing listens on right now (the OS picks it). */
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as import('node:net').AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export function round(v: number, digits: number): number {

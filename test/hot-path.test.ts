@@ -75,6 +75,36 @@ describe('jobs carry chunks of follow-ups', () => {
   });
 });
 
+describe('statements that ask for relaxed durability or generic plans (real PostgreSQL)', () => {
+  let testDb: TestDatabase;
+  before(async () => {
+    testDb = await createTestDatabase({ poolSize: 2 });
+  });
+  after(async () => {
+    await testDb.drop();
+  });
+
+  test('run on connections with those settings; other statements keep the defaults', async () => {
+    const show = async (statement: Omit<Statement, 'text'>) => {
+      const { rows } = await testDb.db.query<{ sc: string; pcm: string }>({
+        ...statement,
+        text: `SELECT current_setting('synchronous_commit') AS sc, current_setting('plan_cache_mode') AS pcm`,
+      });
+      return rows[0]!;
+    };
+    assert.deepEqual(await show({}), { sc: 'on', pcm: 'auto' });
+    assert.deepEqual(await show({ relaxedDurability: true }), { sc: 'off', pcm: 'auto' });
+    assert.deepEqual(await show({ genericPlan: true }), { sc: 'on', pcm: 'force_generic_plan' });
+    assert.deepEqual(await show({ relaxedDurability: true, genericPlan: true }), { sc: 'off', pcm: 'force_generic_plan' });
+    // Inside a transaction the flags are ignored: the transaction's own connection runs it.
+    const inTx = await testDb.db.transaction(async (tx) => {
+      const { rows } = await tx.query<{ sc: string }>({ relaxedDurability: true, text: `SELECT current_setting('synchronous_commit') AS sc` });
+      return rows[0]!.sc;
+    });
+    assert.equal(inTx, 'on');
+  });
+});
+
 describe('the lease check before the send', () => {
   const clock = makeFakeClock(new Date('2026-03-02T15:00:00Z'));
   const deps = { clock, settings: { leaseMs: 120_000, sendBudgetMs: 41_000, maxSendAttempts: 3, retryBaseMs: 1_000, reconcileDelayMs: 0, pauseRetryMs: 1_000 } };

@@ -45,18 +45,19 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
    * their own with those session settings (made on first use): PostgreSQL has no per-statement
    * switch for either outside a transaction.
    */
-  const special = new Map<string, { pool: pg.Pool; query: Queryable['query'] }>();
+  const special = new Map<number, { pool: pg.Pool; query: Queryable['query'] }>();
   const routed = (statement: Statement) => {
-    const settings = [
-      statement.relaxedDurability ? '-c synchronous_commit=off' : '',
-      statement.genericPlan ? '-c plan_cache_mode=force_generic_plan' : '',
-    ].filter(Boolean).join(' ');
-    if (!settings) return undefined;
-    let entry = special.get(settings);
+    const key = (statement.relaxedDurability ? 1 : 0) | (statement.genericPlan ? 2 : 0);
+    if (key === 0) return undefined;
+    let entry = special.get(key);
     if (!entry) {
+      const settings = [
+        statement.relaxedDurability ? '-c synchronous_commit=off' : '',
+        statement.genericPlan ? '-c plan_cache_mode=force_generic_plan' : '',
+      ].filter(Boolean).join(' ');
       const p = makePool(Math.max(1, Math.ceil(options.poolSize / 2)), settings);
       entry = { pool: p, query: wrap(p).query };
-      special.set(settings, entry);
+      special.set(key, entry);
     }
     return entry.query;
   };
