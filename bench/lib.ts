@@ -14,7 +14,7 @@ import type { FakeEvolution } from '../test/helpers/fake-evolution.js';
 import type { Db } from '../src/db/db.js';
 
 export const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const API_TOKEN = 'bench-token-123456';
+export const API_TOKEN = 'bench-token-123456-abcdefghijkl';
 export const ROOT = new URL('..', import.meta.url).pathname;
 export const LOG_DIR = process.env.BENCH_LOG_DIR ?? `${tmpdir()}/nautico-bench-logs`;
 

@@ -31,8 +31,8 @@ import { FULL, QUICK, type Scenario } from './scenario.js';
 import { answerAsLead, insertPlanned, planLeads, scheduleThroughApi, webhookRouteExists, type WebhookStats } from './traffic.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const API_TOKEN = 'chaos-api-token-123';
-const WEBHOOK_SECRET = 'chaos-webhook-secret';
+const API_TOKEN = 'chaos-api-token-123-abcdefghijkl';
+const WEBHOOK_SECRET = 'chaos-webhook-secret-abcdefghijkl';
 
 export interface ChaosReport {
   scenario: string;

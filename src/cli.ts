@@ -66,7 +66,7 @@ async function runRoles(roles: Role[], opts: { migrate?: boolean }) {
       'starting',
     );
     if (config.apiTokenIsDefault && effective.includes('api')) {
-      log.warn('FOLLOWUPS_API_TOKEN is not set: the API accepts the development token from the README');
+      log.warn({ host: config.host }, 'FOLLOWUPS_API_TOKEN is not set: the API accepts the development token from the README (loopback, dry-run only)');
     }
     const running = await startRoles(ctx, effective);
     let stopping = false;

@@ -29,7 +29,8 @@ const url = (protocols: string[]) =>
 const schema = z.object({
   NODE_ENV: z.string().optional(),
   PORT: int(0, 65535).default(3000),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  // No default here: it depends on DATABASE_URL (see hostFor).
+  HOST: z.string().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: flag.optional(),
 
@@ -52,6 +53,14 @@ const schema = z.object({
   FOLLOWUPS_API_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
   WEBHOOK_SECRET: z.string().min(8, 'must be at least 8 characters').optional(),
   WEBHOOK_JWT_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
+  // When set, /metrics and the details of /health/ready need `Authorization: Bearer <METRICS_TOKEN>`.
+  METRICS_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+  // /metrics serves follow-up counts refreshed in the background at most this often (one query in flight).
+  METRICS_REFRESH_SECONDS: int(1, 3_600).default(5),
+  // Per client IP: failed authentications (401) allowed per minute before 429.
+  AUTH_FAILURES_PER_MINUTE: int(1, 100_000).default(20),
+  // Per API token: requests allowed per minute on /v1 (0 = no limit).
+  API_REQUESTS_PER_MINUTE: int(0, 10_000_000).default(6_000),
 
   LLM_BASE_URL: url(['http:', 'https:']).optional(),
   LLM_API_KEY: z.string().min(1).optional(),
@@ -104,6 +113,10 @@ export type Config = {
   /** True when the token is the documented development default (embedded mode only). */
   apiTokenIsDefault: boolean;
   webhook: { secret?: string; jwtKey?: string };
+  /** metricsToken: when set, /metrics needs it; refreshMs: how often follow-up counts are re-read for /metrics. */
+  metrics: { token?: string; refreshMs: number };
+  /** authFailuresPerMinute: per client IP; requestsPerMinute: per API token (0 = none). */
+  rateLimit: { authFailuresPerMinute: number; requestsPerMinute: number };
   llm?: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number; historyMessages: number };
   llmLimits: { timeoutMs: number; maxChars: number; historyMessages: number };
   personaName: string;
@@ -144,6 +157,24 @@ export type Config = {
 /** The token `npm start` accepts on the embedded default, documented in the README. */
 export const DEV_API_TOKEN = 'dev-token-change-me';
 
+/** Outside the embedded default, every token and secret must be at least this long. */
+export const MIN_SECRET_LENGTH = 24;
+
+/** True for addresses only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/**
+ * HOST's default: the embedded default (no DATABASE_URL) listens on loopback only,
+ * because it may run with the public development token; a deployment on PostgreSQL
+ * (always with a real token) listens on every interface, as containers need.
+ */
+function hostFor(env: { HOST?: string; DATABASE_URL?: string }): string {
+  return env.HOST ?? (env.DATABASE_URL ? '0.0.0.0' : '127.0.0.1');
+}
+
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings count as unset: `FOO=` in a .env file means "not configured".
   const cleaned = Object.fromEntries(
@@ -163,8 +194,27 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       if (!e.EVOLUTION_INSTANCE_NAME) problems.push('EVOLUTION_INSTANCE_NAME: required when EVOLUTION_API_URL is set');
     }
     if (e.LLM_BASE_URL && !e.LLM_MODEL) problems.push('LLM_MODEL: required when LLM_BASE_URL is set');
-    if (e.DATABASE_URL && !e.FOLLOWUPS_API_TOKEN) {
-      problems.push('FOLLOWUPS_API_TOKEN: required when DATABASE_URL is set (the development token is only for the embedded default)');
+    // The development token is public (it is in the README): it may only guard an instance
+    // that can reach no one (dry-run transport, no LLM) and that no one else can reach.
+    const host = hostFor(e);
+    const real = [
+      e.DATABASE_URL && 'DATABASE_URL is set',
+      e.EVOLUTION_API_URL && 'EVOLUTION_API_URL is set (a real WhatsApp transport)',
+      (e.LLM_BASE_URL || e.LLM_API_KEY) && 'an LLM is configured',
+      !isLoopbackHost(host) && `HOST ${host} is not a loopback address`,
+    ].filter((reason): reason is string => typeof reason === 'string');
+    if (!e.FOLLOWUPS_API_TOKEN && real.length > 0) {
+      problems.push(
+        `FOLLOWUPS_API_TOKEN: required because ${real.join(', ')}; the public development token is accepted only with the dry-run transport, no LLM and HOST on loopback (127.0.0.1)`,
+      );
+    }
+    if (real.length > 0) {
+      for (const name of ['FOLLOWUPS_API_TOKEN', 'WEBHOOK_SECRET', 'WEBHOOK_JWT_KEY', 'METRICS_TOKEN'] as const) {
+        const value = e[name];
+        if (value !== undefined && value.length < MIN_SECRET_LENGTH) {
+          problems.push(`${name}: must be at least ${MIN_SECRET_LENGTH} characters outside the embedded default (${real[0]})`);
+        }
+      }
     }
     if (e.BUSINESS_HOURS_START >= e.BUSINESS_HOURS_END) {
       problems.push('BUSINESS_HOURS_START: must be earlier than BUSINESS_HOURS_END');
@@ -181,7 +231,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     env: e.NODE_ENV ?? 'development',
     port: e.PORT,
-    host: e.HOST,
+    host: hostFor(e),
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY ?? false,
     database: { url: e.DATABASE_URL, dataDir: e.DATA_DIR, poolSize: e.DATABASE_POOL_SIZE, migrateOnStart: e.MIGRATE_ON_START },
@@ -192,6 +242,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     apiToken: e.FOLLOWUPS_API_TOKEN ?? DEV_API_TOKEN,
     apiTokenIsDefault: !e.FOLLOWUPS_API_TOKEN,
     webhook: { secret: e.WEBHOOK_SECRET, jwtKey: e.WEBHOOK_JWT_KEY },
+    metrics: { token: e.METRICS_TOKEN, refreshMs: e.METRICS_REFRESH_SECONDS * 1000 },
+    rateLimit: { authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE, requestsPerMinute: e.API_REQUESTS_PER_MINUTE },
     llm: e.LLM_BASE_URL
       ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY ?? 'none', model: e.LLM_MODEL!, ...llmLimits }
       : undefined,

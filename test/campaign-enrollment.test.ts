@@ -16,7 +16,7 @@ import { executeFollowup } from '../src/worker/execute-followup.js';
 import { makeBasicPolicy } from '../src/worker/send-policy.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
-const TOKEN = 'test-token-123';
+const TOKEN = 'test-token-123-abcdefghijkl';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const START = '2026-01-05T12:00:00.000Z';
 const HOUR = 3_600_000;

@@ -42,6 +42,52 @@ describe('configuration', () => {
     );
   });
 
+  test('the embedded default listens on loopback only; with DATABASE_URL on every interface unless HOST says otherwise', () => {
+    assert.equal(loadConfig({}).host, '127.0.0.1');
+    assert.equal(loadConfig({ DATABASE_URL: 'postgresql://x@localhost/db', FOLLOWUPS_API_TOKEN: 'a-real-token-of-24-chars!' }).host, '0.0.0.0');
+    assert.equal(loadConfig({ HOST: '::1' }).host, '::1');
+  });
+
+  test('refuses the public development token with a real transport, an LLM or a non-loopback HOST', () => {
+    const cases: Array<[Record<string, string>, RegExp]> = [
+      [{ EVOLUTION_API_URL: 'https://evo.example.com', EVOLUTION_API_KEY: 'k', EVOLUTION_INSTANCE_NAME: 'nautico' }, /EVOLUTION_API_URL is set/],
+      [{ LLM_BASE_URL: 'https://api.openai.com/v1', LLM_MODEL: 'gpt-4o-mini', LLM_API_KEY: 'sk-x' }, /an LLM is configured/],
+      [{ LLM_API_KEY: 'sk-x' }, /an LLM is configured/],
+      [{ HOST: '0.0.0.0' }, /HOST 0\.0\.0\.0 is not a loopback address/],
+      [{ HOST: '192.168.0.10' }, /HOST 192\.168\.0\.10 is not a loopback address/],
+    ];
+    for (const [env, reason] of cases) {
+      assert.throws(
+        () => loadConfig(env),
+        (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('FOLLOWUPS_API_TOKEN: required because') && reason.test(p)),
+        JSON.stringify(env),
+      );
+      // The same setting with a real token starts.
+      assert.equal(loadConfig({ ...env, FOLLOWUPS_API_TOKEN: 'a-real-token-of-24-chars!' }).apiTokenIsDefault, false);
+    }
+    for (const host of ['127.0.0.1', 'localhost', '::1', '127.0.0.2']) assert.equal(loadConfig({ HOST: host }).apiTokenIsDefault, true, host);
+  });
+
+  test('outside the embedded default every token and secret has at least 24 characters', () => {
+    const env = {
+      DATABASE_URL: 'postgresql://x@localhost/db',
+      FOLLOWUPS_API_TOKEN: 'only-23-characters-long',
+      WEBHOOK_SECRET: 'short-secret-123',
+      WEBHOOK_JWT_KEY: 'short-jwt-key-123',
+      METRICS_TOKEN: 'short-metrics-1',
+    };
+    assert.throws(
+      () => loadConfig(env),
+      (e: unknown) =>
+        e instanceof ConfigError &&
+        ['FOLLOWUPS_API_TOKEN', 'WEBHOOK_SECRET', 'WEBHOOK_JWT_KEY', 'METRICS_TOKEN'].every((v) =>
+          e.problems.some((p) => p.startsWith(`${v}: must be at least 24 characters`)),
+        ),
+    );
+    // On the embedded default a short one is still fine (it guards a loopback-only dry run).
+    assert.equal(loadConfig({ FOLLOWUPS_API_TOKEN: 'short-but-8' }).apiToken, 'short-but-8');
+  });
+
   test('treats empty variables as unset', () => {
     assert.equal(loadConfig({ REDIS_URL: '', EVOLUTION_API_URL: '  ' }).redis.url, undefined);
   });

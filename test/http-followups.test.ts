@@ -10,7 +10,7 @@ import { buildApp } from '../src/http/build-app.js';
 import { createLogger } from '../src/log.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
-const TOKEN = 'test-token-123';
+const TOKEN = 'test-token-123-abcdefghijkl';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const START = '2026-01-05T12:00:00.000Z';
 

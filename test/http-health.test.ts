@@ -10,7 +10,7 @@ import { createLogger } from '../src/log.js';
 import type { QueueLink } from '../src/queue/queue-link.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
-const TOKEN = 'test-token-123';
+const TOKEN = 'test-token-123-abcdefghijkl';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const silent = createLogger({ level: 'silent' });
 

@@ -32,7 +32,7 @@ before(async () => {
   llm = await startFakeLlm();
   const config = loadConfig({
     DATABASE_URL: testDb.url,
-    FOLLOWUPS_API_TOKEN: 'test-token-123',
+    FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl',
     LLM_BASE_URL: llm.url,
     LLM_API_KEY: llm.apiKey,
     LLM_MODEL: 'fake-model-1',

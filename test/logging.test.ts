@@ -37,7 +37,7 @@ describe('logs', () => {
     const config = loadConfig(
       testEnv({
         DATABASE_URL: testDb.url,
-        FOLLOWUPS_API_TOKEN: 'api-token-secret-99',
+        FOLLOWUPS_API_TOKEN: 'api-token-secret-99-abcdefghijkl',
         EVOLUTION_API_URL: fake.url,
         EVOLUTION_API_KEY: fake.apiKey,
         EVOLUTION_INSTANCE_NAME: fake.instance,
@@ -69,7 +69,7 @@ describe('logs', () => {
     if (leaks.length) console.log(leaks.join('\n'));
     assert.ok(!all.includes('5581999998888') && !all.includes('558199998888'), 'no unmasked phone number');
     assert.ok(!all.includes('evolution-secret-key-42'), 'no Evolution key');
-    assert.ok(!all.includes('api-token-secret-99'), 'no API token');
+    assert.ok(!all.includes('api-token-secret-99-abcdefghijkl'), 'no API token');
     const stages = lines.map((l) => JSON.parse(l) as { followupId?: string; stage?: string; phone?: string }).filter((l) => l.stage);
     assert.deepEqual(
       stages.map((l) => l.stage),

@@ -5,7 +5,7 @@ import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution
 import { insertDueFollowups, startRole, waitFor } from './helpers/pipeline.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const SECRET = 'webhook-secret-123';
+const SECRET = 'webhook-secret-123-abcdefghijkl';
 const LEADS = 500;
 
 describe('a reply races its follow-up', () => {

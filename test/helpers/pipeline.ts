@@ -12,7 +12,7 @@ import { type Role, type Running, startRoles } from '../../src/roles.js';
 import { makeEvolutionTransport } from '../../src/whatsapp/evolution-client.js';
 import type { FakeEvolution } from './fake-evolution.js';
 
-export const TEST_TOKEN = 'test-token-123';
+export const TEST_TOKEN = 'test-token-123-abcdefghijkl';
 
 export function testEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return {

@@ -16,8 +16,8 @@ import { buildApp } from '../../src/http/build-app.js';
 import { createLogger } from '../../src/log.js';
 import type { Transport } from '../../src/whatsapp/transport.js';
 
-export const TOKEN = 'test-token-123';
-export const SECRET = 'webhook-secret-123';
+export const TOKEN = 'test-token-123-abcdefghijkl';
+export const SECRET = 'webhook-secret-123-abcdefghijkl';
 export const JWT_KEY = 'evolution-jwt-key-123456';
 export const bearer = { authorization: `Bearer ${TOKEN}` };
 export const secretHeader = { 'x-webhook-secret': SECRET };
