@@ -57,6 +57,8 @@ export function roleEnv(options: {
     SENDING_WINDOW_ENABLED: 'false',
     SEND_RATE_PER_MINUTE: '0',
     SEND_DAILY_CAP: '0',
+    // The ingest scenario posts one follow-up per request as fast as it can: no per-token cap.
+    API_REQUESTS_PER_MINUTE: '0',
     MAX_FOLLOWUPS_PER_LEAD_PER_WEEK: '0',
     WORKER_CONCURRENCY: String(options.settings.concurrency),
     RELAY_BATCH_SIZE: String(options.settings.relayBatch),

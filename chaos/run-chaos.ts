@@ -148,6 +148,8 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
       EVOLUTION_INSTANCE_NAME: fake.instance,
       FOLLOWUPS_API_TOKEN: API_TOKEN,
       WEBHOOK_SECRET,
+      // Traffic bursts (API scheduling, webhooks) must not meet the per-token cap.
+      API_REQUESTS_PER_MINUTE: '0',
       PORT: String(apiPort),
       HOST: '127.0.0.1',
       LEASE_SECONDS: '8',

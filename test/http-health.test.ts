@@ -42,7 +42,7 @@ describe('health', () => {
   });
 
   it('is ready (200 ok) with the database up, the queue in direct mode and sending active', async () => {
-    const res = await app.inject({ method: 'GET', url: '/health/ready' });
+    const res = await app.inject({ method: 'GET', url: '/health/ready', headers: auth });
     assert.equal(res.statusCode, 200);
     const body = res.json();
     assert.equal(body.status, 'ok');
@@ -56,7 +56,7 @@ describe('health', () => {
   it('shows why sending is paused, and stays ready (degraded)', async () => {
     await ctx.gate.pause('evolution_unauthorized', 'Evolution answered 401: check EVOLUTION_API_KEY');
     try {
-      const res = await app.inject({ method: 'GET', url: '/health/ready' });
+      const res = await app.inject({ method: 'GET', url: '/health/ready', headers: auth });
       assert.equal(res.statusCode, 200);
       const body = res.json();
       assert.equal(body.status, 'degraded');
@@ -74,7 +74,7 @@ describe('health', () => {
     const queueCtx = await createContext(configFor(testDb.url), silent, { db: testDb.db, queue: downQueue, skipMigrations: true });
     const queueApp = await buildApp(queueCtx);
     try {
-      const res = await queueApp.inject({ method: 'GET', url: '/health/ready' });
+      const res = await queueApp.inject({ method: 'GET', url: '/health/ready', headers: auth });
       assert.equal(res.statusCode, 200);
       assert.equal(res.json().status, 'degraded');
       assert.equal(res.json().checks.queue.status, 'down');
@@ -89,7 +89,7 @@ describe('health', () => {
     const deadCtx = await createContext(configFor('postgresql://root@127.0.0.1:1/x'), silent, { db: deadDb, queue: null, skipMigrations: true });
     const deadApp = await buildApp(deadCtx);
     try {
-      const res = await deadApp.inject({ method: 'GET', url: '/health/ready' });
+      const res = await deadApp.inject({ method: 'GET', url: '/health/ready', headers: auth });
       assert.equal(res.statusCode, 503);
       const body = res.json();
       assert.equal(body.status, 'down');
@@ -112,7 +112,7 @@ describe('health', () => {
     const hungApp = await buildApp(hungCtx);
     try {
       const started = Date.now();
-      const res = await hungApp.inject({ method: 'GET', url: '/health/ready' });
+      const res = await hungApp.inject({ method: 'GET', url: '/health/ready', headers: auth });
       assert.equal(res.statusCode, 503);
       assert.deepEqual(res.json().checks.database, { status: 'down', reason: 'timeout' });
       assert.ok(Date.now() - started < 3_000);

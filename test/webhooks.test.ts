@@ -182,7 +182,7 @@ describe('every Evolution fixture does what its name says', () => {
     const state = await w.ctx.gate.state();
     assert.equal(state.paused, true);
     assert.equal(state.reason, 'whatsapp_disconnected');
-    const ready = await w.app.inject({ method: 'GET', url: '/health/ready' });
+    const ready = await w.app.inject({ method: 'GET', url: '/health/ready', headers: bearer });
     assert.equal(ready.json().checks.sending.status, 'paused');
     assert.equal(ready.json().checks.sending.reason, 'whatsapp_disconnected');
 

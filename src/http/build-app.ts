@@ -3,9 +3,10 @@
  * (the CLI's `api` role) listens, tests call `app.inject()`. Routes come from
  * the `routeModules` list: adding a feature's routes is one entry there (and its import).
  */
+import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Context } from '../context.js';
-import { requireApiToken } from './auth.js';
+import { makeAuthFailures, requireApiToken, TooManyRequestsError } from './auth.js';
 import { toErrorResponse } from './error-response.js';
 import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
@@ -65,12 +66,31 @@ export async function buildApp(ctx: Context, options: { logger?: boolean } = {})
     return reply.code(404).send({ error: { code: 'not_found', message: `no route ${request.method} ${path}` } });
   });
 
-  const checkApiToken = requireApiToken(ctx.config.apiToken);
-  for (const route of routeModules.filter((r) => r.auth === 'none')) await app.register(route.plugin, { ctx, routes: routeModules });
+  // Limiters only (global: false): failed authentications per address (auth.ts) and calls per token (below).
+  // In memory, per process: N API processes allow N times the rate.
+  await app.register(rateLimit, { global: false });
+  const authFailures = makeAuthFailures(app, { perMinute: ctx.config.rateLimit.authFailuresPerMinute, log: ctx.log.child({ component: 'auth' }) });
+  const checkApiToken = requireApiToken(ctx.config.apiToken, authFailures);
+  const { requestsPerMinute } = ctx.config.rateLimit;
+  const perToken = requestsPerMinute > 0 ? app.createRateLimit({ max: requestsPerMinute, timeWindow: 60_000, keyGenerator: () => 'api-token' }) : null;
+  const pluginOptions = { ctx, routes: routeModules, authFailures };
+  for (const route of routeModules.filter((r) => r.auth === 'none')) await app.register(route.plugin, pluginOptions);
   await app.register(async (api) => {
     // onRequest, not preHandler: an unauthenticated caller is refused before its body is read or parsed.
     api.addHook('onRequest', checkApiToken);
-    for (const route of routeModules.filter((r) => r.auth === 'bearer')) await api.register(route.plugin, { ctx, routes: routeModules });
+    if (perToken) {
+      // After the token check: there is one API token, so this bounds the whole API (per process).
+      api.addHook('onRequest', async (request, reply) => {
+        const limit = await perToken(request);
+        if (limit.isAllowed) return;
+        if (limit.isExceeded) {
+          ctx.log.warn({ ip: request.ip, route: request.routeOptions.url }, 'API token over API_REQUESTS_PER_MINUTE; refused');
+          throw new TooManyRequestsError(`more than ${requestsPerMinute} requests a minute with this token; slow down`, Math.max(1, limit.ttlInSeconds));
+        }
+        reply.header('x-ratelimit-remaining', String(limit.remaining));
+      });
+    }
+    for (const route of routeModules.filter((r) => r.auth === 'bearer')) await api.register(route.plugin, pluginOptions);
   });
 
   return app;

@@ -5,7 +5,7 @@
 import type { FastifyError } from 'fastify';
 import { isConnectionError } from '../db/db.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import { UnauthorizedError } from './auth.js';
+import { TooManyRequestsError, UnauthorizedError } from './auth.js';
 
 export interface ErrorEnvelope {
   error: { code: string; message: string; details?: unknown };
@@ -87,6 +87,9 @@ export function toErrorResponse(error: unknown, options: { bodyLimit: number }):
       headers: { 'www-authenticate': 'Bearer' },
       internal: false,
     };
+  }
+  if (error instanceof TooManyRequestsError) {
+    return { statusCode: 429, body: envelope('rate_limited', error.message), headers: { 'retry-after': String(error.retryAfterSeconds) }, internal: false };
   }
   if (error instanceof NotFoundError) return { statusCode: 404, body: envelope('not_found', error.message), internal: false };
   if (error instanceof ConflictError) return { statusCode: 409, body: envelope(error.code, error.message), internal: false };

@@ -5,6 +5,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { Context } from '../context.js';
+import type { AuthFailures } from './auth.js';
 
 /** A fragment of an OpenAPI 3.1 document (kept loose: it is data we serve, not code we call). */
 export type OpenApiObject = Record<string, unknown>;
@@ -13,6 +14,8 @@ export interface RoutePluginOptions {
   ctx: Context;
   /** Every module the app registers (the meta routes describe them all). */
   routes: readonly RouteModule[];
+  /** Per-address budget of failed authentications, for modules that authenticate callers themselves. */
+  authFailures: AuthFailures;
 }
 
 export interface RouteModule {

@@ -7,6 +7,7 @@
  */
 import type { Context } from '../../context.js';
 import type { PauseState } from '../../followups/sending-gate.js';
+import { makeBearerMatcher } from '../auth.js';
 import { json } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
@@ -64,8 +65,11 @@ export const healthRoutes: RouteModule = {
   auth: 'none',
   async plugin(app, { ctx }) {
     app.get('/health/live', async () => ({ status: 'ok' }));
+    // The details (instance state, Evolution's words, queue depth, transport) tell an attacker
+    // much; an orchestrator needs only the status code. Details need a token.
+    const mayReadDetails = makeBearerMatcher([ctx.config.apiToken, ctx.config.metrics.token]);
 
-    app.get('/health/ready', async (_request, reply) => {
+    app.get('/health/ready', async (request, reply) => {
       const [database, queue] = await Promise.all([checkDatabase(ctx), checkQueue(ctx)]);
       const sending = await checkSending(ctx, database);
       const status =
@@ -74,10 +78,11 @@ export const healthRoutes: RouteModule = {
           : queue.status === 'down' || sending.status !== 'active'
             ? 'degraded'
             : 'ok';
+      const details = mayReadDetails(request.headers.authorization);
       return reply
         .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
-        .send({ status, checks: { database, queue, sending, transport: { name: ctx.transport.name } } });
+        .send(details ? { status, checks: { database, queue, sending, transport: { name: ctx.transport.name } } } : { status });
     });
   },
   openapi: {
@@ -92,7 +97,9 @@ export const healthRoutes: RouteModule = {
       '/health/ready': {
         get: {
           summary: 'Readiness: database, queue (or direct mode), sending gate, transport',
-          description: '503 only when the database is down; a queue that is down or paused sending is "degraded" (200).',
+          description:
+            '503 only when the database is down; a queue that is down or paused sending is "degraded" (200). ' +
+            'Without a token the answer is `{status}` only; `checks` need Authorization: Bearer <FOLLOWUPS_API_TOKEN or METRICS_TOKEN>.',
           operationId: 'ready',
           responses: {
             '200': json({ $ref: '#/components/schemas/Readiness' }, 'Ready (ok or degraded)'),
@@ -104,7 +111,7 @@ export const healthRoutes: RouteModule = {
     schemas: {
       Readiness: {
         type: 'object',
-        required: ['status', 'checks'],
+        required: ['status'],
         properties: {
           status: { type: 'string', enum: ['ok', 'degraded', 'down'] },
           checks: {

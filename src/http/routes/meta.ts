@@ -1,31 +1,49 @@
-/** The service described and measured: /metrics, /openapi.json, /docs. Public, like /health. */
+/**
+ * The service described and measured: /metrics, /openapi.json, /docs. Public,
+ * except /metrics when METRICS_TOKEN is set (then it needs that token, or the API token).
+ */
 import { Gauge } from 'prom-client';
+import { makeCachedStats } from '../../followups/cached-stats.js';
 import { STATUSES } from '../../followups/followup.js';
-import { readStats } from '../../followups/read-stats.js';
+import { makeBearerMatcher } from '../auth.js';
 import { DOCS_CONTENT_SECURITY_POLICY, DOCS_HTML } from '../docs-page.js';
 import { buildOpenApiDocument } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
 const BY_STATUS = 'followups_by_status';
+const BY_STATUS_AGE = 'followups_by_status_age_seconds';
 
 export const metaRoutes: RouteModule = {
   name: 'meta',
   auth: 'none',
-  async plugin(app, { ctx, routes }) {
+  async plugin(app, { ctx, routes, authFailures }) {
     const { registry } = ctx.metrics;
     // The registry outlives an app built twice on one context (tests): register once.
     const byStatus =
       (registry.getSingleMetric(BY_STATUS) as Gauge<'status'> | undefined) ??
-      new Gauge({ name: BY_STATUS, help: 'Follow-ups in the database, by status (read on scrape)', labelNames: ['status'], registers: [registry] });
+      new Gauge({ name: BY_STATUS, help: 'Follow-ups in the database, by status (counted in the background, at most every METRICS_REFRESH_SECONDS)', labelNames: ['status'], registers: [registry] });
+    const age =
+      (registry.getSingleMetric(BY_STATUS_AGE) as Gauge | undefined) ??
+      new Gauge({ name: BY_STATUS_AGE, help: 'Age of the followups_by_status counts', registers: [registry] });
+    const counts = makeCachedStats({ db: ctx.db, refreshMs: ctx.config.metrics.refreshMs, log: ctx.log });
+    const metricsToken = ctx.config.metrics.token;
+    const allowed = makeBearerMatcher([metricsToken, ctx.config.apiToken]);
 
-    app.get('/metrics', async (_request, reply) => {
-      try {
-        const stats = await readStats(ctx.db);
+    app.get('/metrics', async (request, reply) => {
+      if (metricsToken) {
+        await authFailures.assertNotBlocked(request, 'metrics');
+        if (!allowed(request.headers.authorization)) {
+          throw await authFailures.refuse(request, 'metrics', 'send Authorization: Bearer <METRICS_TOKEN>');
+        }
+      }
+      const { stats, ageMs } = await counts.read();
+      if (stats) {
         for (const status of STATUSES) byStatus.set({ status }, stats.byStatus[status]);
-      } catch (error) {
+        age.set(Math.round(ageMs) / 1000);
+      } else {
         // Stale counts would mislead: drop them, keep serving the process's own metrics.
         byStatus.reset();
-        ctx.log.warn({ err: error }, 'metrics: could not count follow-ups by status');
+        age.reset();
       }
       return reply.type(registry.contentType).send(await registry.metrics());
     });
@@ -42,6 +60,9 @@ export const metaRoutes: RouteModule = {
       '/metrics': {
         get: {
           summary: 'Prometheus metrics (text format), including followups_by_status',
+          description:
+            'Counts are read in the background (at most every METRICS_REFRESH_SECONDS, one query at a time) and served from memory. ' +
+            'When METRICS_TOKEN is set: Authorization: Bearer <METRICS_TOKEN> (or the API token).',
           operationId: 'metrics',
           responses: { '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
         },

@@ -5,7 +5,6 @@
  * it took effect and anything else is retried by Evolution. A malformed body is a
  * 400 (not retried); a database outage a 503 (retried).
  */
-import { UnauthorizedError } from '../auth.js';
 import { handleEvolutionWebhook } from '../../webhooks/handle-evolution-webhook.js';
 import { makeWebhookAuth } from '../../webhooks/webhook-auth.js';
 import { errorRef, json } from '../openapi.js';
@@ -16,7 +15,7 @@ const EVENT_PARAM = /^[A-Za-z0-9._-]{1,100}$/;
 export const webhookRoutes: RouteModule = {
   name: 'webhooks',
   auth: 'none',
-  async plugin(app, { ctx }) {
+  async plugin(app, { ctx, authFailures }) {
     const auth = makeWebhookAuth({ secret: ctx.config.webhook.secret, jwtKey: ctx.config.webhook.jwtKey, clock: ctx.clock });
     if (!auth.configured) {
       ctx.log.warn('neither WEBHOOK_SECRET nor WEBHOOK_JWT_KEY is set: Evolution webhooks are refused (401) until one is');
@@ -34,11 +33,9 @@ export const webhookRoutes: RouteModule = {
 
     // onRequest: an unauthenticated caller is refused before its body is read. Scoped to this plugin.
     app.addHook('onRequest', async (request) => {
+      await authFailures.assertNotBlocked(request, 'webhook');
       const result = await auth.verify(request.headers);
-      if (!result.ok) {
-        log.debug({ reason: result.reason }, 'webhook refused');
-        throw new UnauthorizedError(result.reason);
-      }
+      if (!result.ok) throw await authFailures.refuse(request, 'webhook', result.reason);
     });
 
     const handler = async (body: unknown, event?: string) => ({ received: true, results: await handleEvolutionWebhook(deps, body, event) });
