@@ -4,7 +4,7 @@
  * server that answers at once, prints a table and writes bench/results.json.
  *
  *   --quick            the same scenarios, smaller (under two minutes)
- *   --only=a,b         run some scenarios only (throughput,lateness,drain,ingest,scale,idle)
+ *   --only=a,b         run some scenarios only (throughput,lateness,drain,ingest,scale,idle,metrics)
  *   --workers=N        worker processes (default 1)
  *   BENCH_PROFILE=1    write CPU profiles of the roles to bench/profiles/
  */
@@ -20,6 +20,7 @@ import {
   drain,
   graphileBaseline,
   idle,
+  metricsScrape,
   ingest,
   lateness,
   round,
@@ -35,8 +36,8 @@ const workers = Number(args.find((a) => a.startsWith('--workers='))?.slice(10) ?
 const wants = (name: string) => !only || only.includes(name);
 
 const sizes = quick
-  ? { throughput: 5_000, latenessRate: 500, latenessSeconds: 5, drain: 10_000, freshPerSecond: 50, ingest: 1_000, bulk: 20_000, scale: [10_000, 200_000], idleSeconds: 4 }
-  : { throughput: 50_000, latenessRate: 500, latenessSeconds: 60, drain: 100_000, freshPerSecond: 50, ingest: 5_000, bulk: 100_000, scale: [10_000, 2_000_000], idleSeconds: 20 };
+  ? { throughput: 5_000, latenessRate: 500, latenessSeconds: 5, drain: 10_000, freshPerSecond: 50, ingest: 1_000, bulk: 20_000, scale: [10_000, 200_000], idleSeconds: 4, metrics: 1_000_000, metricsBursts: 5 }
+  : { throughput: 50_000, latenessRate: 500, latenessSeconds: 60, drain: 100_000, freshPerSecond: 50, ingest: 5_000, bulk: 100_000, scale: [10_000, 2_000_000], idleSeconds: 20, metrics: 2_000_000, metricsBursts: 20 };
 
 const settings: BenchSettings = {
   quick,
@@ -153,6 +154,7 @@ async function main() {
     await run('ingest', () => ingest(ctx, sizes.ingest, 64, sizes.bulk));
     await run('scale', () => scale(ctx, sizes.scale));
     await run('idle', () => idle(ctx, sizes.idleSeconds));
+    await run('metrics', () => metricsScrape(ctx, sizes.metrics, sizes.metricsBursts));
   } finally {
     await fake.close();
   }
@@ -256,6 +258,12 @@ function renderTable(r: Record<string, any>): string {
   const id = r.idle;
   if (id && !id.error) rows.push(['7 relay idle queries/s', `${id.perSecond} (${id.transactions} in ${id.seconds} s)`, '≤ 2', ok(id.perSecond <= 2)]);
   else if (id) rows.push(['7 idle', `error: ${id.error}`, '', 'MISSED']);
+  const mx = r.metrics;
+  if (mx && !mx.error) {
+    rows.push([`8 /metrics scrape ms p50/p99 at ${mx.rows} rows (one count: ${mx.countMs} ms)`, `${mx.scrapeMs.p50} / ${mx.scrapeMs.p99}`, 'independent of rows', ok(mx.scrapeMs.p50 < mx.countMs / 3)]);
+    rows.push(['  50 concurrent scrapes ms p50; /health/ready meanwhile', `${mx.fiftyConcurrentScrapesMs.p50}; ${mx.readyStatuses.join('/')} (max ${mx.readyDuringBurstsMs.max} ms)`, 'ready 200', ok(mx.readyStatuses.length === 1 && mx.readyStatuses[0] === 200)]);
+    rows.push(['  POST /v1/followups meanwhile ms p50/max', `${mx.scheduleDuringBurstsMs.p50} / ${mx.scheduleDuringBurstsMs.max}`, '', '']);
+  } else if (mx) rows.push(['8 metrics', `error: ${mx.error}`, '', 'MISSED']);
   const w = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c]!.length)));
   return rows.map((row) => `${row[0]!.padEnd(w[0]!)}  ${row[1]!.padEnd(w[1]!)}  ${row[2]!.padEnd(w[2]!)}  ${row[3]}`).join('\n');
 }

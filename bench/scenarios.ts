@@ -410,6 +410,73 @@ export async function scale(ctx: ScenarioContext, sizes: number[]) {
 }
 
 /**
+ * 8. /metrics at `size` rows (the scale scenario's history): the time of one scrape, of 50 at
+ * once, and of /health/ready and POST /v1/followups while they run, against the API role
+ * (a child process, as operators run it). `countMs` is one count of the table, which
+ * every scrape cost before the counts were cached.
+ */
+export async function metricsScrape(ctx: ScenarioContext, size: number, bursts: number) {
+  const tdb = await freshDatabase();
+  const port = await freePort();
+  const q = queueNames();
+  try {
+    await buildHistory(tdb.db, size);
+    const { readStats } = await import('../src/followups/read-stats.js');
+    const countStarted = performance.now();
+    await readStats(tdb.db);
+    const countMs = performance.now() - countStarted;
+    const env = roleEnv({ databaseUrl: tdb.url, fake: ctx.fake, queue: q, settings: ctx.settings, extra: { PORT: String(port), HOST: '127.0.0.1' } });
+    const api = await spawnRole('api', env);
+    const base = `http://127.0.0.1:${port}`;
+    const timed = async (url: string, init?: RequestInit) => {
+      const t = performance.now();
+      const r = await fetch(`${base}${url}`, init);
+      await r.arrayBuffer();
+      return { status: r.status, ms: performance.now() - t };
+    };
+    try {
+      await timed('/metrics'); // the first scrape waits for the first count
+      const single: number[] = [];
+      for (let i = 0; i < 200; i++) single.push((await timed('/metrics')).ms);
+      const burst: number[] = [];
+      const ready: Array<{ status: number; ms: number }> = [];
+      const schedule: Array<{ status: number; ms: number }> = [];
+      const headers = { authorization: `Bearer ${API_TOKEN}`, 'content-type': 'application/json' };
+      for (let b = 0; b < bursts; b++) {
+        const t = performance.now();
+        const scrapes = Promise.all(Array.from({ length: 50 }, () => timed('/metrics')));
+        const [r, f] = await Promise.all([
+          timed('/health/ready'),
+          timed('/v1/followups', { method: 'POST', headers, body: JSON.stringify({ phone: `55819${String(90_000_000 + b).padStart(8, '0')}`, message: 'metrics bench', delayHours: 24 }) }),
+        ]);
+        await scrapes;
+        burst.push(performance.now() - t);
+        ready.push(r);
+        schedule.push(f);
+        await sleep(250);
+      }
+      const result = {
+        rows: size,
+        countMs: round(countMs, 1),
+        scrapeMs: percentiles(single),
+        fiftyConcurrentScrapesMs: percentiles(burst),
+        readyDuringBurstsMs: percentiles(ready.map((r) => r.ms)),
+        readyStatuses: [...new Set(ready.map((r) => r.status))],
+        scheduleDuringBurstsMs: percentiles(schedule.map((r) => r.ms)),
+        scheduleStatuses: [...new Set(schedule.map((r) => r.status))],
+      };
+      ctx.log(`  metrics ${size} rows: count ${result.countMs} ms; scrape p50 ${result.scrapeMs.p50} ms; 50 at once p50 ${result.fiftyConcurrentScrapesMs.p50} ms; ready ${result.readyStatuses.join('/')} max ${result.readyDuringBurstsMs.max} ms`);
+      return result;
+    } finally {
+      ctx.rss.api.push(await api.stop());
+    }
+  } finally {
+    await cleanRedisPrefix(q.prefix);
+    await tdb.drop();
+  }
+}
+
+/**
  * `size` follow-ups for size/10 leads: 96% executed (with their sent text), 2% cancelled or failed,
  * 2% pending in the future, and 1,000 due now (the claim's work); plus 50 queued and 50 sending rows.
  */

@@ -54,7 +54,8 @@ export function makeCampaignComposer(options: CampaignComposerOptions): Composer
       if (!options.llm) return { text: template.text, composer: 'template', notes: templateNotes.length ? templateNotes : undefined };
 
       const fallBack = (why: string, detail: Record<string, unknown> = {}): Composition => {
-        options.log?.warn({ followupId: followup.id, why, ...detail }, 'LLM text not used; sending the template');
+        // The reason only: the text and the offending fragment go to the follow-up's events, not to the log.
+        options.log?.warn({ followupId: followup.id, why }, 'LLM text not used; sending the template');
         return {
           text: template.text,
           composer: 'template',

@@ -8,6 +8,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import type { Context } from '../context.js';
 import { makeAuthFailures, requireApiToken, TooManyRequestsError } from './auth.js';
 import { toErrorResponse } from './error-response.js';
+import { assertJsonDepth, assertNoNul, stripNul } from './json-body.js';
 import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
 import { enrollmentRoutes } from './routes/enrollments.js';
@@ -56,7 +57,29 @@ export async function buildApp(ctx: Context, options: { logger?: boolean } = {})
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if ((body as string).trim() === '') return done(null, undefined);
-    parseJson(request, body as string, done);
+    try {
+      assertJsonDepth(body as string);
+    } catch (error) {
+      return done(error as Error, undefined);
+    }
+    parseJson(request, body as string, (error: Error | null, parsed?: unknown) => {
+      if (error) return done(error, undefined);
+      // Webhooks carry what a lead wrote: strip NULs rather than lose a reply. The API refuses them.
+      if (request.url.startsWith('/webhooks/')) return done(null, stripNul(parsed));
+      try {
+        assertNoNul(parsed);
+      } catch (refused) {
+        return done(refused as Error, undefined);
+      }
+      done(null, parsed);
+    });
+  });
+  // Query strings reach SQL parameters too (`?phone=`, `?cursor=`).
+  app.addHook('preValidation', async (request) => {
+    if (!request.url.startsWith('/webhooks/')) {
+      assertNoNul(request.query);
+      assertNoNul(request.params);
+    }
   });
 
   app.setErrorHandler(async (error, request, reply) => sendError(error, request, reply));
