@@ -45,7 +45,7 @@ describe('the dry-run transport', () => {
     assert.ok(!printed[0]!.includes('5581999998888'), 'the printed line masks the phone');
   });
 
-  test('logs the message at info with a masked phone when no printer is given', async () => {
+  test('logs the send at info with a masked phone and the text\'s length only (never the text) when no printer is given', async () => {
     const lines: string[] = [];
     const log = createLogger({ level: 'info', destination: { write: (line: string) => void lines.push(line) } });
     const transport = makeDryRunTransport({ db, log, clock: makeFakeClock() });
@@ -58,7 +58,8 @@ describe('the dry-run transport', () => {
     assert.equal(entry.level, 30);
     assert.equal(entry.phone, '5581*****6666');
     assert.equal(entry.providerMessageId, providerMessageId);
-    assert.equal(entry.text, 'Bora, Timbu!');
+    assert.equal(entry.text, '[12 chars]');
+    assert.ok(!lines[0]!.includes('Bora, Timbu!'));
   });
 
   test('findSent finds the recorded text, but not another text, another number or one older than the claim', async () => {

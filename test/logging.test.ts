@@ -51,7 +51,7 @@ describe('logs', () => {
       const res = await running.app!.inject({
         method: 'POST',
         url: '/v1/followups',
-        headers: { authorization: 'Bearer api-token-secret-99' },
+        headers: { authorization: 'Bearer api-token-secret-99-abcdefghijkl' },
         payload: { phone: '5581999998888', message: 'Oi, tudo certo?' },
       });
       assert.equal(res.statusCode, 201);

@@ -343,6 +343,12 @@ describe('webhook authentication', () => {
     await refusedAndNothingRecorded({ authorization: `Bearer ${await sign({ iat: t, exp: t + 600, app: 'other' })}` }, 'JWT for another app');
     await refusedAndNothingRecorded({ authorization: `Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iat: t, exp: t + 600, app: 'evolution' })}.` }, 'alg none');
     await refusedAndNothingRecorded({ authorization: 'Bearer not.a.jwt' }, 'garbage JWT');
+    // No maximum age before: exp in 2100 or an iat ten years ahead were accepted.
+    await refusedAndNothingRecorded({ authorization: `Bearer ${await sign({ iat: t, exp: 4_102_444_800, app: 'evolution' })}` }, 'JWT valid until 2100');
+    await refusedAndNothingRecorded({ authorization: `Bearer ${await sign({ iat: t + 10 * 365 * 86_400, exp: t + 10 * 365 * 86_400 + 600, app: 'evolution' })}` }, 'JWT issued 10 years ahead');
+    await refusedAndNothingRecorded({ authorization: `Bearer ${await sign({ iat: t + 120, exp: t + 720, app: 'evolution' })}` }, 'JWT issued 2 minutes ahead');
+    await refusedAndNothingRecorded({ authorization: `Bearer ${await sign({ iat: t - 3_600, exp: t + 60, app: 'evolution' })}` }, 'JWT issued an hour ago');
+    await refusedAndNothingRecorded({ authorization: `Bearer ${await sign({ exp: t + 600, app: 'evolution' })}` }, 'JWT without iat');
     assert.equal(await count('messages'), 0);
     assert.ok((await followupsOf(testDb.db, (await lead(JOAO))!.id as string)).every((f) => f.status === 'pending'));
   });

@@ -5,8 +5,11 @@
  *     neither content nor length leaks);
  *   - `Authorization: Bearer <JWT>` that Evolution signs with the webhook's
  *     `jwt_key` (WEBHOOK_JWT_KEY): HS256 only (no `none`, no algorithm
- *     confusion), `exp` required and not past (30 s leeway for clock skew),
- *     `app: "evolution"`.
+ *     confusion), `iat` and `exp` required, `app: "evolution"`. Evolution signs
+ *     `{iat, exp: iat + 600}`; so a token is refused when it is past `exp`,
+ *     older than 10 minutes, issued in the future, or valid for longer than 10
+ *     minutes from now (a stolen long-lived token would be a master key), each
+ *     with 30 s of leeway for clock skew.
  * Neither configured → every webhook is refused: unauthenticated webhooks would
  * let anyone opt leads out, hand them off or pause sending.
  */
@@ -15,6 +18,8 @@ import { jwtVerify } from 'jose';
 import type { Clock } from '../clock.js';
 
 export const JWT_LEEWAY_SECONDS = 30;
+/** Evolution's tokens live 600 s: none is accepted older, or valid further ahead, than that. */
+export const JWT_MAX_AGE_SECONDS = 600;
 
 export interface WebhookAuth {
   /** False when neither WEBHOOK_SECRET nor WEBHOOK_JWT_KEY is set: everything is refused. */
@@ -35,13 +40,17 @@ export function makeWebhookAuth(options: { secret?: string; jwtKey?: string; clo
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
     if (!match || !jwtKey) return false;
     try {
+      const now = options.clock.now();
       const { payload } = await jwtVerify(match[1]!, jwtKey, {
         algorithms: ['HS256'],
-        requiredClaims: ['exp'],
+        requiredClaims: ['exp', 'iat'],
         clockTolerance: JWT_LEEWAY_SECONDS,
-        currentDate: options.clock.now(),
+        // Also refuses an iat in the future (beyond the leeway).
+        maxTokenAge: JWT_MAX_AGE_SECONDS,
+        currentDate: now,
       });
-      return payload.app === 'evolution';
+      const expiresIn = payload.exp! - Math.floor(now.getTime() / 1000);
+      return payload.app === 'evolution' && expiresIn <= JWT_MAX_AGE_SECONDS + JWT_LEEWAY_SECONDS;
     } catch {
       return false;
     }
