@@ -170,3 +170,105 @@ describe('rate limits', () => {
     }
   });
 });
+
+describe('careless and hostile input', () => {
+  let s: Awaited<ReturnType<typeof startApp>>;
+  let seq = 0;
+  const newPhone = () => `55819${String(60_000_000 + ++seq).padStart(8, '0')}`;
+  const post = (url: string, payload: unknown, headers: Record<string, string> = {}) =>
+    s.app.inject({ method: 'POST', url, headers: { ...auth, 'content-type': 'application/json', ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+  before(async () => {
+    s = await startApp({ LOG_LEVEL: 'silent' });
+  });
+  after(async () => {
+    await s?.close();
+  });
+
+  it('answers 409 naming what differs when an idempotency key comes back with another request', async () => {
+    const phone = newPhone();
+    const first = await post('/v1/followups', { phone, message: 'Oi!', delayHours: 2, idempotencyKey: 'key-409-a' });
+    assert.equal(first.statusCode, 201);
+    const same = await post('/v1/followups', { phone: `+55 ${phone.slice(2, 4)} ${phone.slice(4)}`, message: 'Oi!', delayHours: 2, idempotencyKey: 'key-409-a' });
+    assert.equal(same.statusCode, 200, 'the same request, phone spelled differently: the first follow-up');
+    assert.equal(same.json().id, first.json().id);
+
+    const otherPhone = await post('/v1/followups', { phone: newPhone(), message: 'Oi!', delayHours: 2, idempotencyKey: 'key-409-a' });
+    assert.equal(otherPhone.statusCode, 409);
+    assert.equal(otherPhone.json().error.code, 'idempotency_key_reused');
+    assert.match(otherPhone.json().error.message, /phone/);
+    assert.match(otherPhone.json().error.message, new RegExp(first.json().id));
+
+    const otherText = await post('/v1/followups', { phone, message: 'Outro texto', delayHours: 2 }, { 'idempotency-key': 'key-409-a' });
+    assert.equal(otherText.statusCode, 409);
+    assert.match(otherText.json().error.message, /message/);
+
+    const otherDelay = await post('/v1/followups', { phone, message: 'Oi!', delayHours: 3, idempotencyKey: 'key-409-a' });
+    assert.equal(otherDelay.statusCode, 409);
+    assert.match(otherDelay.json().error.message, /delay\/dueAt or lead/);
+    const { rows } = await testDb.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM follow_ups WHERE lead_id = $1::uuid`, [first.json().leadId]);
+    assert.equal(rows[0]!.n, 1, 'nothing else written');
+  });
+
+  it('caps lead metadata at 16 KB: one large request, and many small ones merged, get a 400 naming lead', async () => {
+    const big = await post('/v1/followups', { phone: newPhone(), message: 'Oi', lead: { name: 'Ana', notes: 'x'.repeat(17 * 1024) } });
+    assert.equal(big.statusCode, 400);
+    assert.equal(big.json().error.details[0].field, 'lead');
+    assert.match(big.json().error.message, /16 KB/);
+
+    const phone = newPhone();
+    const statuses: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      statuses.push((await post('/v1/followups', { phone, message: `Oi ${i}`, lead: { [`field${i}`]: 'y'.repeat(1_500) } })).statusCode);
+    }
+    assert.ok(statuses.slice(0, 10).every((c) => c === 201), statuses.join());
+    assert.ok(statuses.slice(11).every((c) => c === 400), statuses.join());
+    const { rows } = await testDb.db.query<{ bytes: number }>(`SELECT octet_length(metadata::text) AS bytes FROM leads WHERE phone = $1`, [phone]);
+    assert.ok(rows[0]!.bytes <= 16 * 1024, `${rows[0]!.bytes} bytes`);
+  });
+
+  it('answers 400 (not 500) to JSON nested 5,000 levels deep', async () => {
+    const deep = `{"phone":"${newPhone()}","lead":${'{"a":'.repeat(5_000)}1${'}'.repeat(5_000)}}`;
+    const res = await post('/v1/followups', deep);
+    assert.equal(res.statusCode, 400);
+    assert.match(res.json().error.message, /^body: nests deeper than 32 levels/);
+  });
+
+  it('refuses a dueAt in the year 9999, like a delay past 90 days', async () => {
+    const res = await post('/v1/followups', { phone: newPhone(), message: 'Oi', dueAt: '9999-12-31T23:59:59Z' });
+    assert.equal(res.statusCode, 400);
+    assert.equal(res.json().error.details[0].field, 'dueAt');
+    assert.match(res.json().error.message, /90 days/);
+  });
+
+  it('refuses junk phones: +0000000000, a JID of another server, a JSON number', async () => {
+    for (const phone of ['+0000000000', '5581999998888@evil.com', 5581999998888]) {
+      for (const url of ['/v1/followups', '/v1/enrollments']) {
+        const res = await post(url, { phone, message: url === '/v1/followups' ? 'Oi' : undefined, campaign: url === '/v1/enrollments' ? 'nautico' : undefined });
+        assert.equal(res.statusCode, 400, `${url} ${phone}: ${res.body}`);
+        assert.equal(res.json().error.details[0].field, 'phone');
+      }
+    }
+  });
+
+  it('answers 400 naming the field for a NUL character in any text, and writes nothing', async () => {
+    const phone = newPhone();
+    const inMessage = await post('/v1/followups', { phone, message: 'Oi\u0000' });
+    assert.equal(inMessage.statusCode, 400);
+    assert.equal(inMessage.json().error.details[0].field, 'message');
+    const inName = await post('/v1/enrollments', { phone, campaign: 'nautico', lead: { name: 'Ana\u0000' } });
+    assert.equal(inName.statusCode, 400);
+    assert.equal(inName.json().error.details[0].field, 'lead.name');
+    const inQuery = await s.app.inject({ method: 'GET', url: '/v1/followups?status=pending%00', headers: auth });
+    assert.equal(inQuery.statusCode, 400);
+    assert.equal(inQuery.json().error.details[0].field, 'status');
+    const { rows } = await testDb.db.query(`SELECT 1 FROM leads WHERE phone = $1`, [phone]);
+    assert.equal(rows.length, 0);
+  });
+
+  it('states the bulk route\'s own limit (4 MB) in its 413', async () => {
+    const leads = Array.from({ length: 10_000 }, (_, i) => ({ phone: `55819${String(i).padStart(8, '0')}`, name: 'n'.repeat(420) }));
+    const res = await post('/v1/enrollments/bulk', { campaign: 'nautico', leads });
+    assert.equal(res.statusCode, 413);
+    assert.match(res.json().error.message, new RegExp(`at most ${4 * 1024 * 1024} bytes`));
+  });
+});

@@ -10,7 +10,7 @@ describe('phone numbers', () => {
   });
 
   test('accepts the usual spellings', () => {
-    for (const input of ['+55 (81) 99999-8888', '81 99999-8888', '81999998888', '8199998888', '558199998888@s.whatsapp.net', 5581999998888]) {
+    for (const input of ['+55 (81) 99999-8888', '81 99999-8888', '81999998888', '8199998888', '558199998888@s.whatsapp.net', '558199998888:12@s.whatsapp.net']) {
       assert.equal(normalizePhone(input), '5581999998888', String(input));
     }
   });
@@ -32,6 +32,17 @@ describe('phone numbers', () => {
       );
     }
     assert.equal(tryNormalizePhone('nope'), null);
+  });
+
+  test('refuses junk that used to pass: +0000000000, a JID of another server, an @lid, a JSON number', () => {
+    for (const bad of ['+0000000000', '+1 555 0100', '5581999998888@evil.com', '5581999998888@lid', '558199998888@g.us', 5581999998888]) {
+      assert.throws(
+        () => normalizePhone(bad, 'phone'),
+        (e: unknown) => e instanceof ValidationError && e.field === 'phone',
+        String(bad),
+      );
+    }
+    assert.match((() => { try { normalizePhone(5581999998888); } catch (e) { return (e as Error).message; } return ''; })(), /not a JSON number/);
   });
 
   test('lists both WhatsApp spellings of a mobile', () => {

@@ -11,7 +11,7 @@ import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Db, Queryable } from '../db/db.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import { leadInputSchema } from '../followups/schedule-followup.js';
+import { leadInputSchema, phoneField } from '../followups/schedule-followup.js';
 import { upsertLead } from '../leads/lead.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
@@ -20,7 +20,7 @@ import { enrollPrepared, findCampaign, parseAnchor } from './enroll-leads.js';
 
 export const enrollLeadSchema = z
   .object({
-    phone: z.union([z.string(), z.number()]),
+    phone: phoneField,
     campaign: z.string().min(1).max(64),
     lead: leadInputSchema.optional(),
     anchorAt: z.iso

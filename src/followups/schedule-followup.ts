@@ -3,6 +3,7 @@
  * delay_hours, lead_info)`, made safe: validated, normalised, idempotent, and
  * written with its first event in one transaction.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
@@ -16,6 +17,11 @@ import { isTimeZone } from '../policy/zoned-time.js';
 
 export const MAX_MESSAGE_LENGTH = 4096;
 const MAX_DELAY_HOURS = 24 * 90;
+/** A lead's metadata (everything in `lead` but name and timeZone), as JSON, in bytes; also the cap of the merged whole. */
+export const MAX_LEAD_METADATA_BYTES = 16 * 1024;
+
+/** A phone as a string: a JSON number has lost any + or leading zero. */
+export const phoneField = z.string({ error: 'must be a phone number string such as "5581999998888" (not a JSON number)' });
 /** A dueAt up to this far in the past is treated as "now" (client clock skew). */
 const PAST_TOLERANCE_MS = 60_000;
 
@@ -24,11 +30,15 @@ export const leadInputSchema = z
     name: z.string().trim().max(120, 'must be at most 120 characters').nullish(),
     timeZone: z.string().refine(isTimeZone, 'must be an IANA time zone such as America/Recife').nullish(),
   })
-  .catchall(z.unknown());
+  .catchall(z.unknown())
+  .refine(
+    ({ name: _name, timeZone: _timeZone, ...metadata }) => Buffer.byteLength(JSON.stringify(metadata)) <= MAX_LEAD_METADATA_BYTES,
+    `metadata (every field but name and timeZone) must be at most ${MAX_LEAD_METADATA_BYTES / 1024} KB of JSON`,
+  );
 
 export const scheduleFollowupSchema = z
   .object({
-    phone: z.union([z.string(), z.number()]),
+    phone: phoneField,
     message: z
       .string()
       .max(MAX_MESSAGE_LENGTH, `must be at most ${MAX_MESSAGE_LENGTH} characters`)
@@ -74,16 +84,24 @@ export async function scheduleFollowup(
       throw new ValidationError(`dueAt: is in the past (${input.dueAt}); give a future time or a delay`, 'dueAt');
     }
     if (dueAt < now) dueAt = now;
+    if (dueAt.getTime() > now.getTime() + MAX_DELAY_HOURS * 3_600_000) {
+      throw new ValidationError(`dueAt: must be at most ${MAX_DELAY_HOURS / 24} days ahead (as delayHours)`, 'dueAt');
+    }
   }
   const idempotencyKey = options.idempotencyKey ?? input.idempotencyKey ?? null;
+  const requestHash = idempotencyKey ? hashRequest({ ...input, phone, idempotencyKey: undefined }) : null;
   const { name, timeZone, ...metadata } = input.lead ?? {};
+  const repeat = (existing: FollowupRow & { phone: string; idempotency_hash?: string | null }) => {
+    assertSameRequest(existing, { phone, message: input.message ?? null, intent: input.intent ?? null, hash: requestHash! }, idempotencyKey!);
+    return { followup: existing, created: false };
+  };
 
   // execute
   try {
     return await ctx.db.transaction(async (tx) => {
       if (idempotencyKey) {
         const existing = await findByIdempotencyKey(tx, idempotencyKey);
-        if (existing) return { followup: existing, created: false };
+        if (existing) return repeat(existing);
       }
       const lead = await upsertLead(tx, { phone, name: name ?? null, timeZone: timeZone ?? null, metadata, now });
       const stop = stopReasonOf(lead);
@@ -91,12 +109,12 @@ export async function scheduleFollowup(
         throw new ConflictError(`the lead ${stop === 'opted_out' ? 'opted out' : stop === 'erased' ? 'was erased' : 'is not on WhatsApp'}; follow-ups are refused`, `lead_${stop}`);
       }
       const { rows } = await tx.query<FollowupRow>(
-        `INSERT INTO follow_ups (lead_id, intent, message, due_at, planned_at, anchor_at, idempotency_key, lead_info,
-                                 created_at, updated_at)
-         VALUES ($1::uuid, $2::text, $3::text, $4::timestamptz, $4::timestamptz, $5::timestamptz, $6::text, $7::jsonb,
-                 $5::timestamptz, $5::timestamptz)
+        `INSERT INTO follow_ups (lead_id, intent, message, due_at, planned_at, anchor_at, idempotency_key, idempotency_hash,
+                                 lead_info, created_at, updated_at)
+         VALUES ($1::uuid, $2::text, $3::text, $4::timestamptz, $4::timestamptz, $5::timestamptz, $6::text, $8::text,
+                 $7::jsonb, $5::timestamptz, $5::timestamptz)
          RETURNING *`,
-        [lead.id, input.intent ?? null, input.message ?? null, dueAt, now, idempotencyKey, input.lead ?? null],
+        [lead.id, input.intent ?? null, input.message ?? null, dueAt, now, idempotencyKey, input.lead ?? null, requestHash],
       );
       const followup = rows[0]!;
       await tx.query(
@@ -110,9 +128,43 @@ export async function scheduleFollowup(
     // Two identical requests raced: the loser returns what the winner wrote.
     if ((error as { code?: string }).code === UNIQUE_VIOLATION && idempotencyKey) {
       const existing = await findByIdempotencyKey(ctx.db, idempotencyKey);
-      if (existing) return { followup: existing, created: false };
+      if (existing) return repeat(existing);
     }
     throw error;
+  }
+}
+
+/** A stable digest of a request: keys sorted at every level, so `{a, b}` and `{b, a}` are the same request. */
+function hashRequest(value: unknown): string {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v !== null && typeof v === 'object'
+        ? Object.fromEntries(Object.keys(v).sort().filter((k) => (v as Record<string, unknown>)[k] !== undefined).map((k) => [k, canonical((v as Record<string, unknown>)[k])]))
+        : v;
+  return createHash('sha256').update(JSON.stringify(canonical(value))).digest('hex');
+}
+
+/**
+ * A repeated idempotency key must come with the same request, as payment APIs
+ * require: another phone or text under a key already used is a client bug that
+ * would otherwise be answered, silently, with someone else's follow-up.
+ */
+function assertSameRequest(
+  existing: FollowupRow & { phone: string; idempotency_hash?: string | null },
+  request: { phone: string; message: string | null; intent: string | null; hash: string },
+  key: string,
+): void {
+  const differs: string[] = [];
+  if (existing.phone !== request.phone) differs.push('phone');
+  if ((existing.message ?? null) !== request.message) differs.push('message');
+  if ((existing.intent ?? null) !== request.intent) differs.push('intent');
+  if (differs.length === 0 && existing.idempotency_hash && existing.idempotency_hash !== request.hash) differs.push('delay/dueAt or lead');
+  if (differs.length > 0) {
+    throw new ConflictError(
+      `idempotencyKey: "${key}" was already used for follow-up ${existing.id} with a different request (${differs.join(', ')} differ); use a new key for a new request`,
+      'idempotency_key_reused',
+    );
   }
 }
 

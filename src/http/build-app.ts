@@ -27,7 +27,8 @@ export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, f
 
 export async function buildApp(ctx: Context, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {
-    const response = toErrorResponse(error, { bodyLimit: BODY_LIMIT });
+    // The route's own limit (the bulk route takes 4 MB), not the app-wide one.
+    const response = toErrorResponse(error, { bodyLimit: request.routeOptions?.bodyLimit ?? BODY_LIMIT });
     if (response.internal) {
       // Logged once, here, whether or not fastify's request logging is on; never returned.
       ctx.log.error({ err: error, reqId: request.id, method: request.method, route: request.routeOptions.url }, 'request failed');

@@ -74,7 +74,7 @@ export async function eraseLead(db: Db, phone: string, clock: Clock): Promise<Er
     );
     const cancelled = await cancelLocked(tx, { leadId, ids, reason: 'erased', now });
     await tx.query(
-      `UPDATE follow_ups SET message = NULL, sent_text = NULL, lead_info = NULL, last_error = NULL, idempotency_key = NULL
+      `UPDATE follow_ups SET message = NULL, sent_text = NULL, lead_info = NULL, last_error = NULL, idempotency_key = NULL, idempotency_hash = NULL
         WHERE lead_id = $1::uuid`,
       [leadId],
     );

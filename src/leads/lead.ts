@@ -1,3 +1,4 @@
+import { ValidationError } from '../errors.js';
 import type { Queryable } from '../db/db.js';
 
 export interface LeadRow {
@@ -59,6 +60,9 @@ export function toLead(row: LeadRow): Lead {
   };
 }
 
+/** The most a lead's merged metadata may hold, as JSON text. */
+export const MAX_MERGED_METADATA_BYTES = 16 * 1024;
+
 /**
  * Finds or creates the lead for a canonical phone. A name given now fills or
  * replaces the stored one; metadata is merged. Never matches another number.
@@ -70,6 +74,8 @@ export async function upsertLead(
   const { rows } = await db.query<LeadRow>(
     {
       name: 'leads_upsert',
+      // The merge is bounded: metadata that would outgrow $6 bytes leaves the row untouched
+      // (no row returned), and the caller answers 400. Every claim reads this column.
       text: `
 INSERT INTO leads (phone, name, time_zone, metadata, created_at, updated_at)
 VALUES ($1::text, $2::text, $3::text, COALESCE($4::jsonb, '{}'::jsonb), $5::timestamptz, $5::timestamptz)
@@ -78,11 +84,15 @@ ON CONFLICT (phone) DO UPDATE
        time_zone = COALESCE(EXCLUDED.time_zone, leads.time_zone),
        metadata = leads.metadata || EXCLUDED.metadata,
        updated_at = EXCLUDED.updated_at
+ WHERE EXCLUDED.metadata = '{}'::jsonb OR octet_length((leads.metadata || EXCLUDED.metadata)::text) <= $6::int
 RETURNING *`,
     },
-    [input.phone, input.name ?? null, input.timeZone ?? null, input.metadata ?? null, input.now],
+    [input.phone, input.name ?? null, input.timeZone ?? null, input.metadata ?? null, input.now, MAX_MERGED_METADATA_BYTES],
   );
-  return rows[0]!;
+  if (!rows[0]) {
+    throw new ValidationError(`lead: the lead's metadata would grow past ${MAX_MERGED_METADATA_BYTES / 1024} KB; send fewer or smaller fields`, 'lead');
+  }
+  return rows[0];
 }
 
 export async function findLeadByPhone(db: Queryable, phone: string): Promise<LeadRow | null> {

@@ -3,6 +3,7 @@
  * two-digit area code, and for mobiles the 9th digit (`5581999998888`).
  * WhatsApp often drops the 9th digit (`558199998888`); both mean the same lead.
  */
+import { isValidPhoneNumber } from 'libphonenumber-js/min';
 import { ValidationError } from '../errors.js';
 
 // Brazilian area codes (DDD) in use.
@@ -19,23 +20,33 @@ export function isBrazilianAreaCode(code: number): boolean {
 /**
  * Returns canonical digits or throws a ValidationError naming `field`.
  * Accepts `+55 (81) 99999-8888`, `5581999998888`, `558199998888` (no 9th digit),
- * `81999998888` (no country code) and JIDs (`558199998888@s.whatsapp.net`).
- * Numbers of other countries must start with `+`.
+ * `81999998888` (no country code) and WhatsApp JIDs (`558199998888@s.whatsapp.net`).
+ * Numbers of other countries must start with `+` and be valid numbers of their
+ * country (libphonenumber's rules): `+0000000000` is not a phone.
+ * A JSON number is refused: it has lost any `+` and leading zero, and says
+ * nothing about which spelling was meant.
  */
 export function normalizePhone(input: unknown, field = 'phone'): string {
-  if (typeof input !== 'string' && typeof input !== 'number') {
-    throw new ValidationError(`${field} must be a phone number string`, field);
+  if (typeof input !== 'string') {
+    throw new ValidationError(`${field} must be a phone number string such as "5581999998888"${typeof input === 'number' ? ' (not a JSON number)' : ''}`, field);
   }
-  let raw = String(input).trim();
-  if (raw.includes('@')) raw = raw.slice(0, raw.indexOf('@')).split(':')[0]!;
+  let raw = input.trim();
+  const at = raw.indexOf('@');
+  if (at >= 0) {
+    // Only WhatsApp's own user JIDs carry a phone number (an @lid is a privacy id, not a number).
+    if (!/^(s\.whatsapp\.net|c\.us)$/i.test(raw.slice(at + 1))) {
+      throw new ValidationError(`${field} must be a phone number or a WhatsApp JID ending in @s.whatsapp.net`, field);
+    }
+    raw = raw.slice(0, at).split(':')[0]!;
+  }
   const international = raw.startsWith('+');
   if (!/^[+\d\s().-]+$/.test(raw)) {
     throw new ValidationError(`${field} must contain only digits, spaces, +, (, ), . and -`, field);
   }
   let digits = raw.replace(/\D/g, '');
   if (international && !digits.startsWith('55')) {
-    if (digits.length < 8 || digits.length > 15) {
-      throw new ValidationError(`${field} must have 8 to 15 digits in international format`, field);
+    if (digits.length < 8 || digits.length > 15 || !isValidPhoneNumber(`+${digits}`)) {
+      throw new ValidationError(`${field} is not a valid international number (country code and number, e.g. +351 912 345 678)`, field);
     }
     return digits;
   }
