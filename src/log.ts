@@ -41,27 +41,25 @@ const DROPPED_KEYS = new Set(['query', 'params', 'parameters', 'values', 'intern
 /** Of an error only these are logged: pg's `detail`/`where`, PGlite's `query`/`params`, HTTP bodies never are. */
 const ERROR_FIELDS_KEPT = ['code', 'kind', 'reason', 'status', 'statusCode', 'field', 'severity', 'routine', 'constraint', 'table', 'column', 'schema', 'position'];
 
-// A JID (digits, optional device, @server) or a phone-like run: 10 to 13 digits, possibly
-// split by spaces, dots, dashes or parentheses, optionally after a +. Longer runs
-// (timestamps in ms, ids) are left alone unless they end in a JID server.
+// A JID (digits, optional device, @server); a phone as people write it (+55 (81) 99999-8888,
+// 81 9999-8888); a bare run of 10 to 13 digits. Longer runs (ids) are left alone.
 const JID = /\+?(\d{6,20})(?::\d+)?@(s\.whatsapp\.net|c\.us|lid|g\.us|[a-z0-9.-]+\.[a-z]{2,})/gi;
-const PHONE_LIKE = /(?<![\w+])\+?\(?\d(?:[\d\s().-]{8,18})\d(?![\w])/g;
-
+const FORMATTED_PHONE = /(?<![\w+])(?:\+?\d{1,3}[\s.-]?)?\(?\d{2}\)?[\s.-]?\d{4,5}[\s.-]?\d{4}(?!\w)/g;
+const DIGIT_RUN = /(?<!\w)\+?\d{10,13}(?!\w)/g;
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
 
 export function maskPhonesIn(text: string): string {
-  if (!/\d{3}/.test(text)) return text;
-  const masked = text.replace(JID, (_m, digits: string, server: string) => `${maskPhone(digits)}@${server}`);
+  if (!/\d{4}/.test(text)) return text;
+  let masked = text.replace(JID, (_m, digits: string, server: string) => `${maskPhone(digits)}@${server}`);
   // Ids (uuids) can hold digit runs that look like a phone: leave them whole.
   const uuids = [...masked.matchAll(UUID)].map((m) => [m.index, m.index + m[0].length] as const);
-  return masked.replace(PHONE_LIKE, (match: string, offset: number) => {
+  const inUuid = (offset: number, length: number) => uuids.some(([start, end]) => offset < end && offset + length > start);
+  masked = masked.replace(FORMATTED_PHONE, (match: string, offset: number) => {
     const digits = match.replace(/\D/g, '');
-    if (digits.length < 10 || digits.length > 13) return match;
-    // An ISO date and time (2026-01-05 12:00) is not a phone.
-    if (/^\d{4}-\d{2}-\d{2}/.test(match)) return match;
-    if (uuids.some(([start, end]) => offset < end && offset + match.length > start)) return match;
+    if (digits.length < 10 || digits.length > 13 || inUuid(offset, match.length)) return match;
     return maskPhone(digits);
   });
+  return masked.replace(DIGIT_RUN, (match: string, offset: number) => (inUuid(offset, match.length) ? match : maskPhone(match.replace(/\D/g, ''))));
 }
 
 const isErrorLike = (value: object): value is Error & Record<string, unknown> =>

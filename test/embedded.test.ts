@@ -55,7 +55,8 @@ describe('the embedded default: PGlite, direct mode, dry-run transport', () => {
     const base = `http://127.0.0.1:${port}`;
     const auth = { authorization: 'Bearer dev-token-change-me', 'content-type': 'application/json' };
     const start = () => spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start'], { env, stdio: 'ignore' });
-    const ready = () => waitFor('ready', async () => (await fetch(`${base}/health/ready`)).ok, { timeoutMs: 30_000, intervalMs: 200 });
+    // Loading the sources through tsx takes over 30 s on a loaded 2-core machine.
+    const ready = () => waitFor('ready', async () => (await fetch(`${base}/health/ready`)).ok, { timeoutMs: 90_000, intervalMs: 200 });
     let child = start();
     try {
       await ready();

@@ -201,6 +201,16 @@ describe('classifying Evolution failures', () => {
     });
   });
 
+  test('an error answer is never kept as-is: numbers it echoes are masked and its text is bounded', async () => {
+    const echo = JSON.stringify({ status: 422, error: 'Unprocessable', response: { message: [`cannot send to ${MOBILE} (${MOBILE_JID}): ${TEXT} ${'x'.repeat(400)}`] } });
+    const { transport } = stubTransport(422, echo);
+    const error = await sendError(transport.sendText({ number: MOBILE, text: TEXT, delayMs: 0 }));
+    assertKind(error, 'permanent', 'rejected', 422);
+    assert.ok(!error.message.includes(MOBILE) && !error.message.includes('558199998888'), error.message);
+    assert.match(error.message, /5581\*+8888/);
+    assert.ok(error.message.length < 260, `${error.message.length} characters`);
+  });
+
   test('a wrong api key is a configuration error', async () => {
     await withFake({}, async (fake) => {
       const error = await sendError(transportFor(fake, { apiKey: 'wrong' }).sendText({ number: MOBILE, text: TEXT, delayMs: 0 }));

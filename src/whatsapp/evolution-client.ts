@@ -6,7 +6,7 @@
  */
 import { Agent, request } from 'undici';
 import { SendError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { type Logger, maskPhonesIn } from '../log.js';
 import { phoneVariants, toJid, tryNormalizePhone } from './phone.js';
 import type {
   ConnectionState,
@@ -300,14 +300,19 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** The error text of an answer: `response.message` flattened (string, array, nested arrays, objects). */
+/**
+ * The error text of an answer: `response.message` flattened (string, array, nested arrays,
+ * objects), never the body as-is: bounded, with numbers and JIDs masked, because it ends up
+ * in logs and on the follow-up (`last_error`), and Evolution echoes what it was sent.
+ */
 function describe(answer: Answer): string {
   const body = isObject(answer.body) ? answer.body : undefined;
   const response = body && isObject(body.response) ? body.response : undefined;
   const parts = flatten(response?.message ?? body?.message ?? body?.error);
-  if (parts.length > 0) return parts.join('; ');
-  const text = answer.text.replace(/\s+/g, ' ').trim();
-  return text ? text.slice(0, 200) : `HTTP ${answer.status}`;
+  const text = parts.length > 0 ? parts.join('; ') : answer.text.replace(/\s+/g, ' ').trim();
+  if (!text) return `HTTP ${answer.status}`;
+  const bounded = maskPhonesIn(text);
+  return bounded.length > 160 ? `${bounded.slice(0, 160)}…` : bounded;
 }
 
 function flatten(value: unknown): string[] {
