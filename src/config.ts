@@ -52,6 +52,8 @@ const schema = z.object({
   FOLLOWUPS_API_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
   WEBHOOK_SECRET: z.string().min(8, 'must be at least 8 characters').optional(),
   WEBHOOK_JWT_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
+  // Where Evolution reaches this service (https://followups.example.com): `followups webhook setup` and `doctor`.
+  PUBLIC_URL: url(['http:', 'https:']).optional(),
 
   LLM_BASE_URL: url(['http:', 'https:']).optional(),
   LLM_API_KEY: z.string().min(1).optional(),
@@ -103,7 +105,8 @@ export type Config = {
   apiToken: string;
   /** True when the token is the documented development default (embedded mode only). */
   apiTokenIsDefault: boolean;
-  webhook: { secret?: string; jwtKey?: string };
+  /** publicUrl: this service's base URL as Evolution reaches it (PUBLIC_URL), without a trailing slash. */
+  webhook: { secret?: string; jwtKey?: string; publicUrl?: string };
   llm?: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number; historyMessages: number };
   llmLimits: { timeoutMs: number; maxChars: number; historyMessages: number };
   personaName: string;
@@ -191,7 +194,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       : undefined,
     apiToken: e.FOLLOWUPS_API_TOKEN ?? DEV_API_TOKEN,
     apiTokenIsDefault: !e.FOLLOWUPS_API_TOKEN,
-    webhook: { secret: e.WEBHOOK_SECRET, jwtKey: e.WEBHOOK_JWT_KEY },
+    webhook: { secret: e.WEBHOOK_SECRET, jwtKey: e.WEBHOOK_JWT_KEY, publicUrl: e.PUBLIC_URL?.replace(/\/+$/, '') },
     llm: e.LLM_BASE_URL
       ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY ?? 'none', model: e.LLM_MODEL!, ...llmLimits }
       : undefined,
