@@ -40,19 +40,19 @@ export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 
   const wall = wallTimeIn(now, timeZone);
   const midnight = instantOf({ year: wall.year, month: wall.month, day: wall.day }, timeZone);
 
-  const [stats, pending, sent, pause, depth] = await Promise.all([
+  const [stats, pending, oldest, sent, pause, depth] = await Promise.all([
     readStats(ctx.db),
-    ctx.db.query<{ overdue: number; due_next_hour: number; oldest_id: string | null; oldest_due_at: Date | null; oldest_defer_reason: string | null }>(
+    // Both read the partial index of pending rows by due time.
+    ctx.db.query<{ overdue: number; due_next_hour: number }>(
       `SELECT count(*) FILTER (WHERE due_at <= $1::timestamptz)::int AS overdue,
-              count(*) FILTER (WHERE due_at > $1::timestamptz AND due_at <= $1::timestamptz + interval '1 hour')::int AS due_next_hour,
-              o.id AS oldest_id, o.due_at AS oldest_due_at, o.defer_reason AS oldest_defer_reason
-         FROM follow_ups f
-         LEFT JOIN LATERAL (
-           SELECT id, due_at, defer_reason FROM follow_ups
-            WHERE status = 'pending' AND due_at <= $1::timestamptz ORDER BY due_at LIMIT 1
-         ) o ON true
-        WHERE f.status = 'pending' AND f.due_at <= $1::timestamptz + interval '1 hour'
-        GROUP BY o.id, o.due_at, o.defer_reason`,
+              count(*) FILTER (WHERE due_at > $1::timestamptz)::int AS due_next_hour
+         FROM follow_ups
+        WHERE status = 'pending' AND due_at <= $1::timestamptz + interval '1 hour'`,
+      [now],
+    ),
+    ctx.db.query<{ id: string; due_at: Date; defer_reason: string | null }>(
+      `SELECT id, due_at, defer_reason FROM follow_ups
+        WHERE status = 'pending' AND due_at <= $1::timestamptz ORDER BY due_at LIMIT 1`,
       [now],
     ),
     ctx.db.query<{ sent: number }>(
@@ -62,22 +62,22 @@ export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 
     ctx.gate.state(),
     ctx.queue ? ctx.queue.depth() : Promise.resolve(null),
   ]);
-  const row = pending.rows[0];
+  const counts = pending.rows[0];
+  const first = oldest.rows[0];
   return {
     at: now.toISOString(),
     byStatus: stats.byStatus,
     pending: {
-      overdue: row?.overdue ?? 0,
-      dueNextHour: row?.due_next_hour ?? 0,
-      oldestOverdue:
-        row?.oldest_id && row.oldest_due_at
-          ? {
-              id: row.oldest_id,
-              dueAt: new Date(row.oldest_due_at).toISOString(),
-              overdueSeconds: Math.round((now.getTime() - new Date(row.oldest_due_at).getTime()) / 1000),
-              deferReason: row.oldest_defer_reason,
-            }
-          : null,
+      overdue: counts?.overdue ?? 0,
+      dueNextHour: counts?.due_next_hour ?? 0,
+      oldestOverdue: first
+        ? {
+            id: first.id,
+            dueAt: new Date(first.due_at).toISOString(),
+            overdueSeconds: Math.round((now.getTime() - new Date(first.due_at).getTime()) / 1000),
+            deferReason: first.defer_reason,
+          }
+        : null,
     },
     queue: { mode: ctx.queue ? 'redis' : 'direct', depth, reachable: ctx.queue ? depth !== null : null },
     sending: { paused: pause.paused, reason: pause.reason ?? null, detail: pause.detail ?? null, since: pause.since ?? null },

@@ -68,6 +68,9 @@ export function describeFailure(error: unknown): { exitCode: ExitCode; code: str
   if (error instanceof ValidationError) return { exitCode: EXIT.usage, code: 'invalid_argument', message };
   if (error instanceof NotFoundError) return { exitCode: EXIT.failed, code: 'not_found', message };
   if (error instanceof ConflictError) return { exitCode: EXIT.failed, code: error.code, message };
+  if ((error as { code?: string })?.code === '42P01') {
+    return { exitCode: EXIT.failed, code: 'not_migrated', message: `the database is not migrated (${message}): run \`followups migrate\`` };
+  }
   if (isConnectionError(error)) return { exitCode: EXIT.unreachable, code: 'database_unreachable', message: `PostgreSQL is unreachable: ${message}` };
   return { exitCode: EXIT.failed, code: 'error', message };
 }
