@@ -10,9 +10,10 @@ import { after, before, describe, it } from 'node:test';
 import { systemClock } from '../src/clock.js';
 import { makeSendingGate } from '../src/followups/sending-gate.js';
 import { scheduleFollowup } from '../src/followups/schedule-followup.js';
-import { markFailed } from '../src/followups/transitions.js';
+import { claimForSending, markFailed } from '../src/followups/transitions.js';
 import { createLogger } from '../src/log.js';
 import { makeRespectfulPolicy } from '../src/policy/respectful-policy.js';
+import { sendFollowupNow } from '../src/operator/send-followup-now.js';
 import { makeQueueLink } from '../src/queue/queue-link.js';
 import { makeDryRunTransport } from '../src/whatsapp/dry-run-transport.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -263,7 +264,7 @@ describe('followups send-now', () => {
     assert.equal(missing.json.error.code, 'not_found');
   });
 
-  it('a follow-up sent with --ignore-window passes the send policy outside the window; without it, it waits for the opening', async () => {
+  it("the worker's claim carries --ignore-window to the send policy, which then lets it out at night; without it, it waits for the opening", async () => {
     const policy = makeRespectfulPolicy({
       db: testDb.db,
       transport: makeDryRunTransport({ db: testDb.db, log: silent, clock: systemClock }),
@@ -277,13 +278,21 @@ describe('followups send-now', () => {
         checkNumbers: false,
       },
     });
-    const lead = { id: '00000000-0000-4000-8000-000000000001', phone: '5581993330003', timeZone: null };
-    const followup = { id: '00000000-0000-4000-8000-000000000002', lead_id: lead.id, enrollment_id: null, step: null, due_at: new Date() };
     const night = new Date('2026-03-03T05:00:00Z'); // 02:00 in Recife, a Tuesday
-    const held = await policy.check({ followup, lead, now: night });
+    const claimAfter = async (ignoreWindow: boolean) => {
+      const f = await schedule(ignoreWindow ? '5581993330004' : '5581993330003');
+      await sendFollowupNow({ db: testDb.db, clock: systemClock }, f.id, { ignoreWindow });
+      await testDb.db.query('UPDATE follow_ups SET claimed_until = now() + interval \'1 minute\' WHERE id = $1::uuid', [f.id]); // the relay's claim
+      const claimed = await claimForSending(testDb.db, { id: f.id, now: new Date(), leaseMs: 60_000 });
+      assert.ok(claimed && claimed.status === 'sending');
+      return { followup: claimed, lead: { id: claimed.lead_id, phone: claimed.phone, timeZone: claimed.lead_time_zone }, now: night };
+    };
+    const held = await policy.check(await claimAfter(false));
     assert.equal(held.ok, false);
     assert.equal(!held.ok && 'reason' in held ? held.reason : null, 'window');
-    assert.deepEqual(await policy.check({ followup: { ...followup, ignore_window: true }, lead, now: night }), { ok: true });
+    const forced = await claimAfter(true);
+    assert.equal(forced.followup.ignore_window, true);
+    assert.deepEqual(await policy.check(forced), { ok: true });
   });
 });
 
