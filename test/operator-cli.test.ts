@@ -386,6 +386,18 @@ describe('followups doctor', () => {
     }
   });
 
+  it("names Redis's refusal when REDIS_URL has no password or the wrong one", async () => {
+    const admin = new (await import('ioredis')).Redis(ownRedis.url);
+    await admin.config('SET', 'requirepass', 'the-right-password');
+    admin.disconnect();
+    const run = await followups(['doctor', '--json'], { REDIS_URL: ownRedis.url });
+    assert.equal(run.code, 1, run.stdout + run.stderr);
+    const auth = run.json.checks.find((c: any) => c.name === 'redis.auth');
+    assert.equal(auth.status, 'fail');
+    assert.match(auth.detail, /NOAUTH/);
+    assert.match(auth.fix, /REDIS_URL/);
+  });
+
   it('exits 3 when a dependency does not answer (Evolution down)', async () => {
     const run = await followups(['doctor', '--json'], { EVOLUTION_API_URL: `http://127.0.0.1:${await freePort()}` });
     assert.equal(run.code, 3, run.stdout + run.stderr);

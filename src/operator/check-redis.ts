@@ -40,7 +40,7 @@ export async function checkRedis(config: Config, log: Logger): Promise<Check[]> 
     } catch (error) {
       const message = lastError ?? (error as Error).message;
       if (AUTH_ERROR.test(message)) {
-        return [fail('redis.auth', `Redis refused us: ${message}`, 'put the right user and password in REDIS_URL (redis://user:password@host:6379), and give that ACL user +@all on the queue keys')];
+        return [fail('redis.auth', `Redis refused us: ${message}`, 'put the right user and password in REDIS_URL (redis://user:password@host:6379), and give that ACL user what BullMQ needs on its keys (e.g. `+@all -@dangerous +info ~*`)')];
       }
       return [fail('redis.reachable', `${redactUrl(redis.url)}: ${message}`, 'check REDIS_URL and that Redis is running; meanwhile the relay sends follow-ups directly', true)];
     }
