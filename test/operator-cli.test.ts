@@ -319,10 +319,16 @@ describe('followups webhook setup', () => {
     assert.deepEqual(evolution.webhook?.headers, { 'x-webhook-secret': SECRET });
   });
 
-  it('refuses without a webhook secret (exit 2): this service would refuse every event', async () => {
+  it('refuses without a webhook secret, or with a key Evolution refuses (exit 2): nothing is changed', async () => {
     const run = await followups(['webhook', 'setup', '--json'], { WEBHOOK_SECRET: undefined });
     assert.equal(run.code, 2);
     assert.equal(run.json.error.code, 'no_webhook_secret');
+    const before = evolution.webhook;
+    const refused = await followups(['webhook', 'setup', '--json'], { EVOLUTION_API_KEY: 'not-the-key' });
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.equal(refused.json.error.code, 'evolution_unauthorized');
+    assert.match(refused.json.error.message, /EVOLUTION_API_KEY/);
+    assert.deepEqual(evolution.webhook, before);
   });
 });
 
@@ -383,6 +389,23 @@ describe('followups doctor', () => {
       assert.match(human.stdout, /fix: run `followups webhook setup/);
     } finally {
       await testDb.db.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [removed[0]!.version, removed[0]!.name]);
+    }
+  });
+
+  it('fails the role check on a replica (it refuses writes)', async () => {
+    const replica = await startOwnRedis();
+    try {
+      const admin = new (await import('ioredis')).Redis(replica.url);
+      await admin.call('REPLICAOF', '127.0.0.1', String(await freePort()));
+      admin.disconnect();
+      const run = await followups(['doctor', '--json'], { REDIS_URL: replica.url });
+      const role = run.json.checks.find((c: any) => c.name === 'redis.role');
+      assert.equal(role.status, 'fail', JSON.stringify(role));
+      assert.match(role.detail, /slave|replica/);
+      assert.match(role.fix, /primary/);
+      assert.equal(run.code, 1);
+    } finally {
+      await replica.stop();
     }
   });
 

@@ -51,9 +51,10 @@ export async function setupWebhook(config: Pick<Config, 'webhook' | 'evolution' 
   } catch (error) {
     if (!(error instanceof EvolutionCallError)) throw error;
     if (error.status === undefined) throw new OperatorError(error.message, EXIT.unreachable, 'evolution_unreachable');
-    const hint =
-      error.status === 401 ? ' (check EVOLUTION_API_KEY)' : error.status === 404 ? ' (check EVOLUTION_INSTANCE_NAME)' : '';
-    throw new OperatorError(`${error.message}${hint}`, EXIT.failed, 'evolution_refused');
+    // A refused key or an unknown instance is our configuration; anything else Evolution's answer.
+    if (error.status === 401 || error.status === 403) throw new OperatorError(`${error.message} (check EVOLUTION_API_KEY)`, EXIT.usage, 'evolution_unauthorized');
+    if (error.status === 404) throw new OperatorError(`${error.message} (check EVOLUTION_INSTANCE_NAME)`, EXIT.usage, 'evolution_instance_not_found');
+    throw new OperatorError(error.message, EXIT.failed, 'evolution_refused');
   }
 }
 
