@@ -219,6 +219,7 @@ describe('followups retry --failed', () => {
     assert.equal(retried.status, 'pending');
     assert.ok(retried.due_at.getTime() <= Date.now());
     assert.equal((await lastEvent(recent.id)).reason, 'operator_retry');
+    assert.deepEqual((await lastEvent(recent.id)).detail, { source: 'cli' });
     assert.equal((await row(old.id)).status, 'failed');
     assert.equal((await row(rejected.id)).status, 'failed');
 

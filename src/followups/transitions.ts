@@ -469,13 +469,14 @@ export async function deferFollowup(
 }
 
 /** failed → pending (operator retry): due now, attempts reset. */
-export function retryFailed(db: Queryable, options: { id: string; now: Date }) {
+export function retryFailed(db: Queryable, options: { id: string; now: Date; detail?: Record<string, unknown> }) {
   return transition(db, {
     id: options.id,
     from: ['failed'],
     to: 'pending',
     now: options.now,
     reason: 'operator_retry',
+    detail: options.detail,
     set: 'due_at = $4::timestamptz, attempts = 0, reconcile_attempts = 0, lease_until = NULL, sending_started_at = NULL',
   });
 }

@@ -43,7 +43,7 @@ export async function retryFailedFollowups(ctx: Pick<Context, 'db' | 'clock'>, o
   const retried: string[] = [];
   if (!options.dryRun) {
     for (const row of rows) {
-      if (await retryFailed(ctx.db, { id: row.id, now: ctx.clock.now() })) retried.push(row.id);
+      if (await retryFailed(ctx.db, { id: row.id, now: ctx.clock.now(), detail: { source: 'cli' } })) retried.push(row.id);
     }
   }
   return {
