@@ -1,0 +1,153 @@
+/**
+ * `followups cancel --lead`, `retry --failed` and `send-now`.
+ * Spawned as an operator runs it, against the real PostgreSQL and Redis, the fake
+ * Evolution API and the fake LLM (helpers/operator-cli.ts): what it prints (`--json`),
+ * the exit code, and what it changed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { TestDatabase } from './helpers/db.js';
+import { systemClock } from '../src/clock.js';
+import { claimForSending, markFailed } from '../src/followups/transitions.js';
+import { sendFollowupNow } from '../src/operator/send-followup-now.js';
+import { makeRespectfulPolicy } from '../src/policy/respectful-policy.js';
+import { makeDryRunTransport } from '../src/whatsapp/dry-run-transport.js';
+import { followups, lastEvent, row, schedule, silent, startOperatorWorld, stopOperatorWorld } from './helpers/operator-cli.js';
+
+let testDb: TestDatabase;
+before(async () => {
+  ({ testDb } = await startOperatorWorld());
+});
+after(stopOperatorWorld);
+
+describe('followups cancel --lead', () => {
+  it("cancels every open follow-up of that lead only, with reason operator, whatever the phone's spelling", async () => {
+    const a1 = await schedule('5581991110001');
+    const a2 = await schedule('5581991110001', { inMinutes: 600 });
+    const other = await schedule('5581991110002');
+    const run = await followups(['cancel', '--lead', '+55 (81) 99111-0001', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual([...run.json.cancelled].sort(), [a1.id, a2.id].sort());
+    for (const id of [a1.id, a2.id]) {
+      assert.equal((await row(id)).status, 'cancelled');
+      assert.equal((await row(id)).cancel_reason, 'operator');
+      assert.equal((await lastEvent(id)).reason, 'operator');
+    }
+    assert.equal((await row(other.id)).status, 'pending');
+
+    const again = await followups(['cancel', '--lead', '5581991110001', '--json']);
+    assert.equal(again.code, 1, 'nothing left to cancel');
+    assert.deepEqual(again.json.cancelled, []);
+
+    const unknown = await followups(['cancel', '--lead', '5581991119999', '--json']);
+    assert.equal(unknown.code, 1);
+    assert.equal(unknown.json.error.code, 'lead_not_found');
+
+    const bad = await followups(['cancel', '--lead', 'abc', '--json']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.json.error.message, /lead/);
+  });
+});
+
+describe('followups retry --failed', () => {
+  it('retries the failed follow-ups matching the reason and the time, and only those', async () => {
+    const fail = async (phone: string, reason: string, failedAgo?: string) => {
+      const f = await schedule(phone);
+      await markFailed(testDb.db, { id: f.id, now: new Date(), reason, error: `${reason}: boom`, from: ['pending'] });
+      if (failedAgo) await testDb.db.query(`UPDATE follow_up_events SET at = now() - $2::interval WHERE follow_up_id = $1::uuid AND to_status = 'failed'`, [f.id, failedAgo]);
+      return f;
+    };
+    const recent = await fail('5581992220001', 'retries_exhausted');
+    const old = await fail('5581992220002', 'retries_exhausted', '3 days');
+    const rejected = await fail('5581992220003', 'rejected');
+
+    const dry = await followups(['retry', '--failed', '--reason', 'retries_exhausted', '--dry-run', '--json']);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.equal(dry.json.matched, 2);
+    assert.deepEqual(dry.json.retried, []);
+    assert.equal((await row(recent.id)).status, 'failed');
+
+    const run = await followups(['retry', '--failed', '--reason', 'retries_exhausted', '--since', '1d', '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(run.json.retried, [recent.id]);
+    const retried = await row(recent.id);
+    assert.equal(retried.status, 'pending');
+    assert.ok(retried.due_at.getTime() <= Date.now());
+    assert.equal((await lastEvent(recent.id)).reason, 'operator_retry');
+    assert.deepEqual((await lastEvent(recent.id)).detail, { source: 'cli' });
+    assert.equal((await row(old.id)).status, 'failed');
+    assert.equal((await row(rejected.id)).status, 'failed');
+
+    const none = await followups(['retry', '--failed', '--reason', 'no_such_reason', '--json']);
+    assert.equal(none.code, 1, 'nothing matched');
+    assert.equal(none.json.matched, 0);
+
+    const usage = await followups(['retry', '--json']);
+    assert.equal(usage.code, 2, 'without --failed it is a usage error');
+    const badSince = await followups(['retry', '--failed', '--since', 'yesterday', '--json']);
+    assert.equal(badSince.code, 2);
+    assert.match(badSince.json.error.message, /--since/);
+  });
+});
+
+describe('followups send-now', () => {
+  it('makes a pending follow-up due now, records it as an operator event, and keeps --ignore-window on the row', async () => {
+    const plain = await schedule('5581993330001');
+    const run = await followups(['send-now', plain.id, '--json']);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.json.ignoreWindow, false);
+    const moved = await row(plain.id);
+    assert.ok(moved.due_at.getTime() <= Date.now(), 'due now');
+    assert.equal(moved.ignore_window, false);
+    const event = await lastEvent(plain.id);
+    assert.equal(event.reason, 'operator');
+    assert.equal(event.detail.action, 'send_now');
+    assert.equal(new Date(event.detail.previousDueAt as string).getTime(), plain.due_at.getTime());
+
+    const forced = await schedule('5581993330002');
+    const run2 = await followups(['send-now', forced.id, '--ignore-window', '--json']);
+    assert.equal(run2.code, 0, run2.stderr);
+    assert.equal((await row(forced.id)).ignore_window, true);
+    assert.equal((await lastEvent(forced.id)).detail.ignoreWindow, true);
+
+    await testDb.db.query(`UPDATE follow_ups SET status = 'cancelled' WHERE id = $1::uuid`, [forced.id]);
+    const refused = await followups(['send-now', forced.id, '--json']);
+    assert.equal(refused.code, 1);
+    assert.equal(refused.json.error.code, 'not_pending');
+
+    const missing = await followups(['send-now', '00000000-0000-4000-8000-000000000000', '--json']);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.json.error.code, 'not_found');
+  });
+
+  it("the worker's claim carries --ignore-window to the send policy, which then lets it out at night; without it, it waits for the opening", async () => {
+    const policy = makeRespectfulPolicy({
+      db: testDb.db,
+      transport: makeDryRunTransport({ db: testDb.db, log: silent, clock: systemClock }),
+      log: silent,
+      limits: null,
+      settings: {
+        timeZone: 'America/Recife',
+        window: { enabled: true, start: '08:00', end: '20:00', sundays: false, jitterMs: 0 },
+        maxPerLeadPerWeek: 0,
+        typingDelay: false,
+        checkNumbers: false,
+      },
+    });
+    const night = new Date('2026-03-03T05:00:00Z'); // 02:00 in Recife, a Tuesday
+    const claimAfter = async (ignoreWindow: boolean) => {
+      const f = await schedule(ignoreWindow ? '5581993330004' : '5581993330003');
+      await sendFollowupNow({ db: testDb.db, clock: systemClock }, f.id, { ignoreWindow });
+      await testDb.db.query('UPDATE follow_ups SET claimed_until = now() + interval \'1 minute\' WHERE id = $1::uuid', [f.id]); // the relay's claim
+      const claimed = await claimForSending(testDb.db, { id: f.id, now: new Date(), leaseMs: 60_000 });
+      assert.ok(claimed && claimed.status === 'sending');
+      return { followup: claimed, lead: { id: claimed.lead_id, phone: claimed.phone, timeZone: claimed.lead_time_zone }, now: night };
+    };
+    const held = await policy.check(await claimAfter(false));
+    assert.equal(held.ok, false);
+    assert.equal(!held.ok && 'reason' in held ? held.reason : null, 'window');
+    const forced = await claimAfter(true);
+    assert.equal(forced.followup.ignore_window, true);
+    assert.deepEqual(await policy.check(forced), { ok: true });
+  });
+});
