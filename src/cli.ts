@@ -5,9 +5,10 @@
  *   followups api | relay | worker
  *   followups migrate
  *   followups import fans.csv --campaign nautico
+ *   followups status | doctor | webhook setup | retry | cancel | send-now   (operator commands, src/operator/)
  */
 import { createWriteStream } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from './errors.js';
 import { type Config, loadConfig } from './config.js';
 import { createContext, type Context } from './context.js';
@@ -104,7 +105,9 @@ async function runRoles(roles: Role[], opts: { migrate?: boolean }) {
 
 const program = new Command()
   .name('followups')
-  .description('Follow-up engine for the Náutico WhatsApp sales agent');
+  .description('Follow-up engine for the Náutico WhatsApp sales agent')
+  // Usage errors exit 2, like configuration errors (see src/operator/exit-codes.ts).
+  .exitOverride();
 
 const noMigrate = new Option('--no-migrate', 'do not apply database migrations on start');
 
@@ -165,9 +168,113 @@ program
     }
   });
 
+// Operator commands: thin here, the logic is in src/operator/. Loaded on use, like import.
+const json = new Option('--json', 'print one JSON document on stdout (for scripts)');
+const exitWith = (code: number) => {
+  process.exitCode = code;
+};
+
+program
+  .command('status')
+  .description('counts by status, overdue and due soon, queue depth and mode, sending state, sends today against the daily cap')
+  .addOption(json)
+  .action(async (o: { json?: boolean }) => {
+    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { formatStatus, readStatus } = await import('./operator/read-status.js');
+    exitWith(await runOperatorCommand({ json: o.json, queue: true }, async (ctx) => ({ result: await readStatus(ctx), human: formatStatus })));
+  });
+
+program
+  .command('doctor')
+  .description('check PostgreSQL, Redis, Evolution API, the LLM and the clock; each failure with its fix')
+  .addOption(json)
+  .action(async (o: { json?: boolean }) => {
+    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { doctorExitCode, formatDoctor, runDoctor } = await import('./operator/run-doctor.js');
+    exitWith(
+      await runOperatorCommand({ json: o.json }, async (ctx) => {
+        const report = await runDoctor(ctx);
+        return { result: report, exitCode: doctorExitCode(report), human: formatDoctor };
+      }),
+    );
+  });
+
+program
+  .command('webhook')
+  .description('the instance\'s webhook on Evolution API')
+  .command('setup')
+  .description('point the instance\'s webhook at this service, with the secret header and the events it needs')
+  .option('--url <public url>', 'this service\'s public URL as Evolution reaches it (default PUBLIC_URL)')
+  .addOption(json)
+  .action(async (o: { url?: string; json?: boolean }) => {
+    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { formatSetupWebhook, setupWebhook } = await import('./operator/setup-webhook.js');
+    exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await setupWebhook(ctx.config, { url: o.url }), human: formatSetupWebhook })));
+  });
+
+program
+  .command('retry')
+  .description('put failed follow-ups back to pending, due now')
+  .requiredOption('--failed', 'retry failed follow-ups (the only selection for now)')
+  .option('--reason <reason>', 'only those that failed with this reason (retries_exhausted, ambiguous_send, rejected, …)')
+  .option('--since <when>', 'only those that failed since then: ISO date/time or a span back (90m, 6h, 2d)')
+  .option('--limit <n>', 'at most this many', '10000')
+  .option('--dry-run', 'list what would be retried, change nothing')
+  .addOption(json)
+  .action(async (o: { reason?: string; since?: string; limit: string; dryRun?: boolean; json?: boolean }) => {
+    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { formatRetryFailed, parseSince, retryFailedFollowups } = await import('./operator/retry-failed-followups.js');
+    const { ValidationError } = await import('./errors.js');
+    exitWith(
+      await runOperatorCommand({ json: o.json }, async (ctx) => {
+        const limit = Number(o.limit);
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1_000_000) throw new ValidationError('--limit: must be a whole number from 1 to 1000000', 'limit');
+        const since = o.since === undefined ? undefined : parseSince(o.since, ctx.clock.now());
+        const result = await retryFailedFollowups(ctx, { reason: o.reason, since, limit, dryRun: o.dryRun });
+        return { result, exitCode: result.matched === 0 ? 1 : 0, human: formatRetryFailed };
+      }),
+    );
+  });
+
+program
+  .command('cancel')
+  .description('cancel every pending or queued follow-up of a lead (reason: operator)')
+  .requiredOption('--lead <phone>', 'the lead\'s phone number, any spelling')
+  .addOption(json)
+  .action(async (o: { lead: string; json?: boolean }) => {
+    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { cancelLeadFollowups, formatCancelLead } = await import('./operator/cancel-lead-followups.js');
+    exitWith(
+      await runOperatorCommand({ json: o.json }, async (ctx) => {
+        const result = await cancelLeadFollowups(ctx, o.lead);
+        return { result, exitCode: result.cancelled.length === 0 ? 1 : 0, human: formatCancelLead };
+      }),
+    );
+  });
+
+program
+  .command('send-now <id>')
+  .description('make a pending follow-up due now (still within the sending window unless --ignore-window)')
+  .option('--ignore-window', 'send it even outside the sending window (the other rules still apply)')
+  .addOption(json)
+  .action(async (id: string, o: { ignoreWindow?: boolean; json?: boolean }) => {
+    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { formatSendNow, sendFollowupNow } = await import('./operator/send-followup-now.js');
+    exitWith(
+      await runOperatorCommand({ json: o.json }, async (ctx) => ({
+        result: await sendFollowupNow(ctx, id, { ignoreWindow: o.ignoreWindow === true }),
+        human: formatSendNow,
+      })),
+    );
+  });
+
 export { program };
 
 program.parseAsync(process.argv).catch((error) => {
+  if (error instanceof CommanderError) {
+    // Help and --version are not errors; commander has already printed what was wrong.
+    process.exit(error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0 ? 0 : 2);
+  }
   process.stderr.write(`${(error as Error).message}\n`);
   process.exit(1);
 });

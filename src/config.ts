@@ -61,6 +61,8 @@ const schema = z.object({
   AUTH_FAILURES_PER_MINUTE: int(1, 100_000).default(20),
   // Per API token: requests allowed per minute on /v1 (0 = no limit).
   API_REQUESTS_PER_MINUTE: int(0, 10_000_000).default(6_000),
+  // Where Evolution reaches this service (https://followups.example.com): `followups webhook setup` and `doctor`.
+  PUBLIC_URL: url(['http:', 'https:']).optional(),
 
   LLM_BASE_URL: url(['http:', 'https:']).optional(),
   LLM_API_KEY: z.string().min(1).optional(),
@@ -112,11 +114,12 @@ export type Config = {
   apiToken: string;
   /** True when the token is the documented development default (embedded mode only). */
   apiTokenIsDefault: boolean;
-  webhook: { secret?: string; jwtKey?: string };
   /** metricsToken: when set, /metrics needs it; refreshMs: how often follow-up counts are re-read for /metrics. */
   metrics: { token?: string; refreshMs: number };
   /** authFailuresPerMinute: per client IP; requestsPerMinute: per API token (0 = none). */
   rateLimit: { authFailuresPerMinute: number; requestsPerMinute: number };
+  /** publicUrl: this service's base URL as Evolution reaches it (PUBLIC_URL), without a trailing slash. */
+  webhook: { secret?: string; jwtKey?: string; publicUrl?: string };
   llm?: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number; historyMessages: number };
   llmLimits: { timeoutMs: number; maxChars: number; historyMessages: number };
   personaName: string;
@@ -241,9 +244,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       : undefined,
     apiToken: e.FOLLOWUPS_API_TOKEN ?? DEV_API_TOKEN,
     apiTokenIsDefault: !e.FOLLOWUPS_API_TOKEN,
-    webhook: { secret: e.WEBHOOK_SECRET, jwtKey: e.WEBHOOK_JWT_KEY },
     metrics: { token: e.METRICS_TOKEN, refreshMs: e.METRICS_REFRESH_SECONDS * 1000 },
     rateLimit: { authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE, requestsPerMinute: e.API_REQUESTS_PER_MINUTE },
+    webhook: { secret: e.WEBHOOK_SECRET, jwtKey: e.WEBHOOK_JWT_KEY, publicUrl: e.PUBLIC_URL?.replace(/\/+$/, '') },
     llm: e.LLM_BASE_URL
       ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY ?? 'none', model: e.LLM_MODEL!, ...llmLimits }
       : undefined,

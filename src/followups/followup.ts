@@ -30,6 +30,8 @@ export interface FollowupRow {
   claimed_until: Date | null;
   lease_until: Date | null;
   lead_info: Record<string, unknown> | null;
+  /** Set by `followups send-now --ignore-window` (migration 010): the sending window does not hold it back. */
+  ignore_window?: boolean;
   created_at: Date;
   updated_at: Date;
 }

@@ -469,13 +469,14 @@ export async function deferFollowup(
 }
 
 /** failed → pending (operator retry): due now, attempts reset. */
-export function retryFailed(db: Queryable, options: { id: string; now: Date }) {
+export function retryFailed(db: Queryable, options: { id: string; now: Date; detail?: Record<string, unknown> }) {
   return transition(db, {
     id: options.id,
     from: ['failed'],
     to: 'pending',
     now: options.now,
     reason: 'operator_retry',
+    detail: options.detail,
     set: 'due_at = $4::timestamptz, attempts = 0, reconcile_attempts = 0, lease_until = NULL, sending_started_at = NULL',
   });
 }
@@ -533,4 +534,35 @@ export async function appendEvent(
      VALUES ($1::uuid, $2::timestamptz, $3::text, $3::text, $4::text, $5::jsonb)`,
     [options.id, options.at, options.status, options.reason, options.detail ?? null],
   );
+}
+
+/**
+ * The operator's "send it now" (`followups send-now`): a pending follow-up becomes due
+ * now (never later than it already was), its deferral reason is cleared, and with
+ * `ignoreWindow` the row is marked so the send policy skips the sending window for it.
+ * pending → pending, with an `operator` event; the update of due_at wakes the relays
+ * (migration 001's NOTIFY trigger). Null when the follow-up is not pending.
+ */
+const bringDueNowSql = `
+WITH target AS (
+  SELECT id, due_at AS old_due_at FROM follow_ups WHERE id = $1::uuid AND status = 'pending' FOR UPDATE
+), moved AS (
+  UPDATE follow_ups f
+     SET due_at = LEAST(f.due_at, $2::timestamptz), defer_reason = NULL,
+         ignore_window = f.ignore_window OR $3::boolean, updated_at = $2::timestamptz
+    FROM target t WHERE f.id = t.id
+  RETURNING f.*, t.old_due_at
+), events AS (
+  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
+  SELECT id, $2::timestamptz, 'pending', 'pending', 'operator',
+         $4::jsonb || jsonb_build_object('action', 'send_now', 'ignoreWindow', $3::boolean, 'previousDueAt', old_due_at) FROM moved
+)
+SELECT * FROM moved`;
+
+export async function bringDueNow(
+  db: Queryable,
+  options: { id: string; now: Date; ignoreWindow: boolean; detail?: Record<string, unknown> },
+): Promise<FollowupRow | null> {
+  const { rows } = await db.query<FollowupRow>(bringDueNowSql, [options.id, options.now, options.ignoreWindow, options.detail ?? {}]);
+  return rows[0] ?? null;
 }

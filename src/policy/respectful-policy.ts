@@ -2,7 +2,8 @@
  * The SendPolicy of a careful sender, checked at the moment of sending (after the
  * claim), cheapest first:
  *   1. window     — the lead's own hours (lead-time-zone.ts, sending-window.ts),
- *                   the campaign's hours when its file sets `sending`;
+ *                   the campaign's hours when its file sets `sending`; skipped for
+ *                   a follow-up an operator sent with `send-now --ignore-window`;
  *   2. lead_cap   — at most MAX_FOLLOWUPS_PER_LEAD_PER_WEEK in any rolling 7 days;
  *   3. number     — checked once per lead with /chat/whatsappNumbers; not on
  *                   WhatsApp → cancel as invalid_number;
@@ -72,7 +73,9 @@ export function makeRespectfulPolicy(options: RespectfulPolicyOptions): SendPoli
       const window = windowFor(rules);
       const maxPerWeek = settings.maxPerLeadPerWeek === 0 ? 0 : (rules?.maxPerLeadPerWeek ?? settings.maxPerLeadPerWeek);
       const timeZone = leadTimeZone(lead, rules?.timeZone ?? settings.timeZone);
-      if (!window.isOpen(now, timeZone)) {
+      // An operator's send-now --ignore-window: the window neither holds it back nor moves its deferrals.
+      const allowedAt = (at: Date) => (followup.ignore_window ? at : window.allowedAt(at, timeZone));
+      if (!followup.ignore_window && !window.isOpen(now, timeZone)) {
         return { ok: false, reason: 'window', deferUntil: window.allowedAt(now, timeZone), detail: { timeZone } };
       }
 
@@ -81,7 +84,7 @@ export function makeRespectfulPolicy(options: RespectfulPolicyOptions): SendPoli
         return {
           ok: false,
           reason: 'lead_cap',
-          deferUntil: window.allowedAt(capFrees, timeZone),
+          deferUntil: allowedAt(capFrees),
           detail: { maxPerWeek, timeZone },
         };
       }
@@ -97,7 +100,7 @@ export function makeRespectfulPolicy(options: RespectfulPolicyOptions): SendPoli
           return {
             ok: false,
             reason: reservation.reason,
-            deferUntil: window.allowedAt(reservation.retryAt, timeZone),
+            deferUntil: allowedAt(reservation.retryAt),
             detail: { ...reservation.detail, timeZone },
           };
         }

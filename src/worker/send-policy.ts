@@ -5,7 +5,16 @@
  * plug in here.
  */
 export interface PolicyInput {
-  followup: { id: string; lead_id: string; enrollment_id: string | null; step: number | null; due_at: Date; campaign?: string | null };
+  followup: {
+    id: string;
+    lead_id: string;
+    enrollment_id: string | null;
+    step: number | null;
+    due_at: Date;
+    campaign?: string | null;
+    /** `followups send-now --ignore-window`: the sending window does not apply to this one. */
+    ignore_window?: boolean;
+  };
   /** numberCheckedAt: what the claim read; undefined when the caller did not read it. */
   lead: { id: string; phone: string; timeZone: string | null; numberCheckedAt?: Date | null };
   now: Date;

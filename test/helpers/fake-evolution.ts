@@ -79,6 +79,10 @@ export interface FakeEvolution {
   fail(mode: FakeFaultMode, options?: FakeFaultOptions): void;
   clearFaults(): void;
   setConnectionState(state: string): void;
+  /** The instance's stored webhook (null: none set), as `GET /webhook/find` answers it. */
+  readonly webhook: FakeWebhookRow | null;
+  /** Stores a webhook as if someone had set it through `POST /webhook/set` (partial: defaults for the rest). */
+  presetWebhook(webhook: Partial<FakeWebhookRow> & { url: string }): void;
   setDelayScale(scale: number): void;
   /** Deliveries to a number, whichever spelling was used to send or to ask. */
   deliveriesTo(number: string): FakeDelivery[];
@@ -95,13 +99,38 @@ const INSTANCE_ID = '6f1c2a4e-0d7b-4a43-9c55-2f1f5b0b7a10';
 const MAX_BODY_BYTES = 1_000_000;
 const PAGE_SIZE = 50;
 
-type Route = 'sendText' | 'findMessages' | 'whatsappNumbers' | 'connectionState';
+type Route = 'sendText' | 'findMessages' | 'whatsappNumbers' | 'connectionState' | 'findWebhook' | 'setWebhook';
 const ROUTES: Record<string, Route> = {
   'POST message/sendText': 'sendText',
   'POST chat/findMessages': 'findMessages',
   'POST chat/whatsappNumbers': 'whatsappNumbers',
   'GET instance/connectionState': 'connectionState',
+  'GET webhook/find': 'findWebhook',
+  'POST webhook/set': 'setWebhook',
 };
+
+/** The instance's webhook as Evolution v2 stores and answers it (its Prisma `Webhook` row). */
+export interface FakeWebhookRow {
+  id: string;
+  url: string;
+  headers: Record<string, string> | null;
+  enabled: boolean;
+  events: string[];
+  webhookByEvents: boolean;
+  webhookBase64: boolean;
+  createdAt: string;
+  updatedAt: string;
+  instanceId: string;
+}
+
+// The events Evolution v2's webhook schema accepts (an empty list when enabled means all of them).
+const WEBHOOK_EVENTS = [
+  'APPLICATION_STARTUP', 'QRCODE_UPDATED', 'MESSAGES_SET', 'MESSAGES_UPSERT', 'MESSAGES_EDITED', 'MESSAGES_UPDATE',
+  'MESSAGES_DELETE', 'SEND_MESSAGE', 'CONTACTS_SET', 'CONTACTS_UPSERT', 'CONTACTS_UPDATE', 'PRESENCE_UPDATE',
+  'CHATS_SET', 'CHATS_UPSERT', 'CHATS_UPDATE', 'CHATS_DELETE', 'GROUPS_UPSERT', 'GROUP_UPDATE',
+  'GROUP_PARTICIPANTS_UPDATE', 'CONNECTION_UPDATE', 'LABELS_EDIT', 'LABELS_ASSOCIATION', 'CALL', 'TYPEBOT_START',
+  'TYPEBOT_CHANGE_STATUS', 'REMOVE_INSTANCE', 'LOGOUT_INSTANCE',
+];
 
 interface ActiveFault {
   remaining?: number;
@@ -129,6 +158,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
   let state = 'open';
   let closed = false;
   let closedShapeToggle = 0;
+  let webhook: FakeWebhookRow | null = null;
   let sequence = 0;
 
   const delivered: FakeDelivery[] = [];
@@ -307,6 +337,59 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     );
   }
 
+  function storeWebhook(input: Partial<FakeWebhookRow> & { url: string }): FakeWebhookRow {
+    const now = new Date().toISOString();
+    webhook = {
+      id: webhook?.id ?? `cm${randomBytes(10).toString('hex')}`,
+      url: input.url,
+      headers: input.headers ?? null,
+      enabled: input.enabled ?? true,
+      events: input.events ?? [],
+      webhookByEvents: input.webhookByEvents ?? false,
+      webhookBase64: input.webhookBase64 ?? false,
+      createdAt: webhook?.createdAt ?? now,
+      updatedAt: now,
+      instanceId: INSTANCE_ID,
+    };
+    return webhook;
+  }
+
+  /** POST /webhook/set: `{webhook: {enabled, url, headers?, byEvents?, base64?, events?}}`, validated as Evolution v2 does. */
+  function setWebhook(body: Record<string, unknown>, res: ServerResponse): void {
+    const input = body.webhook;
+    if (!isObject(input)) return reply(res, 400, envelope(400, 'Bad Request', [['instance requires property "webhook"']]));
+    const errors: string[] = [];
+    if (typeof input.enabled !== 'boolean') errors.push('instance.webhook requires property "enabled"');
+    if (typeof input.url !== 'string' || input.url === '') errors.push('instance.webhook requires property "url"');
+    if (input.events !== undefined && (!Array.isArray(input.events) || input.events.some((e) => !WEBHOOK_EVENTS.includes(e as string)))) {
+      errors.push('instance.webhook.events[0] is not one of enum values');
+    }
+    if (input.headers !== undefined && !isObject(input.headers)) errors.push('instance.webhook.headers is not of a type(s) object');
+    if (errors.length > 0) return reply(res, 400, envelope(400, 'Bad Request', [errors]));
+    let valid = false;
+    try {
+      valid = ['http:', 'https:'].includes(new URL(input.url as string).protocol);
+    } catch {
+      valid = false;
+    }
+    if (!valid) return reply(res, 400, envelope(400, 'Bad Request', ['Invalid "url" property']));
+    const enabled = input.enabled as boolean;
+    const events = (input.events as string[] | undefined) ?? [];
+    // As Evolution: disabled clears the events, enabled with none subscribes to all of them.
+    reply(
+      res,
+      201,
+      storeWebhook({
+        url: input.url as string,
+        enabled,
+        events: !enabled ? [] : events.length === 0 ? [...WEBHOOK_EVENTS] : events,
+        headers: isObject(input.headers) ? (input.headers as Record<string, string>) : (webhook?.headers ?? null),
+        webhookByEvents: input.byEvents === true,
+        webhookBase64: input.base64 === true,
+      }),
+    );
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const at = new Date();
     const raw = await readBody(req);
@@ -348,6 +431,9 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     }
     if (route === 'findMessages') return findMessages(input, res);
     if (route === 'whatsappNumbers') return whatsappNumbers(input, res);
+    if (route === 'setWebhook') return setWebhook(input, res);
+    // No webhook set: Evolution answers 200 with a JSON null.
+    if (route === 'findWebhook') return reply(res, 200, webhook);
     reply(res, 200, { instance: { instanceName: instance, state } });
   }
 
@@ -382,6 +468,12 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     },
     setConnectionState(next) {
       state = next;
+    },
+    get webhook() {
+      return webhook;
+    },
+    presetWebhook(input) {
+      storeWebhook(input);
     },
     setDelayScale(scale) {
       delayScale = scale;
