@@ -14,7 +14,7 @@ import { type FakeLlm, startFakeLlm } from './fake-llm.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const QUEUE_NAME = `operator_cli_${process.pid}_${Date.now()}`;
-export const SECRET = 'operator-cli-webhook-secret';
+export const SECRET = 'operator-cli-webhook-secret-0123456789';
 export const PUBLIC_URL = 'https://followups.example.com';
 export const silent = createLogger({ level: 'silent' });
 
@@ -35,7 +35,7 @@ export async function stopOperatorWorld(): Promise<void> {
 export function baseEnv(): Record<string, string> {
   return {
     DATABASE_URL: testDb.url,
-    FOLLOWUPS_API_TOKEN: 'operator-cli-token',
+    FOLLOWUPS_API_TOKEN: 'operator-cli-token-0123456789abcdef',
     REDIS_URL,
     QUEUE_NAME,
     EVOLUTION_API_URL: evolution.url,
