@@ -127,6 +127,8 @@ async function handleFromLead(deps: WebhookDeps, eventName: string, message: Web
     messageType: message.messageType,
     providerMessageId: message.providerMessageId,
     at,
+    // A reply that reached us after a follow-up was planned cancels it (record-inbound.ts).
+    receivedAt: now,
     source: 'lead' as const,
   };
 
@@ -146,7 +148,7 @@ async function handleFromLead(deps: WebhookDeps, eventName: string, message: Web
   const recorded = await recordInboundMessage(db, inbound, clock);
   if (recorded.duplicate) return { event: eventName, outcome: 'duplicate', leadId: recorded.leadId };
   // An enrollment whose last step is in flight has nothing left to cancel; it stops all the same.
-  await cancelLocked(db, { leadId: recorded.leadId, ids: [], reason: 'lead_replied', now, anchoredBefore: at });
+  await cancelLocked(db, { leadId: recorded.leadId, ids: [], reason: 'lead_replied', now, anchoredBefore: recorded.stopAt });
   deps.log.info({ leadId: recorded.leadId, cancelled: recorded.cancelled, type: message.messageType }, 'lead replied');
   return { event: eventName, outcome: 'reply_recorded', leadId: recorded.leadId, cancelled: recorded.cancelled };
 }
