@@ -52,6 +52,8 @@ const schema = z.object({
   FOLLOWUPS_API_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
   WEBHOOK_SECRET: z.string().min(8, 'must be at least 8 characters').optional(),
   WEBHOOK_JWT_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
+  // HMAC key for erased phones (src/leads/erasure-key.ts).
+  ERASURE_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)').optional(),
 
   LLM_BASE_URL: url(['http:', 'https:']).optional(),
   LLM_API_KEY: z.string().min(1).optional(),
@@ -104,6 +106,8 @@ export type Config = {
   /** True when the token is the documented development default (embedded mode only). */
   apiTokenIsDefault: boolean;
   webhook: { secret?: string; jwtKey?: string };
+  /** HMAC key for erased phones; unset on the embedded default (a key is kept in DATA_DIR). */
+  erasureKey?: string;
   llm?: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number; historyMessages: number };
   llmLimits: { timeoutMs: number; maxChars: number; historyMessages: number };
   personaName: string;
@@ -163,6 +167,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       if (!e.EVOLUTION_INSTANCE_NAME) problems.push('EVOLUTION_INSTANCE_NAME: required when EVOLUTION_API_URL is set');
     }
     if (e.LLM_BASE_URL && !e.LLM_MODEL) problems.push('LLM_MODEL: required when LLM_BASE_URL is set');
+    if (e.DATABASE_URL && !e.ERASURE_KEY) {
+      problems.push('ERASURE_KEY: required when DATABASE_URL is set (the key of erased phones; e.g. openssl rand -hex 32, and keep it: a new key forgets which erased numbers had opted out)');
+    }
     if (e.DATABASE_URL && !e.FOLLOWUPS_API_TOKEN) {
       problems.push('FOLLOWUPS_API_TOKEN: required when DATABASE_URL is set (the development token is only for the embedded default)');
     }
@@ -192,6 +199,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     apiToken: e.FOLLOWUPS_API_TOKEN ?? DEV_API_TOKEN,
     apiTokenIsDefault: !e.FOLLOWUPS_API_TOKEN,
     webhook: { secret: e.WEBHOOK_SECRET, jwtKey: e.WEBHOOK_JWT_KEY },
+    erasureKey: e.ERASURE_KEY,
     llm: e.LLM_BASE_URL
       ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY ?? 'none', model: e.LLM_MODEL!, ...llmLimits }
       : undefined,

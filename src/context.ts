@@ -15,6 +15,7 @@ import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { makePgDb } from './db/pg-db.js';
 import { makePgliteDb } from './db/pglite-db.js';
+import { embeddedErasureKey, useErasureKey } from './leads/erasure-key.js';
 import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
 import { makeMetrics, type Metrics } from './metrics.js';
@@ -62,6 +63,10 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const campaigns =
     overrides.campaigns ??
     loadCampaigns(config.campaignsDir ?? DEFAULT_CAMPAIGNS_DIR, { personaName: config.personaName, maxChars: config.llmLimits.maxChars });
+  // Before anything can write a lead: every lead insert hashes its phone with it.
+  // A test handing in its own database without a key keeps the process's random one (no file in the working directory).
+  if (config.erasureKey) useErasureKey(config.erasureKey);
+  else if (!overrides.db) useErasureKey(await embeddedErasureKey(config.database.dataDir));
   const db =
     overrides.db ??
     (config.database.url

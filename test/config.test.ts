@@ -42,6 +42,17 @@ describe('configuration', () => {
     );
   });
 
+  test('PostgreSQL needs an ERASURE_KEY of at least 32 characters; the embedded default makes its own', () => {
+    const base = { DATABASE_URL: 'postgresql://x@localhost/db', FOLLOWUPS_API_TOKEN: 'a-real-token-1234' };
+    assert.throws(() => loadConfig(base), (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('ERASURE_KEY: required')));
+    assert.throws(
+      () => loadConfig({ ...base, ERASURE_KEY: 'too-short-a-key' }),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('ERASURE_KEY: must be at least 32')) && !e.message.includes('too-short-a-key'),
+    );
+    assert.equal(loadConfig({ ...base, ERASURE_KEY: 'k'.repeat(32) }).erasureKey, 'k'.repeat(32));
+    assert.equal(loadConfig({}).erasureKey, undefined);
+  });
+
   test('treats empty variables as unset', () => {
     assert.equal(loadConfig({ REDIS_URL: '', EVOLUTION_API_URL: '  ' }).redis.url, undefined);
   });

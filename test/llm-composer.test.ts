@@ -33,6 +33,7 @@ before(async () => {
   const config = loadConfig({
     DATABASE_URL: testDb.url,
     FOLLOWUPS_API_TOKEN: 'test-token-123',
+    ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     LLM_BASE_URL: llm.url,
     LLM_API_KEY: llm.apiKey,
     LLM_MODEL: 'fake-model-1',

@@ -309,7 +309,7 @@ WITH input AS (
 ), logged AS (
   INSERT INTO messages (lead_id, direction, source, text, provider_message_id, follow_up_id, at)
   SELECT lead_id, 'out', 'followup', text, provider_message_id, id, now FROM done
-  ON CONFLICT (provider_message_id) DO NOTHING
+  ON CONFLICT (lead_id, provider_message_id) DO NOTHING
 ), lead AS (
   UPDATE leads l SET last_outbound_at = d.at, updated_at = d.at
     FROM (SELECT lead_id, max(now) AS at FROM done GROUP BY lead_id ORDER BY lead_id) d

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/db.js';
+import { phoneHmac } from './erasure-key.js';
 
 export interface LeadRow {
   id: string;
@@ -71,8 +72,8 @@ export async function upsertLead(
     {
       name: 'leads_upsert',
       text: `
-INSERT INTO leads (phone, name, time_zone, metadata, created_at, updated_at)
-VALUES ($1::text, $2::text, $3::text, COALESCE($4::jsonb, '{}'::jsonb), $5::timestamptz, $5::timestamptz)
+INSERT INTO leads (phone, name, time_zone, metadata, created_at, updated_at, phone_hmac)
+VALUES ($1::text, $2::text, $3::text, COALESCE($4::jsonb, '{}'::jsonb), $5::timestamptz, $5::timestamptz, $6::text)
 ON CONFLICT (phone) DO UPDATE
    SET name = COALESCE(EXCLUDED.name, leads.name),
        time_zone = COALESCE(EXCLUDED.time_zone, leads.time_zone),
@@ -80,7 +81,8 @@ ON CONFLICT (phone) DO UPDATE
        updated_at = EXCLUDED.updated_at
 RETURNING *`,
     },
-    [input.phone, input.name ?? null, input.timeZone ?? null, input.metadata ?? null, input.now],
+    // phone_hmac: for migration 006's trigger (an erased number's opt-out carries over); never stored.
+    [input.phone, input.name ?? null, input.timeZone ?? null, input.metadata ?? null, input.now, phoneHmac(input.phone)],
   );
   return rows[0]!;
 }

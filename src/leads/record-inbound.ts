@@ -28,8 +28,10 @@
  * (or sees the reply), or the claim wins and that follow-up was already on its
  * way (it is `sending`, which a reply does not cancel).
  *
- * Idempotent on `providerMessageId`: a webhook delivered twice logs once and
- * cancels once (`duplicate: true` the second time).
+ * Idempotent on (chat, `providerMessageId`) — the lead is the chat; a WhatsApp
+ * message id is only unique within its chat: a webhook delivered twice logs
+ * once and cancels once (`duplicate: true` the second time), while another
+ * lead's message that happens to carry the same id is still a reply.
  */
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
@@ -99,7 +101,7 @@ const logSql = {
 WITH logged AS (
   INSERT INTO messages (lead_id, direction, source, text, message_type, provider_message_id, at)
   VALUES ($1::uuid, 'in', 'lead', $2::text, $3::text, $4::text, $5::timestamptz)
-  ON CONFLICT (provider_message_id) DO NOTHING
+  ON CONFLICT (lead_id, provider_message_id) DO NOTHING
   RETURNING id
 ), stamped AS (
   UPDATE leads SET last_inbound_at = GREATEST(COALESCE(last_inbound_at, $5::timestamptz), $5::timestamptz), updated_at = $6::timestamptz
@@ -110,7 +112,7 @@ WITH logged AS (
 )
 SELECT id, false AS duplicate FROM logged
 UNION ALL
-SELECT id, true FROM messages WHERE provider_message_id = $4::text AND NOT EXISTS (SELECT 1 FROM logged)`,
+SELECT id, true FROM messages WHERE lead_id = $1::uuid AND provider_message_id = $4::text AND NOT EXISTS (SELECT 1 FROM logged)`,
 };
 
 export async function recordInboundMessage(db: Db, input: InboundMessage, clock: Clock): Promise<InboundResult> {
