@@ -79,6 +79,8 @@ const schema = z.object({
   SENDING_WINDOW_JITTER_MINUTES: int(0, 720).default(45),
   // Ask /chat/whatsappNumbers once per lead before its first send (off: sendText's own 400 still catches them).
   WHATSAPP_NUMBER_CHECK: flag.default(true),
+  // Numbers per /chat/whatsappNumbers call; each call takes one share of the number's pace.
+  WHATSAPP_NUMBER_CHECK_BATCH: int(1, 500).default(50),
 
   WORKER_CONCURRENCY: int(1, 1000).default(10),
   WORKER_LOCK_SECONDS: int(1, 3_600).default(30),
@@ -128,6 +130,8 @@ export type Config = {
     windowJitterMs: number;
     /** Check each lead's number once with /chat/whatsappNumbers before its first send. */
     checkNumbers: boolean;
+    /** Numbers per /chat/whatsappNumbers call (lookups are batched and paced with the sends). */
+    numberCheckBatch: number;
   };
   /** lockMs: a job whose worker died goes back to the queue after about this long (BullMQ stalled check). */
   worker: { concurrency: number; lockMs: number };
@@ -219,6 +223,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       rateWindowMs: e.SEND_RATE_WINDOW_SECONDS * 1000,
       windowJitterMs: e.SENDING_WINDOW_JITTER_MINUTES * 60_000,
       checkNumbers: e.WHATSAPP_NUMBER_CHECK,
+      numberCheckBatch: e.WHATSAPP_NUMBER_CHECK_BATCH,
     },
     worker: { concurrency: e.WORKER_CONCURRENCY, lockMs: e.WORKER_LOCK_SECONDS * 1000 },
     relay: { batchSize: e.RELAY_BATCH_SIZE, maxSleepMs: e.RELAY_MAX_SLEEP_MS },

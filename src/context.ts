@@ -136,6 +136,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
           maxPerLeadPerWeek: config.sending.maxPerLeadPerWeek,
           typingDelay: config.sending.typingDelay,
           checkNumbers: config.sending.checkNumbers,
+          numberCheckBatch: config.sending.numberCheckBatch,
         },
         campaignSending: (name) => campaigns.get(name)?.sending,
       }),

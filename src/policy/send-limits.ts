@@ -55,8 +55,12 @@ export type Reservation =
   | { ok: false; reason: 'pace' | 'daily_cap'; retryAt: Date; detail: Record<string, unknown> };
 
 export interface SendLimits {
-  /** Takes a send's share of the pace and the daily cap, or says when to come back. */
-  reserve(now: Date): Promise<Reservation>;
+  /**
+   * Takes a send's share of the pace and the daily cap, or says when to come back.
+   * A 'lookup' (a /chat/whatsappNumbers call, number-checks.ts) takes a share of
+   * the pace only: it is traffic from the number, but no message to count.
+   */
+  reserve(now: Date, kind?: 'send' | 'lookup'): Promise<Reservation>;
   close(): Promise<void>;
 }
 
@@ -186,9 +190,11 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
   }
 
   return {
-    async reserve(now) {
+    async reserve(now, kind = 'send') {
       if (!paceOn && !dailyOn) return { ok: true };
-      const { pace, daily } = build();
+      const built = build();
+      const pace = built.pace;
+      const daily = kind === 'send' ? built.daily : undefined;
       if (firstConnect) await firstConnect;
       try {
         let day: { key: string; nextDay: Date } | undefined;
