@@ -100,7 +100,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
           )
         : null;
   const ownsQueue = overrides.queue === undefined;
-  const limits = overrides.policy ? null : makeLimits(config, log, clock);
+  const limits = overrides.policy ? null : makeLimits(config, log, clock, db);
   return {
     config,
     log,
@@ -156,7 +156,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
  * every worker), else in memory. Keyed by queue too, so deployments (and test
  * runs) sharing a Redis do not share limits by accident.
  */
-function makeLimits(config: Config, log: Logger, clock: Clock): SendLimits | null {
+function makeLimits(config: Config, log: Logger, clock: Clock, db: Db): SendLimits | null {
   const { ratePerMinute, dailyCap } = config.sending;
   if (ratePerMinute === 0 && dailyCap === 0) return null;
   return makeSendLimits({
@@ -165,8 +165,11 @@ function makeLimits(config: Config, log: Logger, clock: Clock): SendLimits | nul
     dailyCap,
     timeZone: config.sending.timeZone,
     instance: config.evolution?.instance ?? 'dry-run',
-    keyPrefix: `${config.redis.prefix}:limits:${config.redis.queueName}`,
+    // Keyed by the WhatsApp instance (in each key), not the queue: the budget is the number's.
+    keyPrefix: `${config.redis.prefix}:limits`,
     redis: config.redis.url ? { url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs } : undefined,
+    // While Redis is down, points are taken in PostgreSQL, shared by every process (PGlite: one process, memory).
+    fallbackDb: db.kind === 'pg' ? db : undefined,
     // A booked slot may be waited for in-process, well within the send's lease.
     maxWaitMs: Math.min(5_000, Math.floor(config.leaseMs / 4)),
     log: log.child({ component: 'send-limits' }),

@@ -40,7 +40,11 @@ export type RejectReason =
   | 'handoff'
   | 'converted'
   | 'invalid_number'
-  | 'enrolled_in_other_campaign';
+  | 'enrolled_in_other_campaign'
+  // CSV import only: a row the parser could not read (a NUL, an unclosed quote running past
+  // the record size limit), or one that is not valid UTF-8.
+  | 'bad_row'
+  | 'bad_encoding';
 
 export const enrollRowSchema = z
   .object({

@@ -1,4 +1,5 @@
--- Issue 12: erasure that cannot be reversed, inbound de-duplication per chat.
+-- Issue 12: erasure that cannot be reversed, inbound de-duplication per chat,
+-- and a pace that holds while Redis is down.
 --
 -- 1. Erased phones as a keyed hash. Until now an erased lead's phone became
 --    'erased:' || sha256(phone); Brazilian mobile numbers are few enough to
@@ -60,3 +61,12 @@ UPDATE dry_run_messages SET number = 'erased:legacy', text = '' WHERE number LIK
 --    chat, not across chats, so (lead, id) — the lead is the chat — not the id alone.
 ALTER TABLE messages DROP CONSTRAINT messages_provider_message_id_key;
 CREATE UNIQUE INDEX messages_lead_provider_message_id ON messages (lead_id, provider_message_id);
+
+-- 4. The pace and daily cap's stand-in while Redis is down (src/policy/send-limits.ts):
+--    one row per limiter key, shared by every process through PostgreSQL, so N
+--    workers never send N times the pace of one WhatsApp number.
+CREATE TABLE send_limit_points (
+  key        text PRIMARY KEY,
+  points     int NOT NULL,
+  expires_at timestamptz NOT NULL
+);
