@@ -50,6 +50,7 @@ export function roleEnv(options: {
     EVOLUTION_API_KEY: options.fake.apiKey,
     EVOLUTION_INSTANCE_NAME: options.fake.instance,
     FOLLOWUPS_API_TOKEN: API_TOKEN,
+    ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
     MIGRATE_ON_START: 'false',
     // Policies off: the benchmark measures the pipeline, not the pacing.

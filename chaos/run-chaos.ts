@@ -147,6 +147,7 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
       EVOLUTION_API_KEY: fake.apiKey,
       EVOLUTION_INSTANCE_NAME: fake.instance,
       FOLLOWUPS_API_TOKEN: API_TOKEN,
+      ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
       WEBHOOK_SECRET,
       // Traffic bursts (API scheduling, webhooks) must not meet the per-token cap.
       API_REQUESTS_PER_MINUTE: '0',

@@ -139,7 +139,7 @@ program
   .option('--rejections <file>', 'write every rejected row (line, phone, reason) to this CSV file')
   .action(async (file: string, o: { campaign: string; batchSize: string; rejections?: string }) => {
     // Loaded here, not at the top: the CSV parser and progress bar are for this command only.
-    const { importCsv } = await import('./campaigns/import-csv.js');
+    const { formatRejectionLine, importCsv } = await import('./campaigns/import-csv.js');
     const { formatImportSummary, makeImportProgress } = await import('./campaigns/import-progress.js');
     const config = readConfig();
     const log = makeLog(config);
@@ -154,7 +154,7 @@ program
         batchSize: Number(o.batchSize),
         timeZone: config.sending.timeZone,
         onProgress: (p) => progress.update(p),
-        onRejection: (r) => out?.write(`${r.line},"${r.phone.replace(/"/g, '""')}",${r.reason}\n`),
+        onRejection: (r) => out?.write(formatRejectionLine(r)),
       });
       progress.stop();
       process.stdout.write(formatImportSummary(summary, { campaign: o.campaign, rejectionsFile: o.rejections }));

@@ -63,6 +63,8 @@ const schema = z.object({
   API_REQUESTS_PER_MINUTE: int(0, 10_000_000).default(6_000),
   // Where Evolution reaches this service (https://followups.example.com): `followups webhook setup` and `doctor`.
   PUBLIC_URL: url(['http:', 'https:']).optional(),
+  // HMAC key for erased phones (src/leads/erasure-key.ts).
+  ERASURE_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)').optional(),
 
   LLM_BASE_URL: url(['http:', 'https:']).optional(),
   LLM_API_KEY: z.string().min(1).optional(),
@@ -88,6 +90,8 @@ const schema = z.object({
   SENDING_WINDOW_JITTER_MINUTES: int(0, 720).default(45),
   // Ask /chat/whatsappNumbers once per lead before its first send (off: sendText's own 400 still catches them).
   WHATSAPP_NUMBER_CHECK: flag.default(true),
+  // Numbers per /chat/whatsappNumbers call; each call takes one share of the number's pace.
+  WHATSAPP_NUMBER_CHECK_BATCH: int(1, 500).default(50),
 
   WORKER_CONCURRENCY: int(1, 1000).default(10),
   WORKER_LOCK_SECONDS: int(1, 3_600).default(30),
@@ -120,6 +124,8 @@ export type Config = {
   rateLimit: { authFailuresPerMinute: number; requestsPerMinute: number };
   /** publicUrl: this service's base URL as Evolution reaches it (PUBLIC_URL), without a trailing slash. */
   webhook: { secret?: string; jwtKey?: string; publicUrl?: string };
+  /** HMAC key for erased phones; unset on the embedded default (a key is kept in DATA_DIR). */
+  erasureKey?: string;
   llm?: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number; historyMessages: number };
   llmLimits: { timeoutMs: number; maxChars: number; historyMessages: number };
   personaName: string;
@@ -140,6 +146,8 @@ export type Config = {
     windowJitterMs: number;
     /** Check each lead's number once with /chat/whatsappNumbers before its first send. */
     checkNumbers: boolean;
+    /** Numbers per /chat/whatsappNumbers call (lookups are batched and paced with the sends). */
+    numberCheckBatch: number;
   };
   /** lockMs: a job whose worker died goes back to the queue after about this long (BullMQ stalled check). */
   worker: { concurrency: number; lockMs: number };
@@ -219,6 +227,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         }
       }
     }
+    if (e.DATABASE_URL && !e.ERASURE_KEY) {
+      problems.push('ERASURE_KEY: required when DATABASE_URL is set (the key of erased phones; e.g. openssl rand -hex 32, and keep it: a new key forgets which erased numbers had opted out)');
+    }
     if (e.BUSINESS_HOURS_START >= e.BUSINESS_HOURS_END) {
       problems.push('BUSINESS_HOURS_START: must be earlier than BUSINESS_HOURS_END');
     }
@@ -247,6 +258,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     metrics: { token: e.METRICS_TOKEN, refreshMs: e.METRICS_REFRESH_SECONDS * 1000 },
     rateLimit: { authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE, requestsPerMinute: e.API_REQUESTS_PER_MINUTE },
     webhook: { secret: e.WEBHOOK_SECRET, jwtKey: e.WEBHOOK_JWT_KEY, publicUrl: e.PUBLIC_URL?.replace(/\/+$/, '') },
+    erasureKey: e.ERASURE_KEY,
     llm: e.LLM_BASE_URL
       ? { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY ?? 'none', model: e.LLM_MODEL!, ...llmLimits }
       : undefined,
@@ -266,6 +278,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       rateWindowMs: e.SEND_RATE_WINDOW_SECONDS * 1000,
       windowJitterMs: e.SENDING_WINDOW_JITTER_MINUTES * 60_000,
       checkNumbers: e.WHATSAPP_NUMBER_CHECK,
+      numberCheckBatch: e.WHATSAPP_NUMBER_CHECK_BATCH,
     },
     worker: { concurrency: e.WORKER_CONCURRENCY, lockMs: e.WORKER_LOCK_SECONDS * 1000 },
     relay: { batchSize: e.RELAY_BATCH_SIZE, maxSleepMs: e.RELAY_MAX_SLEEP_MS },

@@ -15,6 +15,7 @@ import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { makePgDb } from './db/pg-db.js';
 import { makePgliteDb } from './db/pglite-db.js';
+import { embeddedErasureKey, useErasureKey } from './leads/erasure-key.js';
 import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
 import { makeMetrics, type Metrics } from './metrics.js';
@@ -62,6 +63,10 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const campaigns =
     overrides.campaigns ??
     loadCampaigns(config.campaignsDir ?? DEFAULT_CAMPAIGNS_DIR, { personaName: config.personaName, maxChars: config.llmLimits.maxChars });
+  // Before anything can write a lead: every lead insert hashes its phone with it.
+  // A test handing in its own database without a key keeps the process's random one (no file in the working directory).
+  if (config.erasureKey) useErasureKey(config.erasureKey);
+  else if (!overrides.db) useErasureKey(await embeddedErasureKey(config.database.dataDir));
   const db =
     overrides.db ??
     (config.database.url
@@ -95,7 +100,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
           )
         : null;
   const ownsQueue = overrides.queue === undefined;
-  const limits = overrides.policy ? null : makeLimits(config, log, clock);
+  const limits = overrides.policy ? null : makeLimits(config, log, clock, db);
   return {
     config,
     log,
@@ -131,6 +136,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
           maxPerLeadPerWeek: config.sending.maxPerLeadPerWeek,
           typingDelay: config.sending.typingDelay,
           checkNumbers: config.sending.checkNumbers,
+          numberCheckBatch: config.sending.numberCheckBatch,
         },
         campaignSending: (name) => campaigns.get(name)?.sending,
       }),
@@ -150,7 +156,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
  * every worker), else in memory. Keyed by queue too, so deployments (and test
  * runs) sharing a Redis do not share limits by accident.
  */
-function makeLimits(config: Config, log: Logger, clock: Clock): SendLimits | null {
+function makeLimits(config: Config, log: Logger, clock: Clock, db: Db): SendLimits | null {
   const { ratePerMinute, dailyCap } = config.sending;
   if (ratePerMinute === 0 && dailyCap === 0) return null;
   return makeSendLimits({
@@ -159,8 +165,11 @@ function makeLimits(config: Config, log: Logger, clock: Clock): SendLimits | nul
     dailyCap,
     timeZone: config.sending.timeZone,
     instance: config.evolution?.instance ?? 'dry-run',
-    keyPrefix: `${config.redis.prefix}:limits:${config.redis.queueName}`,
+    // Keyed by the WhatsApp instance (in each key), not the queue: the budget is the number's.
+    keyPrefix: `${config.redis.prefix}:limits`,
     redis: config.redis.url ? { url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs } : undefined,
+    // While Redis is down, points are taken in PostgreSQL, shared by every process (PGlite: one process, memory).
+    fallbackDb: db.kind === 'pg' ? db : undefined,
     // A booked slot may be waited for in-process, well within the send's lease.
     maxWaitMs: Math.min(5_000, Math.floor(config.leaseMs / 4)),
     log: log.child({ component: 'send-limits' }),

@@ -29,7 +29,7 @@ const clock = makeFakeClock(START);
 
 before(async () => {
   testDb = await createTestDatabase();
-  ctx = await createContext(loadConfig({ DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: TOKEN, TYPING_DELAY_ENABLED: 'false' }), silent, {
+  ctx = await createContext(loadConfig({ DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: TOKEN, ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789', TYPING_DELAY_ENABLED: 'false' }), silent, {
     db: testDb.db,
     queue: null,
     skipMigrations: true,
@@ -138,7 +138,7 @@ describe('campaign definitions', () => {
 
       // CAMPAIGNS_DIR points start-up at the folder; a broken one fails it with the file named.
       await assert.rejects(
-        createContext(loadConfig({ CAMPAIGNS_DIR: dir, DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: TOKEN }), silent, { db: testDb.db, queue: null, skipMigrations: true }),
+        createContext(loadConfig({ CAMPAIGNS_DIR: dir, DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: TOKEN, ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789' }), silent, { db: testDb.db, queue: null, skipMigrations: true }),
         /Invalid campaign definitions:[\s\S]*broken\.json: steps\.0\.variants\.2\.withName/,
       );
     } finally {

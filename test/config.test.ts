@@ -44,7 +44,7 @@ describe('configuration', () => {
 
   test('the embedded default listens on loopback only; with DATABASE_URL on every interface unless HOST says otherwise', () => {
     assert.equal(loadConfig({}).host, '127.0.0.1');
-    assert.equal(loadConfig({ DATABASE_URL: 'postgresql://x@localhost/db', FOLLOWUPS_API_TOKEN: 'a-real-token-of-24-chars!' }).host, '0.0.0.0');
+    assert.equal(loadConfig({ DATABASE_URL: 'postgresql://x@localhost/db', FOLLOWUPS_API_TOKEN: 'a-real-token-of-24-chars!', ERASURE_KEY: 'k'.repeat(32) }).host, '0.0.0.0');
     assert.equal(loadConfig({ HOST: '::1' }).host, '::1');
   });
 
@@ -86,6 +86,17 @@ describe('configuration', () => {
     );
     // On the embedded default a short one is still fine (it guards a loopback-only dry run).
     assert.equal(loadConfig({ FOLLOWUPS_API_TOKEN: 'short-but-8' }).apiToken, 'short-but-8');
+  });
+
+  test('PostgreSQL needs an ERASURE_KEY of at least 32 characters; the embedded default makes its own', () => {
+    const base = { DATABASE_URL: 'postgresql://x@localhost/db', FOLLOWUPS_API_TOKEN: 'a-real-token-of-24-chars!' };
+    assert.throws(() => loadConfig(base), (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('ERASURE_KEY: required')));
+    assert.throws(
+      () => loadConfig({ ...base, ERASURE_KEY: 'too-short-a-key' }),
+      (e: unknown) => e instanceof ConfigError && e.problems.some((p) => p.startsWith('ERASURE_KEY: must be at least 32')) && !e.message.includes('too-short-a-key'),
+    );
+    assert.equal(loadConfig({ ...base, ERASURE_KEY: 'k'.repeat(32) }).erasureKey, 'k'.repeat(32));
+    assert.equal(loadConfig({}).erasureKey, undefined);
   });
 
   test('treats empty variables as unset', () => {

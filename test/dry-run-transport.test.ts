@@ -4,6 +4,7 @@ import { makeFakeClock } from '../src/clock.js';
 import type { Db } from '../src/db/db.js';
 import { migrate } from '../src/db/migrate.js';
 import { makePgliteDb } from '../src/db/pglite-db.js';
+import { useErasureKey } from '../src/leads/erasure-key.js';
 import { createLogger } from '../src/log.js';
 import { makeDryRunTransport } from '../src/whatsapp/dry-run-transport.js';
 
@@ -15,6 +16,8 @@ describe('the dry-run transport', () => {
   before(async () => {
     db = await makePgliteDb({ dataDir: 'memory://' });
     await migrate(db);
+    useErasureKey('test-erasure-key-0123456789abcdef-0123456789'); // createContext's job, done here by hand
+
   });
 
   after(async () => {

@@ -140,7 +140,7 @@ describe('the executor around a frozen claim (fake clock, real PostgreSQL)', () 
       if (typeof statement !== 'string' && statement.name) statements.push(statement.name);
       return db.query(statement, values);
     }) as Db['query'];
-    const config = loadConfig({ DATABASE_URL: 'postgresql://unused@127.0.0.1/x', FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl', TYPING_DELAY_ENABLED: 'false', SEND_RATE_PER_MINUTE: '0', SENDING_WINDOW_ENABLED: 'false', MAX_FOLLOWUPS_PER_LEAD_PER_WEEK: '0', WHATSAPP_NUMBER_CHECK: 'false' });
+    const config = loadConfig({ DATABASE_URL: 'postgresql://unused@127.0.0.1/x', FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl', ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789', TYPING_DELAY_ENABLED: 'false', SEND_RATE_PER_MINUTE: '0', SENDING_WINDOW_ENABLED: 'false', MAX_FOLLOWUPS_PER_LEAD_PER_WEEK: '0', WHATSAPP_NUMBER_CHECK: 'false' });
     ctx = await createContext(config, createLogger({ level: 'silent' }), { db: recording, queue: null, skipMigrations: true, clock, transport });
   });
   after(async () => {

@@ -20,7 +20,7 @@ let app: FastifyInstance;
 const clock = makeFakeClock(START);
 
 function configFor(url: string) {
-  return loadConfig({ DATABASE_URL: url, FOLLOWUPS_API_TOKEN: TOKEN });
+  return loadConfig({ DATABASE_URL: url, FOLLOWUPS_API_TOKEN: TOKEN, ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789' });
 }
 
 before(async () => {

@@ -19,7 +19,7 @@ let ctx: Context;
 let app: FastifyInstance;
 
 function configFor(url: string) {
-  return loadConfig({ DATABASE_URL: url, FOLLOWUPS_API_TOKEN: TOKEN });
+  return loadConfig({ DATABASE_URL: url, FOLLOWUPS_API_TOKEN: TOKEN, ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789' });
 }
 
 before(async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { markExecuted, recordComposedText } from '../src/followups/transitions.js';
 import { makeDryRunTransport } from '../src/whatsapp/dry-run-transport.js';
@@ -10,7 +10,12 @@ import { bearer, fixture, secretHeader, startWebhookApp, type WebhookApp } from 
 const PHONE = '5581999998888';
 const SHORT = '558199998888';
 const NAME = 'Joaquim Nabuco Alvirrubro';
-const SECRETS = [PHONE, SHORT, '99998888', NAME, 'Nabuco', 'Aflitos no domingo', 'Rua do Leão 42', 'Oi Joaquim, tudo certo', 'Joaquim, ainda dá tempo'];
+const ERASURE_KEY = 'test-erasure-key-0123456789abcdef-0123456789';
+// Free text and ids that point at the person: the client's own message id, an operator's cancel reason, WhatsApp ids.
+const CLIENT_MESSAGE_ID = 'crm-joaquim-msg-777';
+const OPERATOR_REASON = 'pediu pelo telefone fixo';
+const WHATSAPP_IDS = ['3A554E20ECABF3D45BB2', '3A0PT0UT00000000AAAA'];
+const SECRETS = [PHONE, SHORT, '99998888', NAME, 'Nabuco', 'Aflitos no domingo', 'Rua do Leão 42', 'Oi Joaquim, tudo certo', 'Joaquim, ainda dá tempo', CLIENT_MESSAGE_ID, OPERATOR_REASON, ...WHATSAPP_IDS];
 
 let testDb: TestDatabase;
 let w: WebhookApp;
@@ -69,7 +74,9 @@ describe('LGPD erasure', () => {
     );
     await testDb.db.query(`INSERT INTO idempotency_keys (key, route, response) VALUES ('bulk-1', 'enrollments', $1)`, [{ phones: [PHONE] }]);
     await testDb.db.query(`INSERT INTO idempotency_keys (key, route, response) VALUES ('bulk-2', 'enrollments', $1)`, [{ phones: ['5581900001111'] }]);
-    await api('POST', `/v1/leads/${PHONE}/messages`, { direction: 'out', text: 'Joaquim, ainda dá tempo? Posso te mandar o link', source: 'agent' });
+    await api('POST', `/v1/leads/${PHONE}/messages`, { direction: 'out', text: 'Joaquim, ainda dá tempo? Posso te mandar o link', source: 'agent', providerMessageId: CLIENT_MESSAGE_ID });
+    const third = await api('POST', '/v1/followups', { phone: PHONE, message: 'Outra mensagem', delayHours: 48 });
+    assert.equal((await api('POST', `/v1/followups/${third.json().id}/cancel`, { reason: OPERATOR_REASON })).statusCode, 200);
     w.clock.set('2025-11-26T12:00:00.000Z');
     const reply = await w.app.inject({ method: 'POST', url: '/webhooks/evolution', headers: secretHeader, payload: fixture('messages-upsert-reply') });
     assert.equal(reply.statusCode, 200);
@@ -91,10 +98,13 @@ describe('LGPD erasure', () => {
 
     const { rows } = await testDb.db.query<Record<string, unknown>>('SELECT * FROM leads WHERE id = $1', [erased.json().leadId]);
     const lead = rows[0]!;
-    assert.equal(lead.phone, `erased:${createHash('sha256').update(PHONE).digest('hex')}`);
+    assert.equal(lead.phone, `erased:${createHmac('sha256', ERASURE_KEY).update(PHONE).digest('hex')}`, 'a keyed hash of the number');
+    assert.notEqual(lead.phone, `erased:${createHash('sha256').update(PHONE).digest('hex')}`, 'not the plain sha256 anyone can brute-force');
     assert.ok(lead.erased_at);
     assert.equal((lead.opted_out_at as Date).toISOString(), '2025-11-26T10:08:20.000Z', 'when the opt-out happened is kept');
-    assert.equal(lead.opt_out_message_id, '3A0PT0UT00000000AAAA', 'and through which message');
+    assert.equal(lead.opt_out_message_id, null, 'but not the WhatsApp id of the message');
+    const cancels = await testDb.db.query<{ cancel_reason: string }>(`SELECT cancel_reason FROM follow_ups WHERE id = $1`, [third.json().id]);
+    assert.deepEqual(cancels.rows, [{ cancel_reason: 'operator' }], "the operator's words are gone, the fact of the cancel stays");
     const open = await testDb.db.query(`SELECT count(*)::int AS n FROM follow_ups WHERE lead_id = $1 AND status IN ('pending', 'queued')`, [lead.id]);
     assert.equal(open.rows[0]!.n, 0);
     const kept = await testDb.db.query(`SELECT key FROM idempotency_keys ORDER BY key`);
@@ -132,6 +142,39 @@ describe('LGPD erasure', () => {
     assert.deepEqual(await personalDataLeft(['Severina', phone]), []);
     const { rows } = await testDb.db.query('SELECT status, sent_text FROM follow_ups WHERE id = $1', [id]);
     assert.deepEqual(rows[0], { status: 'executed', sent_text: null });
+  });
+});
+
+describe('the erased-phone key', () => {
+  test('an opt-out erased under the old unkeyed hash still carries over, and the old hash is replaced by the keyed one', async () => {
+    const phone = '5581977665544';
+    const legacy = `erased:sha256:${createHash('sha256').update(phone).digest('hex')}`; // what migration 006 made of an old erasure
+    await testDb.db.query(`INSERT INTO leads (phone, opted_out_at, erased_at) VALUES ($1, '2025-01-01T00:00:00Z', '2025-02-01T00:00:00Z')`, [legacy]);
+    const wrote = await w.app.inject({ method: 'POST', url: `/v1/leads/${phone}/messages`, headers: bearer, payload: { direction: 'in', text: 'Oi, sou eu de novo' } });
+    assert.equal(wrote.statusCode, 201, wrote.body);
+    const fresh = await testDb.db.query<{ opted_out_at: Date; opt_out_source: string }>('SELECT opted_out_at, opt_out_source FROM leads WHERE phone = $1', [phone]);
+    assert.equal(fresh.rows[0]!.opted_out_at.toISOString(), '2025-01-01T00:00:00.000Z', 'the number comes back opted out');
+    const refused = await w.app.inject({ method: 'POST', url: '/v1/followups', headers: bearer, payload: { phone, message: 'Oi de novo' } });
+    assert.equal(refused.statusCode, 409);
+    const { rows } = await testDb.db.query<{ phone: string }>(`SELECT phone FROM leads WHERE erased_at IS NOT NULL AND opted_out_at = '2025-01-01T00:00:00Z'`);
+    assert.deepEqual(rows, [{ phone: `erased:${createHmac('sha256', ERASURE_KEY).update(phone).digest('hex')}` }]);
+  });
+
+  test('the embedded default keeps its key in the data folder (0600) and reads the same one back', async () => {
+    const { mkdtemp, rm, stat } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { embeddedErasureKey } = await import('../src/leads/erasure-key.js');
+    const dir = await mkdtemp(join(tmpdir(), 'erasure-key-'));
+    try {
+      const first = await embeddedErasureKey(join(dir, 'data'));
+      assert.match(first, /^[0-9a-f]{64}$/);
+      assert.equal((await stat(join(dir, 'data', 'erasure.key'))).mode & 0o777, 0o600);
+      assert.equal(await embeddedErasureKey(join(dir, 'data')), first);
+      assert.notEqual(await embeddedErasureKey('memory://'), await embeddedErasureKey('memory://'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

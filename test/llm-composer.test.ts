@@ -33,6 +33,7 @@ before(async () => {
   const config = loadConfig({
     DATABASE_URL: testDb.url,
     FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl',
+    ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     LLM_BASE_URL: llm.url,
     LLM_API_KEY: llm.apiKey,
     LLM_MODEL: 'fake-model-1',
@@ -122,9 +123,9 @@ describe('the LLM composer against an OpenAI-compatible server', () => {
     assert.equal(user!.role, 'user');
     assert.match(user!.content, /intenção "check_in"/);
     assert.match(user!.content, /Rafael/);
-    assert.match(user!.content, /Torcedor: Oi! Recebi o áudio do presidente, achei massa\./);
-    assert.match(user!.content, /Marina Campelo: Que bom, Rafael!/);
-    assert.match(user!.content, /Torcedor: Pode sim, mas agora tô no trabalho\. Depois vejo\./);
+    assert.match(user!.content, /^\{"de":"torcedor","em":"[^"]+","texto":"Oi! Recebi o áudio do presidente, achei massa\."\}$/m);
+    assert.match(user!.content, /^\{"de":"Marina Campelo","em":"[^"]+","texto":"Que bom, Rafael!/m);
+    assert.match(user!.content, /^\{"de":"torcedor","em":"[^"]+","texto":"Pode sim, mas agora tô no trabalho\. Depois vejo\."\}$/m);
   });
 
   it('accepts a price and a link that the facts contain', async () => {
@@ -200,7 +201,7 @@ describe('the guardrails', () => {
     assert.equal(check('Plano anual: R$ 1.299,00. Detalhes em socio.nautico-pe.com.br/planos').ok, true);
     assert.equal(check('Sou 100% alvirrubro, visse?').ok, true);
     assert.deepEqual(check('Só R$ 9,90!'), { ok: false, why: 'price_not_in_facts', detail: { amount: 'brl:990' } });
-    assert.deepEqual(check('Entra em bit.ly/timbu'), { ok: false, why: 'url_not_in_facts', detail: { url: 'bit.ly/timbu' } });
+    assert.deepEqual(check('Entra em bit.ly/timbu'), { ok: false, why: 'url_not_in_facts', detail: { url: 'bit.ly/timbu', host: 'bit.ly' } });
     for (const text of ['Oi, {firstName}!', 'Oi, undefined!', 'Opa, !', 'Oi <nome>, tudo bem?', 'Olá null']) {
       assert.equal((check(text) as { why?: string }).why, 'placeholder', text);
     }

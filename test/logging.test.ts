@@ -38,6 +38,7 @@ describe('logs', () => {
       testEnv({
         DATABASE_URL: testDb.url,
         FOLLOWUPS_API_TOKEN: 'api-token-secret-99-abcdefghijkl',
+        ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
         EVOLUTION_API_URL: fake.url,
         EVOLUTION_API_KEY: fake.apiKey,
         EVOLUTION_INSTANCE_NAME: fake.instance,

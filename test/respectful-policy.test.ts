@@ -128,7 +128,7 @@ describe('the respectful policy in the executor (fake clock, real PostgreSQL)', 
   let transport: RecordingTransport;
 
   async function contextWith(env: Record<string, string>, campaigns?: Map<string, Campaign>) {
-    const config = loadConfig({ DATABASE_URL: 'postgresql://unused@127.0.0.1/x', FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl', TYPING_DELAY_ENABLED: 'false', SEND_RATE_PER_MINUTE: '0', ...env });
+    const config = loadConfig({ DATABASE_URL: 'postgresql://unused@127.0.0.1/x', FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl', ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789', TYPING_DELAY_ENABLED: 'false', SEND_RATE_PER_MINUTE: '0', ...env });
     const ctx = await createContext(config, createLogger({ level: 'silent' }), { db: testDb.db, queue: null, skipMigrations: true, clock, transport, ...(campaigns ? { campaigns } : {}) });
     contexts.push(ctx);
     return { ctx, deps: executorDeps(ctx, 'test') };

@@ -13,6 +13,7 @@
  * two requests racing for the same lead make one enrollment, and the loser
  * reports the lead as already active.
  */
+import { phoneHmac } from '../leads/erasure-key.js';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/db.js';
@@ -39,7 +40,11 @@ export type RejectReason =
   | 'handoff'
   | 'converted'
   | 'invalid_number'
-  | 'enrolled_in_other_campaign';
+  | 'enrolled_in_other_campaign'
+  // CSV import only: a row the parser could not read (a NUL, an unclosed quote running past
+  // the record size limit), or one that is not valid UTF-8.
+  | 'bad_row'
+  | 'bad_encoding';
 
 export const enrollRowSchema = z
   .object({
@@ -149,14 +154,14 @@ const upsertLeadsSql = {
   name: 'enroll_upsert_leads',
   text: `
 WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::text[]) AS i(phone, name)
+  SELECT * FROM unnest($1::text[], $2::text[], $4::text[]) AS i(phone, name, phone_hmac)
 ), renamed AS (
   UPDATE leads l SET name = i.name, updated_at = $3::timestamptz
     FROM (SELECT * FROM input ORDER BY phone) i
    WHERE l.phone = i.phone AND i.name IS NOT NULL AND l.name IS DISTINCT FROM i.name
 )
-INSERT INTO leads (phone, name, created_at, updated_at)
-SELECT i.phone, i.name, $3::timestamptz, $3::timestamptz FROM input i
+INSERT INTO leads (phone, name, phone_hmac, created_at, updated_at)
+SELECT i.phone, i.name, i.phone_hmac, $3::timestamptz, $3::timestamptz FROM input i
  WHERE NOT EXISTS (SELECT 1 FROM leads l WHERE l.phone = i.phone)
  ORDER BY i.phone
 ON CONFLICT (phone) DO NOTHING`,
@@ -221,7 +226,8 @@ export async function enrollPrepared(
   const { campaign, rows, now } = options;
   if (rows.length === 0) return [];
   if (options.upsertLeads !== false) {
-    await db.query(upsertLeadsSql, [rows.map((r) => r.phone), rows.map((r) => r.name), now.toISOString()]);
+    // The keyed hash lets migration 006's trigger carry an erased number's opt-out over to the new lead.
+    await db.query(upsertLeadsSql, [rows.map((r) => r.phone), rows.map((r) => r.name), now.toISOString(), rows.map((r) => phoneHmac(r.phone))]);
   }
   const firstDelayMs = campaign.steps[0]!.delayMs;
   const { rows: found } = await db.query<{

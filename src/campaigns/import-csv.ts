@@ -12,6 +12,16 @@
  * other. The only thing that grows with the file is the set of phone numbers
  * already seen (to report duplicates within the file): about 100 bytes a lead.
  *
+ * Hostile or broken files: a record is at most MAX_RECORD_BYTES (an unclosed
+ * quote would otherwise swallow the rest of the file into one field, in
+ * memory); a row the parser cannot read, a row with a NUL and a row that is not
+ * valid UTF-8 are rejected with their line (`bad_row`, `bad_encoding`) and the
+ * import goes on. What goes back out — the rejections file, the terminal — is
+ * neutralised by formatRejectionLine and forTerminal below.
+ *
+ * csv-parse options used exist in both its v5 and later majors (encoding: null,
+ * max_record_size, skip_records_with_error and its 'skip' event).
+ *
  * Safe to run twice: a lead with an active enrollment is counted as "already
  * active", never enrolled again.
  */
@@ -28,6 +38,30 @@ import { parseLocalTime } from './parse-local-time.js';
 
 /** Batches enrolled at once (each on its own connection). */
 const CONCURRENT_BATCHES = 2;
+/** Longest record the parser holds; beyond, the row is rejected (an unclosed quote). */
+export const MAX_RECORD_BYTES = 64 * 1024;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A cell as it may go into a CSV that someone opens in a spreadsheet (OWASP,
+ * CSV injection): one starting with = + - @, a tab or a carriage return would be
+ * read as a formula, so it is prefixed with a quote; then quoted as CSV.
+ */
+export function csvCell(value: string): string {
+  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return `"${safe.replace(/"/g, '""')}"`;
+}
+
+/** One line of the rejections file: line, phone as written (neutralised), reason. */
+export function formatRejectionLine(r: ImportRejection): string {
+  return `${r.line},${csvCell(r.phone)},${r.reason}\n`;
+}
+
+/** Text from the file, safe to print: control characters (escape sequences) and bidi overrides shown escaped. */
+export function forTerminal(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 export interface ImportRejection {
   /** Line in the file (the header is line 1). */
@@ -84,7 +118,7 @@ function mapHeader(header: string[], file: string): { phone: number; name: numbe
   const missing = (['phone', 'name'] as const).filter((c) => columns[c] < 0);
   if (missing.length) {
     throw new ValidationError(
-      `${file}: the header row has no ${missing.map((c) => `${c} column (one of: ${COLUMN_NAMES[c].join(', ')})`).join(' and no ')}; found: ${header.join(', ')}`,
+      `${file}: the header row has no ${missing.map((c) => `${c} column (one of: ${COLUMN_NAMES[c].join(', ')})`).join(' and no ')}; found: ${forTerminal(header.join(', '))}`,
       'header',
     );
   }
@@ -157,24 +191,46 @@ export async function importCsv(ctx: { db: Queryable; clock: Clock; campaigns: C
       delimiter: await sniffDelimiter(options.file),
       bom: true,
       info: true,
-      trim: true,
+      // No `trim`: it cannot work on bytes; fields are trimmed once decoded.
       skip_empty_lines: true,
       relax_column_count: true,
       relax_quotes: true,
+      // Fields as bytes (null is documented, though the v5 types leave it out): invalid UTF-8 is
+      // found and rejected, not silently replaced.
+      encoding: null as unknown as undefined,
+      max_record_size: MAX_RECORD_BYTES,
+      skip_records_with_error: true,
     }),
   );
+  // A record the parser gave up on (skip_records_with_error): rejected with its line, the import goes on.
+  parser.on('skip', (error: { lines?: number } | undefined) => {
+    if (!columns) return;
+    summary.rows++;
+    reject({ line: error?.lines ?? 0, phone: '', reason: 'bad_row' });
+  });
   let columns: ReturnType<typeof mapHeader> | null = null;
   const seen = new Set<string>();
   let batch: Pending[] = [];
   try {
-    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number; bytes: number } }>) {
+    for await (const { record: raw, info } of parser as AsyncIterable<{ record: Buffer[]; info: { lines: number; bytes: number } }>) {
       if (!columns) {
-        columns = mapHeader(record, options.file);
+        columns = mapHeader(raw.map((b) => b.toString('utf8').trim()), options.file);
         continue;
       }
       summary.rows++;
       const line = info.lines;
+      let record: string[];
+      try {
+        record = raw.map((field) => utf8.decode(field).trim());
+      } catch {
+        reject({ line, phone: (raw[columns.phone] ?? Buffer.alloc(0)).toString('utf8'), reason: 'bad_encoding' });
+        continue;
+      }
       const shown = record[columns.phone] ?? '';
+      if (record.some((field) => field.includes('\0'))) {
+        reject({ line, phone: shown.replace(/\0/g, ''), reason: 'bad_row' });
+        continue;
+      }
       const name = (record[columns.name] ?? '').trim();
       const anchorText = columns.anchorAt >= 0 ? (record[columns.anchorAt] ?? '').trim() : '';
       const phone = tryNormalizePhone(shown);

@@ -4,7 +4,7 @@
  * summary at the end.
  */
 import cliProgress from 'cli-progress';
-import type { ImportProgress, ImportSummary } from './import-csv.js';
+import { forTerminal, type ImportProgress, type ImportSummary } from './import-csv.js';
 
 const number = (n: number) => n.toLocaleString('en-US');
 const rate = (p: ImportProgress) => Math.round(p.rows / Math.max(0.001, p.elapsedMs / 1000));
@@ -66,7 +66,8 @@ export function formatImportSummary(summary: ImportSummary, options: { campaign:
       summary.rejected ? ` (${Object.entries(summary.rejectedByReason).map(([reason, n]) => `${reason}: ${number(n!)}`).join(', ')})` : ''
     }`,
   ];
-  for (const r of summary.rejections.slice(0, show)) lines.push(`    line ${r.line}: ${r.reason}${r.phone ? ` (${r.phone})` : ''}`);
+  // A cell is printed escaped: a file must not send escape sequences to the operator's terminal.
+  for (const r of summary.rejections.slice(0, show)) lines.push(`    line ${r.line}: ${r.reason}${r.phone ? ` (${forTerminal(r.phone)})` : ''}`);
   if (summary.rejected > show) {
     lines.push(`    ... and ${number(summary.rejected - show)} more${options.rejectionsFile ? ` in ${options.rejectionsFile}` : '; --rejections FILE writes them all'}`);
   }

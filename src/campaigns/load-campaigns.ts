@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
-import { allowancesOf, checkUrlsAndAmounts, findPlaceholder } from '../compose/guardrails.js';
+import { allowancesOf, checkClaims, findPlaceholder, type RejectionReason } from '../compose/guardrails.js';
 import { type Campaign, type CampaignFile, type Campaigns, campaignFileSchema, NAME_SLOT, TEMPLATE_SLOT } from './campaign.js';
 import { renderTemplate, slotProblem } from './render-template.js';
 import { isTimeZone } from '../policy/zoned-time.js';
@@ -95,6 +95,15 @@ function toCampaign(data: CampaignFile, file: string, personaName: string): Camp
   };
 }
 
+const CLAIM_WORDS: Partial<Record<RejectionReason, string>> = {
+  url_not_in_facts: 'a link',
+  price_not_in_facts: 'an amount',
+  offer_not_in_facts: 'an offer',
+  pix_not_in_facts: 'a PIX key',
+  phone_not_in_facts: 'a phone number',
+  email_not_in_facts: 'an e-mail address',
+};
+
 function checkCampaign(campaign: Campaign, data: CampaignFile, say: (path: string, message: string) => void, maxChars: number) {
   campaign.steps.forEach((step, i) => {
     if (step.step !== i + 1) say(`steps.${i}.step`, `must be ${i + 1} (steps are numbered 1, 2, 3, ... in order)`);
@@ -130,8 +139,8 @@ function checkCampaign(campaign: Campaign, data: CampaignFile, say: (path: strin
         if ([...rendered].length > maxChars) say(path, `is ${[...rendered].length} characters with a ${SAMPLE_NAME.length}-letter name; at most ${maxChars}`);
         const placeholder = findPlaceholder(rendered.replace(TEMPLATE_SLOT, 'x'));
         if (placeholder) say(path, `looks like it holds a placeholder or an empty greeting (${placeholder})`);
-        const facts = checkUrlsAndAmounts(rendered, allowed);
-        if (!facts.ok) say(path, `${facts.why === 'url_not_in_facts' ? 'has a link' : 'has an amount'} the facts don't contain (${Object.values(facts.detail ?? {}).join(', ')}); put it in facts and use a slot`);
+        const facts = checkClaims(rendered, allowed);
+        if (!facts.ok) say(path, `has ${CLAIM_WORDS[facts.why] ?? 'a claim'} the facts don't contain (${Object.values(facts.detail ?? {})[0]}); put it in facts and use a slot`);
       }
     });
   });

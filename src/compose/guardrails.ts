@@ -1,99 +1,66 @@
 /**
- * Checks every text a model wrote before it may be sent: length, URLs and
- * amounts only from the campaign's facts, no placeholder left over, not empty,
- * not a repeat of something this lead already got. The same URL/amount checks
- * run on the campaign templates at start-up, so a template cannot smuggle in a
- * price the facts don't state either.
+ * Checks every text a model wrote before it may be sent: length, no placeholder
+ * left over, not empty, not a repeat of something this lead already got, and
+ * no claim the campaign's facts do not make — a link whose exact host is not
+ * one of the facts' hosts, an amount, an offer or free-of-charge claim, a PIX
+ * key, a phone number or an e-mail address (find-links.ts, find-claims.ts).
+ * The same claim checks run on the campaign templates at start-up, so a
+ * template cannot smuggle in a price the facts don't state either.
  *
- * The checks are deliberately blunt: a false rejection costs a template text
- * instead of a model text; a false acceptance can put an invented price in
- * front of a fan.
+ * The model's text may have been steered by the lead (prompt injection: the
+ * conversation is data, see build-prompt.ts, but a model can still be talked
+ * into things), so these checks assume a hostile author. They are deliberately
+ * blunt: a false rejection costs a template text instead of a model text; a
+ * false acceptance can put an invented price, a payment key or a phishing link
+ * in front of a fan in the club's name.
  */
+import { findAmounts, findEmails, findOffers, findPhones, findPix } from './find-claims.js';
+import { findLinks, hostsOf } from './find-links.js';
 
-export type RejectionReason = 'empty' | 'too_long' | 'url_not_in_facts' | 'price_not_in_facts' | 'placeholder' | 'repeat';
+export { findAmounts } from './find-claims.js';
+
+export type RejectionReason =
+  | 'empty'
+  | 'too_long'
+  | 'url_not_in_facts'
+  | 'price_not_in_facts'
+  | 'offer_not_in_facts'
+  | 'pix_not_in_facts'
+  | 'phone_not_in_facts'
+  | 'email_not_in_facts'
+  | 'placeholder'
+  | 'repeat';
 
 export type CheckResult = { ok: true; text: string } | { ok: false; why: RejectionReason; detail?: Record<string, unknown> };
 
-/** The URLs and amounts the facts contain, normalised for comparison. */
+/** What the facts contain, in the finders' comparable keys. */
 export interface Allowances {
-  urls: ReadonlySet<string>;
+  /** Exact hosts (WHATWG, punycode) of the facts' links. */
+  hosts: ReadonlySet<string>;
   amounts: ReadonlySet<string>;
+  offers: ReadonlySet<string>;
+  pix: ReadonlySet<string>;
+  phones: ReadonlySet<string>;
+  emails: ReadonlySet<string>;
 }
 
-// Explicit URLs, and bare domains with a common TLD (nautico.com.br/socio, wa.me/55..., bit.ly/x).
-const URL_PATTERN =
-  /\b(?:https?:\/\/|www\.)[^\s<>"'`]+|\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:com|net|org|br|io|me|app|link|ly|gl|co|info|site|store|shop|club|online|to|tv)\b(?:\/[^\s<>"'`]*)?/gi;
-
-function normalizeUrl(url: string): string {
-  return url
-    .toLowerCase()
-    .replace(/[.,;:!?)\]}>»”"']+$/u, '')
-    .replace(/^https?:\/\//, '')
-    .replace(/^www\./, '')
-    .replace(/\/+$/, '');
-}
-
+/** The links in a text, as "host/path" without scheme (for messages and tests). */
 export function findUrls(text: string): string[] {
-  return [...text.matchAll(URL_PATTERN)].map((m) => normalizeUrl(m[0])).filter((u) => u.length > 0);
+  return findLinks(text).map((l) => l.url);
 }
 
-/** "29,90" → 2990; "1.299,90" → 129990; "29.90" → 2990; "1.299" → 129900 (Brazilian thousands). */
-function toCents(raw: string): number | null {
-  let s = raw.replace(/\s/g, '');
-  if (s.includes(',')) s = s.replace(/\./g, '').replace(',', '.');
-  else if (!/^\d+\.\d{1,2}$/.test(s)) s = s.replace(/\./g, ''); // dots as thousands, unless "29.90"
-  const value = Number(s);
-  return Number.isFinite(value) ? Math.round(value * 100) : null;
-}
-
-// "1.299,90" | "1299,90" | "29.90" | "29"
-const NUMBER = String.raw`\d+(?:\.\d{3})+(?:,\d{1,2})?|\d+(?:[.,]\d{1,2})?(?!\d)|\d+`;
-const MONEY_BEFORE = new RegExp(String.raw`(?:R\$|BRL|US\$|\$|€)\s*(${NUMBER})`, 'gi');
-const MONEY_AFTER = new RegExp(String.raw`(${NUMBER})\s*(?:reais|real|conto[s]?|pila[s]?)\b`, 'gi');
-const PERCENT = new RegExp(String.raw`(${NUMBER})\s*(?:%|por\s*cento)`, 'gi');
-const MONEY_WORD = /R\$|\breais\b|\bBRL\b/gi;
-const DISCOUNT_WORDS = /descont|\boff\b|promo|cashback|economi|abatimento|mais barat|mensalidade|pre[çc]o|valor/i;
-
-/**
- * Every amount mentioned: `brl:<cents>` for money, `pct:<value×100>` for
- * percentages, and `brl:?` for a currency mention without a number we can read
- * ("por poucos reais") — never allowed, since the facts can't vouch for it.
- */
-export function findAmounts(text: string): string[] {
-  const found: string[] = [];
-  let covered = 0;
-  for (const pattern of [MONEY_BEFORE, MONEY_AFTER]) {
-    for (const m of text.matchAll(pattern)) {
-      const cents = toCents(m[1]!);
-      found.push(cents === null ? 'brl:?' : `brl:${cents}`);
-      covered += (m[0].match(MONEY_WORD) ?? []).length;
-    }
-  }
-  for (const m of text.matchAll(PERCENT)) {
-    // Only a percentage about a price counts ("10% de desconto"), not "100% alvirrubro".
-    const around = text.slice(Math.max(0, m.index - 40), m.index + m[0].length + 40);
-    if (!DISCOUNT_WORDS.test(around)) continue;
-    const value = toCents(m[1]!);
-    found.push(value === null ? 'pct:?' : `pct:${value}`);
-  }
-  // A currency word that no amount above accounted for.
-  const words = (text.match(MONEY_WORD) ?? []).length;
-  for (let i = covered; i < words; i++) found.push('brl:?');
-  return found;
-}
-
-/** Collects every URL and amount found in any string of the facts (at any depth). */
+/** Collects what every string of the facts (at any depth) contains. */
 export function allowancesOf(facts: unknown): Allowances {
-  const urls = new Set<string>();
-  const amounts = new Set<string>();
+  const allowed = { hosts: new Set<string>(), amounts: new Set<string>(), offers: new Set<string>(), pix: new Set<string>(), phones: new Set<string>(), emails: new Set<string>() };
   const visit = (value: unknown, key?: string) => {
     if (key === '$comment') return;
     if (typeof value === 'string') {
-      for (const url of findUrls(value)) {
-        urls.add(url);
-        urls.add(url.split('/')[0]!); // the bare host of a fact URL is as true as the URL
-      }
-      for (const amount of findAmounts(value)) if (!amount.endsWith('?')) amounts.add(amount);
+      for (const host of hostsOf(value)) allowed.hosts.add(host);
+      for (const amount of findAmounts(value)) if (!amount.endsWith('?')) allowed.amounts.add(amount);
+      for (const offer of findOffers(value)) allowed.offers.add(offer);
+      for (const pix of findPix(value)) allowed.pix.add(pix);
+      for (const phone of findPhones(value)) allowed.phones.add(phone);
+      for (const email of findEmails(value)) allowed.emails.add(email);
     } else if (Array.isArray(value)) {
       for (const item of value) visit(item);
     } else if (value && typeof value === 'object') {
@@ -101,7 +68,25 @@ export function allowancesOf(facts: unknown): Allowances {
     }
   };
   visit(facts);
-  return { urls, amounts };
+  return allowed;
+}
+
+/** Every claim in the text must be one the facts make; the first that is not is the reason. */
+export function checkClaims(text: string, allowed: Allowances): CheckResult {
+  // E-mails first: "fulano (at) x.com" also holds a host, and the e-mail is the better reason.
+  const email = findEmails(text).find((e) => !allowed.emails.has(e));
+  if (email) return { ok: false, why: 'email_not_in_facts', detail: { email } };
+  const link = findLinks(text).find((l) => !allowed.hosts.has(l.host));
+  if (link) return { ok: false, why: 'url_not_in_facts', detail: { url: link.url, host: link.host || null, ...(link.obfuscated ? { obfuscated: true } : {}) } };
+  const pix = findPix(text).find((p) => !allowed.pix.has(p));
+  if (pix) return { ok: false, why: 'pix_not_in_facts', detail: { pix } };
+  const phone = findPhones(text).find((p) => !allowed.phones.has(p));
+  if (phone) return { ok: false, why: 'phone_not_in_facts', detail: { phone } };
+  const amount = findAmounts(text).find((a) => !allowed.amounts.has(a));
+  if (amount) return { ok: false, why: 'price_not_in_facts', detail: { amount } };
+  const offer = findOffers(text).find((o) => !allowed.offers.has(o));
+  if (offer) return { ok: false, why: 'offer_not_in_facts', detail: { offer } };
+  return { ok: true, text };
 }
 
 const PLACEHOLDERS: Array<[RegExp, string]> = [
@@ -165,14 +150,6 @@ export function cleanModelText(raw: string): string {
   return text.replace(/\n{3,}/g, '\n\n');
 }
 
-export function checkUrlsAndAmounts(text: string, allowed: Allowances): CheckResult {
-  const url = findUrls(text).find((u) => !allowed.urls.has(u));
-  if (url) return { ok: false, why: 'url_not_in_facts', detail: { url } };
-  const amount = findAmounts(text).find((a) => !allowed.amounts.has(a));
-  if (amount) return { ok: false, why: 'price_not_in_facts', detail: { amount } };
-  return { ok: true, text };
-}
-
 export function checkModelText(
   raw: string | null | undefined,
   options: { maxChars: number; allowed: Allowances; previousTexts: readonly string[] },
@@ -180,10 +157,11 @@ export function checkModelText(
   const text = cleanModelText(raw ?? '');
   if (text.length === 0) return { ok: false, why: 'empty' };
   if ([...text].length > options.maxChars) return { ok: false, why: 'too_long', detail: { length: [...text].length, max: options.maxChars } };
+  // Claims before placeholders: "nautico[.]com" is a link first, brackets second.
+  const facts = checkClaims(text, options.allowed);
+  if (!facts.ok) return facts;
   const placeholder = findPlaceholder(text);
   if (placeholder) return { ok: false, why: 'placeholder', detail: { kind: placeholder } };
-  const facts = checkUrlsAndAmounts(text, options.allowed);
-  if (!facts.ok) return facts;
   if (options.previousTexts.some((previous) => isNearRepeat(text, previous))) return { ok: false, why: 'repeat' };
   return { ok: true, text };
 }

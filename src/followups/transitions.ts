@@ -185,6 +185,9 @@ WITH input AS (
            WHEN l.erased_at IS NOT NULL THEN 'erased'
            WHEN l.number_valid = false THEN 'invalid_number'
            WHEN l.last_inbound_at > f.anchor_at THEN 'lead_replied'
+           -- Planned in the same second as the reply: WhatsApp stamps whole seconds, so we cannot
+           -- tell which came first, and the respectful side wins (record-inbound.ts).
+           WHEN date_trunc('second', l.last_inbound_at) + interval '1 second' > f.created_at THEN 'lead_replied'
          END AS stop_reason
     FROM input i JOIN follow_ups f ON f.id = i.id JOIN leads l ON l.id = f.lead_id
    WHERE f.status = 'queued'
@@ -306,7 +309,7 @@ WITH input AS (
 ), logged AS (
   INSERT INTO messages (lead_id, direction, source, text, provider_message_id, follow_up_id, at)
   SELECT lead_id, 'out', 'followup', text, provider_message_id, id, now FROM done
-  ON CONFLICT (provider_message_id) DO NOTHING
+  ON CONFLICT (lead_id, provider_message_id) DO NOTHING
 ), lead AS (
   UPDATE leads l SET last_outbound_at = d.at, updated_at = d.at
     FROM (SELECT lead_id, max(now) AS at FROM done GROUP BY lead_id ORDER BY lead_id) d

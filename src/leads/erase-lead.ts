@@ -2,38 +2,38 @@
  * LGPD erasure (`DELETE /v1/leads/:phone`): the lead's personal data goes, the
  * counts stay.
  *
- * What goes: name, metadata, time zone, WhatsApp JID; every message text; every
- * follow-up's text, composed text, lead_info, last error and idempotency key;
- * the free-form detail of its audit events (only dueAt-style facts are kept);
- * the dry-run transport's record of texts to the number; stored idempotent
- * responses that mention the number or the lead. The phone becomes
- * 'erased:' || sha256(phone) — see `erasedPhone`.
+ * What goes: name, metadata, time zone, WhatsApp JID; every message text and
+ * every WhatsApp message id (client-supplied or Evolution's: an id can be
+ * looked up in the club's phone); every follow-up's text, composed text,
+ * lead_info, last error, idempotency key and provider message id; the opt-out's
+ * message id and free-text source; the free-form detail of its audit events
+ * (only scheduling facts such as dueAt are kept); a cancel reason an operator
+ * typed (it becomes 'operator'); the dry-run transport's record of texts to the
+ * number; stored idempotent responses that mention the number or the lead. The
+ * phone becomes 'erased:' || HMAC-SHA256(phone) under ERASURE_KEY (erasure-key.ts).
  *
- * What stays: the rows themselves (so statistics still count sends, replies and
- * opt-outs), statuses, reasons, timestamps, provider message ids, and the opt-out's
- * when and through which message (opted_out_at, opt_out_message_id): proof that
- * the opt-out was honoured.
+ * What stays, and why: the rows themselves, statuses, system reasons (lead_replied,
+ * opted_out, ...) and timestamps, so statistics still count sends, replies and
+ * opt-outs over time; and when the lead opted out (opted_out_at), the proof that
+ * the opt-out was honoured — with the keyed hash, it is also what makes a later
+ * contact from the same number start opted out (migration 006), since an
+ * opt-out is for good.
  *
  * Everything still open is cancelled with `erased` (the claim re-checks erased_at).
- * A follow-up already `sending` completes, but migration 004's triggers keep its
+ * A follow-up already `sending` completes, but migration 004/005's triggers keep its
  * text from being written back.
  *
- * Why a hash of the number: a later contact from the same number is then
- * recognised without the number being stored (migration 004 carries an opt-out
- * over to the new lead, since an opt-out is for good). A phone number has few
- * enough possibilities that the hash is pseudonymisation, not anonymity: anyone
- * with database access and a guess can confirm it. That is the trade the spec
- * makes; keyed hashing (HMAC with a secret) would close it.
+ * Why a keyed hash: an unkeyed hash of a phone number is pseudonymisation in name
+ * only (the ~10^9 Brazilian mobile numbers are hashed through in minutes); without
+ * ERASURE_KEY, the database holds nothing that leads back to the number.
  */
-import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { phoneVariants } from '../whatsapp/phone.js';
+import { erasedPhone } from './erasure-key.js';
 import { cancelLocked, lockOpenFollowups } from './stop-lead.js';
 
-export function erasedPhone(phone: string): string {
-  return `erased:${createHash('sha256').update(phone, 'utf8').digest('hex')}`;
-}
+export { erasedPhone } from './erasure-key.js';
 
 export interface EraseResult {
   leadId: string;
@@ -44,7 +44,13 @@ export interface EraseResult {
 }
 
 // Facts in audit-event details that say nothing about the person.
-const KEPT_DETAIL_KEYS = ['dueAt', 'laterStepsMoved', 'pause', 'providerMessageId', 'timeZone', 'maxPerWeek', 'slotMs', 'waiting', 'dailyCap', 'source'];
+const KEPT_DETAIL_KEYS = ['dueAt', 'laterStepsMoved', 'pause', 'timeZone', 'maxPerWeek', 'slotMs', 'waiting', 'dailyCap'];
+
+// Reasons the system writes when it cancels; anything else on a cancellation was typed by an operator.
+const SYSTEM_CANCEL_REASONS = [
+  'operator', 'lead_replied', 'opted_out', 'handoff', 'converted', 'erased', 'invalid_number', 'retries_exhausted',
+  'campaign_unknown', 'enrolled_in_other_campaign', 'ambiguous_send', 'ambiguous_not_delivered', 'lease_expired',
+];
 
 /** Null when no lead, erased or not, has this (canonical) phone. */
 export async function eraseLead(db: Db, phone: string, clock: Clock): Promise<EraseResult | null> {
@@ -68,23 +74,28 @@ export async function eraseLead(db: Db, phone: string, clock: Clock): Promise<Er
     await tx.query(`UPDATE leads SET phone = phone || ':' || id::text WHERE phone = $1::text`, [hashed]);
     await tx.query(
       `UPDATE leads SET phone = $2::text, name = NULL, metadata = '{}'::jsonb, time_zone = NULL, whatsapp_jid = NULL,
+              opt_out_message_id = NULL, opt_out_source = CASE WHEN opt_out_source IS NULL THEN NULL ELSE 'erased' END,
               erased_at = $3::timestamptz, updated_at = $3::timestamptz
         WHERE id = $1::uuid`,
       [leadId, hashed, now],
     );
     const cancelled = await cancelLocked(tx, { leadId, ids, reason: 'erased', now });
     await tx.query(
-      `UPDATE follow_ups SET message = NULL, sent_text = NULL, lead_info = NULL, last_error = NULL, idempotency_key = NULL, idempotency_hash = NULL
+      `UPDATE follow_ups SET message = NULL, sent_text = NULL, lead_info = NULL, last_error = NULL, idempotency_key = NULL, idempotency_hash = NULL,
+              provider_message_id = NULL,
+              cancel_reason = CASE WHEN cancel_reason = ANY($2::text[]) THEN cancel_reason ELSE 'operator' END
         WHERE lead_id = $1::uuid`,
-      [leadId],
+      [leadId, SYSTEM_CANCEL_REASONS],
     );
     await tx.query(
       `UPDATE follow_up_events e
-          SET detail = (SELECT jsonb_object_agg(k, v) FROM jsonb_each(e.detail) AS d(k, v) WHERE k = ANY($2::text[]))
-        WHERE e.follow_up_id IN (SELECT id FROM follow_ups WHERE lead_id = $1::uuid) AND e.detail IS NOT NULL`,
-      [leadId, KEPT_DETAIL_KEYS],
+          SET detail = (SELECT jsonb_object_agg(k, v) FROM jsonb_each(e.detail) AS d(k, v) WHERE k = ANY($2::text[])),
+              reason = CASE WHEN e.to_status <> 'cancelled' OR e.reason = ANY($3::text[]) THEN e.reason ELSE 'operator' END
+        WHERE e.follow_up_id IN (SELECT id FROM follow_ups WHERE lead_id = $1::uuid)
+          AND (e.detail IS NOT NULL OR (e.to_status = 'cancelled' AND NOT e.reason = ANY($3::text[])))`,
+      [leadId, KEPT_DETAIL_KEYS, SYSTEM_CANCEL_REASONS],
     );
-    await tx.query('UPDATE messages SET text = NULL WHERE lead_id = $1::uuid', [leadId]);
+    await tx.query('UPDATE messages SET text = NULL, provider_message_id = NULL WHERE lead_id = $1::uuid', [leadId]);
     const spellings = phoneVariants(phone);
     await tx.query(`UPDATE dry_run_messages SET number = $2::text, text = '' WHERE number = ANY($1::text[])`, [spellings, hashed]);
     // Stored answers to earlier requests (enrollments, imports) that name the number or the lead.

@@ -1,5 +1,6 @@
 import { ValidationError } from '../errors.js';
 import type { Queryable } from '../db/db.js';
+import { phoneHmac } from './erasure-key.js';
 
 export interface LeadRow {
   id: string;
@@ -77,8 +78,8 @@ export async function upsertLead(
       // The merge is bounded: metadata that would outgrow $6 bytes leaves the row untouched
       // (no row returned), and the caller answers 400. Every claim reads this column.
       text: `
-INSERT INTO leads (phone, name, time_zone, metadata, created_at, updated_at)
-VALUES ($1::text, $2::text, $3::text, COALESCE($4::jsonb, '{}'::jsonb), $5::timestamptz, $5::timestamptz)
+INSERT INTO leads (phone, name, time_zone, metadata, created_at, updated_at, phone_hmac)
+VALUES ($1::text, $2::text, $3::text, COALESCE($4::jsonb, '{}'::jsonb), $5::timestamptz, $5::timestamptz, $6::text)
 ON CONFLICT (phone) DO UPDATE
    SET name = COALESCE(EXCLUDED.name, leads.name),
        time_zone = COALESCE(EXCLUDED.time_zone, leads.time_zone),
@@ -87,7 +88,8 @@ ON CONFLICT (phone) DO UPDATE
  WHERE EXCLUDED.metadata = '{}'::jsonb OR octet_length((leads.metadata || EXCLUDED.metadata)::text) <= $6::int
 RETURNING *`,
     },
-    [input.phone, input.name ?? null, input.timeZone ?? null, input.metadata ?? null, input.now, MAX_MERGED_METADATA_BYTES],
+    // phone_hmac: for migration 006's trigger (an erased number's opt-out carries over); never stored.
+    [input.phone, input.name ?? null, input.timeZone ?? null, input.metadata ?? null, input.now, phoneHmac(input.phone), MAX_MERGED_METADATA_BYTES],
   );
   if (!rows[0]) {
     throw new ValidationError(`lead: the lead's metadata would grow past ${MAX_MERGED_METADATA_BYTES / 1024} KB; send fewer or smaller fields`, 'lead');

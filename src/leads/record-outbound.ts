@@ -30,12 +30,15 @@ export async function recordOutboundMessage(
     const inserted = await tx.query<{ id: string }>(
       `INSERT INTO messages (lead_id, direction, source, text, message_type, provider_message_id, at)
        VALUES ($1::uuid, 'out', $2::text, $3::text, $4::text, $5::text, $6::timestamptz)
-       ON CONFLICT (provider_message_id) DO NOTHING
+       ON CONFLICT (lead_id, provider_message_id) DO NOTHING
        RETURNING id`,
       [lead.id, input.source, input.text, input.messageType ?? null, input.providerMessageId ?? null, input.at],
     );
     if (!inserted.rows[0]) {
-      const { rows } = await tx.query<{ id: string }>('SELECT id FROM messages WHERE provider_message_id = $1::text', [input.providerMessageId]);
+      const { rows } = await tx.query<{ id: string }>('SELECT id FROM messages WHERE lead_id = $1::uuid AND provider_message_id = $2::text', [
+        lead.id,
+        input.providerMessageId,
+      ]);
       return { leadId: lead.id, messageId: rows[0]?.id ?? null, duplicate: true };
     }
     await tx.query(

@@ -15,6 +15,7 @@
 import type { Clock } from '../clock.js';
 import type { Db, Queryable } from '../db/db.js';
 import { cancelFollowupRow } from '../followups/transitions.js';
+import { phoneHmac } from './erasure-key.js';
 import type { LeadRow } from './lead.js';
 
 export type StopReason = 'opted_out' | 'handoff' | 'converted';
@@ -100,9 +101,9 @@ export async function stopLead(db: Db, input: StopLeadInput, clock: Clock): Prom
     if (!found.rows[0]) {
       if (!input.createIfMissing) return null;
       found = await tx.query<{ id: string; erased_at: Date | null }>(
-        `INSERT INTO leads (phone, created_at, updated_at) VALUES ($1::text, $2::timestamptz, $2::timestamptz)
+        `INSERT INTO leads (phone, created_at, updated_at, phone_hmac) VALUES ($1::text, $2::timestamptz, $2::timestamptz, $3::text)
          ON CONFLICT (phone) DO UPDATE SET updated_at = EXCLUDED.updated_at RETURNING id, erased_at`,
-        [input.phone, now],
+        [input.phone, now, phoneHmac(input.phone)],
       );
       created = true;
     }

@@ -1,8 +1,9 @@
 /**
  * Is the lead's number on WhatsApp? Asked once per lead, lazily — at its first
  * send — with Evolution's /chat/whatsappNumbers, and the answer cached on the
- * lead (number_checked_at, number_valid, whatsapp_jid). Checking many numbers
- * at once is itself a ban risk, so it is never done in bulk.
+ * lead (number_checked_at, number_valid, whatsapp_jid). The lookups of leads
+ * coming due together go out batched, within the number's sending budget
+ * (number-checks.ts): without budget now, the send is deferred like a paced one.
  *
  * If the provider cannot answer, the send goes ahead unchecked: sendText itself
  * reports a number that is not on WhatsApp (400 exists:false), so nothing is
@@ -10,12 +11,13 @@
  */
 import type { Queryable } from '../db/db.js';
 import type { Logger } from '../log.js';
-import type { Transport } from '../whatsapp/transport.js';
+import type { NumberChecks } from './number-checks.js';
+import type { Reservation } from './send-limits.js';
 
-export type NumberStatus = 'valid' | 'invalid' | 'unknown';
+export type NumberStatus = 'valid' | 'invalid' | 'unknown' | { deferred: Extract<Reservation, { ok: false }> };
 
 export async function checkNumberOnce(
-  deps: { db: Queryable; transport: Transport; log: Logger },
+  deps: { db: Queryable; checks: NumberChecks; log: Logger },
   lead: { id: string; phone: string; numberCheckedAt?: Date | null },
   now: Date,
 ): Promise<NumberStatus> {
@@ -30,16 +32,11 @@ export async function checkNumberOnce(
     const cached = rows[0];
     if (cached?.number_checked_at) return cached.number_valid === false ? 'invalid' : 'valid';
   }
-  let exists: boolean;
-  let jid: string | null = null;
-  try {
-    const answer = await deps.transport.checkNumber(lead.phone);
-    exists = answer.exists;
-    jid = answer.jid ?? null;
-  } catch (error) {
-    deps.log.warn({ err: error, leadId: lead.id }, 'number check failed; sending unchecked');
-    return 'unknown';
-  }
+  const answer = await deps.checks.check(lead.phone, now);
+  if (answer.kind === 'deferred') return { deferred: answer.reservation };
+  if (answer.kind === 'unknown') return 'unknown';
+  const exists = answer.check.exists;
+  const jid = answer.check.jid ?? null;
   await deps.db.query(
     `UPDATE leads SET number_checked_at = $2::timestamptz, number_valid = $3::boolean,
             whatsapp_jid = COALESCE($4::text, whatsapp_jid), updated_at = $2::timestamptz

@@ -5,7 +5,8 @@
  *                   the campaign's hours when its file sets `sending`; skipped for
  *                   a follow-up an operator sent with `send-now --ignore-window`;
  *   2. lead_cap   — at most MAX_FOLLOWUPS_PER_LEAD_PER_WEEK in any rolling 7 days;
- *   3. number     — checked once per lead with /chat/whatsappNumbers; not on
+ *   3. number     — checked once per lead with /chat/whatsappNumbers, batched
+ *                   and within the number's budget (number-checks.ts); not on
  *                   WhatsApp → cancel as invalid_number;
  *   4. daily_cap and pace — per WhatsApp instance, shared by all workers.
  * A follow-up held back is deferred (never failed or dropped) with that reason,
@@ -17,6 +18,7 @@ import type { Logger } from '../log.js';
 import { type PolicyDecision, type SendPolicy, typingDelayMs } from '../worker/send-policy.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { checkNumberOnce } from './check-number-once.js';
+import { makeNumberChecks } from './number-checks.js';
 import { leadTimeZone } from './lead-time-zone.js';
 import { weeklyCapFreesAt } from './lead-weekly-cap.js';
 import type { SendLimits } from './send-limits.js';
@@ -45,6 +47,8 @@ export interface RespectfulPolicyOptions {
     typingDelay: boolean;
     /** Ask /chat/whatsappNumbers before a lead's first send (default true). */
     checkNumbers?: boolean;
+    /** Numbers per /chat/whatsappNumbers call (default 50). */
+    numberCheckBatch?: number;
   };
   /**
    * The sending rules of a follow-up's campaign, if it has any. They refine the
@@ -66,6 +70,13 @@ export function makeRespectfulPolicy(options: RespectfulPolicyOptions): SendPoli
     if (!made) windows.set(key, (made = makeSendingWindow(w, options.random)));
     return made;
   };
+
+  const numberChecks = makeNumberChecks({
+    transport: options.transport,
+    limits: options.limits,
+    log: options.log,
+    batchSize: settings.numberCheckBatch ?? 50,
+  });
 
   return {
     async check({ followup, lead, now }): Promise<PolicyDecision> {
@@ -90,8 +101,17 @@ export function makeRespectfulPolicy(options: RespectfulPolicyOptions): SendPoli
       }
 
       if (settings.checkNumbers !== false) {
-        const status = await checkNumberOnce({ db, transport: options.transport, log: options.log }, lead, now);
+        const status = await checkNumberOnce({ db, checks: numberChecks, log: options.log }, lead, now);
         if (status === 'invalid') return { ok: false, cancel: 'invalid_number', detail: { checkedWith: 'whatsappNumbers' } };
+        if (typeof status === 'object') {
+          const reservation = status.deferred;
+          return {
+            ok: false,
+            reason: reservation.reason,
+            deferUntil: window.allowedAt(reservation.retryAt, timeZone),
+            detail: { ...reservation.detail, numberCheck: true, timeZone },
+          };
+        }
       }
 
       if (options.limits) {

@@ -1,9 +1,13 @@
 /**
- * Pace and daily cap per WhatsApp instance, shared by every worker through
- * rate-limiter-flexible: RateLimiterRedis when REDIS_URL is set (its own ioredis
- * connection with a short command timeout), RateLimiterMemory in direct mode.
- * If Redis fails, the memory limiter stands in (the library's insurance
- * limiter) rather than blocking every send.
+ * Pace and daily cap per WhatsApp instance (keys name the instance, not the
+ * queue: two deployments or queues sending from one number share its budget),
+ * shared by every worker through rate-limiter-flexible: RateLimiterRedis when
+ * REDIS_URL is set (its own ioredis connection with a short command timeout),
+ * RateLimiterMemory in direct mode without Redis. While Redis fails, the same
+ * points are taken in PostgreSQL (`send_limit_points`, migration 006: one
+ * upsert per point), which every process shares — a per-process stand-in would
+ * let N workers send N times the pace. On the embedded PGlite (one process)
+ * the memory limiter is that stand-in.
  *
  * Pace — "at most N per window (a minute), with random gaps". A fixed window of
  * N points allows 2N in a minute that straddles two windows, and a burst of N at
@@ -26,6 +30,7 @@
  */
 import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import type { Queryable } from '../db/db.js';
 import type { Logger } from '../log.js';
 import { instantOf, wallTimeIn } from './zoned-time.js';
 
@@ -41,6 +46,8 @@ export interface SendLimitsOptions {
   keyPrefix: string;
   /** Unset: in memory (direct mode). */
   redis?: { url: string; commandTimeoutMs: number };
+  /** Where the points are taken while Redis is down (PostgreSQL); unset: in memory. */
+  fallbackDb?: Queryable;
   /** Longest a send may wait in-process for a booked slot; beyond, it is deferred. */
   maxWaitMs: number;
   log: Logger;
@@ -55,12 +62,46 @@ export type Reservation =
   | { ok: false; reason: 'pace' | 'daily_cap'; retryAt: Date; detail: Record<string, unknown> };
 
 export interface SendLimits {
-  /** Takes a send's share of the pace and the daily cap, or says when to come back. */
-  reserve(now: Date): Promise<Reservation>;
+  /**
+   * Takes a send's share of the pace and the daily cap, or says when to come back.
+   * A 'lookup' (a /chat/whatsappNumbers call, number-checks.ts) takes a share of
+   * the pace only: it is traffic from the number, but no message to count.
+   */
+  reserve(now: Date, kind?: 'send' | 'lookup'): Promise<Reservation>;
   close(): Promise<void>;
 }
 
 const MAX_SLOT_TRIES = 3;
+
+interface Spec {
+  keyPrefix: string;
+  points: number;
+  /** Seconds. */
+  duration: number;
+}
+interface Limiter {
+  spec: Spec;
+  limiter: RateLimiterAbstract;
+}
+
+const takeInDatabaseSql = {
+  name: 'send_limits_take_point',
+  text: `
+INSERT INTO send_limit_points AS p (key, points, expires_at)
+VALUES ($1::text, 1, $2::timestamptz + $3::int * interval '1 millisecond')
+ON CONFLICT (key) DO UPDATE
+   SET points = CASE WHEN p.expires_at <= $2::timestamptz THEN 1 ELSE p.points + 1 END,
+       expires_at = CASE WHEN p.expires_at <= $2::timestamptz THEN EXCLUDED.expires_at ELSE p.expires_at END
+RETURNING points`,
+};
+
+/** One point of `key` in PostgreSQL (atomic upsert); how many were taken in the key's life, this one included. */
+async function takeInDatabase(db: Queryable, key: string, durationMs: number, now: Date): Promise<number> {
+  const { rows } = await db.query<{ points: number }>(takeInDatabaseSql, [key, now, durationMs]);
+  // Housekeeping now and then: expired keys go (a slot key lives seconds, a day key two days).
+  if (Math.random() < 0.01) await db.query(`DELETE FROM send_limit_points WHERE expires_at < $1::timestamptz`, [now]).catch(() => undefined);
+  return rows[0]!.points;
+}
 
 export function makeSendLimits(options: SendLimitsOptions): SendLimits {
   const random = options.random ?? Math.random;
@@ -73,7 +114,7 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
   const usableMs = slotMs / 3;
   let client: Redis | undefined;
   let firstConnect: Promise<void> | undefined;
-  let limiters: { pace?: RateLimiterAbstract; daily?: RateLimiterAbstract } | undefined;
+  let limiters: { pace?: Limiter; daily?: Limiter } | undefined;
 
   function build() {
     if (limiters) return limiters;
@@ -113,31 +154,54 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
           resolve();
         });
       });
-      const redis = (spec: { keyPrefix: string; points: number; duration: number }) =>
-        new RateLimiterRedis({ ...spec, storeClient: client, rejectIfRedisNotReady: true, insuranceLimiter: new RateLimiterMemory(spec) });
+      const redis = (spec: Spec): Limiter => ({
+        spec,
+        limiter: new RateLimiterRedis({
+          ...spec,
+          storeClient: client,
+          rejectIfRedisNotReady: true,
+          // Without a shared database the memory limiter stands in; with one, take() falls back to it.
+          ...(options.fallbackDb ? {} : { insuranceLimiter: new RateLimiterMemory(spec) }),
+        }),
+      });
       limiters = { pace: specs.pace ? redis(specs.pace) : undefined, daily: specs.daily ? redis(specs.daily) : undefined };
     } else {
       limiters = {
-        pace: specs.pace ? new RateLimiterMemory(specs.pace) : undefined,
-        daily: specs.daily ? new RateLimiterMemory(specs.daily) : undefined,
+        pace: specs.pace ? { spec: specs.pace, limiter: new RateLimiterMemory(specs.pace) } : undefined,
+        daily: specs.daily ? { spec: specs.daily, limiter: new RateLimiterMemory(specs.daily) } : undefined,
       };
     }
     return limiters;
   }
 
   /** Consumes one point; `consumed` counts everyone who asked in this key's life (winners and losers). */
-  async function take(limiter: RateLimiterAbstract, key: string): Promise<{ ok: boolean; consumed: number }> {
+  async function take(limiter: Limiter, key: string): Promise<{ ok: boolean; consumed: number }> {
     try {
-      const res = await limiter.consume(key);
+      const res = await limiter.limiter.consume(key);
       return { ok: true, consumed: res.consumedPoints };
     } catch (error) {
       if (error instanceof RateLimiterRes) return { ok: false, consumed: error.consumedPoints };
-      throw error;
+      if (!options.fallbackDb) throw error;
+      const consumed = await takeInDatabase(options.fallbackDb, `${limiter.spec.keyPrefix}:${key}`, limiter.spec.duration * 1000, clock());
+      return { ok: consumed <= limiter.spec.points, consumed };
+    }
+  }
+
+  /** Gives a point back (a day's point a deferred send did not use), wherever it was taken. */
+  async function giveBack(limiter: Limiter, key: string): Promise<void> {
+    try {
+      await limiter.limiter.reward(key, 1);
+    } catch {
+      if (options.fallbackDb) {
+        await options.fallbackDb.query(`UPDATE send_limit_points SET points = points - 1 WHERE key = $1::text AND points > 0`, [
+          `${limiter.spec.keyPrefix}:${key}`,
+        ]);
+      }
     }
   }
 
   /** One try at the slot for `t` or one of the next few; the booked slot, or when to come back. */
-  async function tryBook(pace: RateLimiterAbstract, t: number): Promise<{ ok: true; slot: number; target: number } | Reservation> {
+  async function tryBook(pace: Limiter, t: number): Promise<{ ok: true; slot: number; target: number } | Reservation> {
     const current = Math.floor(t / slotMs);
     let slot = t - current * slotMs < usableMs ? current : current + 1;
     let lastTried: number | null = null;
@@ -164,7 +228,7 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
    * past the slot's first third the send would crowd the next slot's, so it books
    * again rather than go.
    */
-  async function bookSlot(pace: RateLimiterAbstract, now: Date): Promise<Reservation> {
+  async function bookSlot(pace: Limiter, now: Date): Promise<Reservation> {
     let t = now.getTime();
     for (let round = 0; round < MAX_SLOT_TRIES; round++) {
       const booked = await tryBook(pace, t);
@@ -186,9 +250,11 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
   }
 
   return {
-    async reserve(now) {
+    async reserve(now, kind = 'send') {
       if (!paceOn && !dailyOn) return { ok: true };
-      const { pace, daily } = build();
+      const built = build();
+      const pace = built.pace;
+      const daily = kind === 'send' ? built.daily : undefined;
       if (firstConnect) await firstConnect;
       try {
         let day: { key: string; nextDay: Date } | undefined;
@@ -202,7 +268,7 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
         if (!pace) return { ok: true };
         const booking = await bookSlot(pace, now);
         // Deferred by the pace: the day's point was not used after all.
-        if (!booking.ok && daily && day) await daily.reward(day.key, 1).catch(() => undefined);
+        if (!booking.ok && daily && day) await giveBack(daily, day.key).catch(() => undefined);
         return booking;
       } catch (error) {
         // Neither Redis nor the memory stand-in answered: hold the send briefly rather than risk a burst.

@@ -108,10 +108,14 @@ function messageTime(message: WebhookMessage, now: Date): Date {
   return message.at && message.at <= now ? message.at : now;
 }
 
-async function alreadyLogged(db: Db, providerMessageId: string): Promise<boolean> {
+/** Known in this chat: a WhatsApp message id is unique within its chat, not across chats. */
+async function alreadyLogged(db: Db, phone: string, providerMessageId: string): Promise<boolean> {
   const { rowCount } = await db.query(
-    { name: 'webhook_known_message', text: 'SELECT 1 FROM messages WHERE provider_message_id = $1::text' },
-    [providerMessageId],
+    {
+      name: 'webhook_known_message',
+      text: 'SELECT 1 FROM messages m JOIN leads l ON l.id = m.lead_id WHERE l.phone = $1::text AND m.provider_message_id = $2::text',
+    },
+    [phone, providerMessageId],
   );
   return rowCount > 0;
 }
@@ -120,13 +124,15 @@ async function handleFromLead(deps: WebhookDeps, eventName: string, message: Web
   const { db, clock } = deps;
   const now = clock.now();
   const at = messageTime(message, now);
-  if (await alreadyLogged(db, message.providerMessageId)) return { event: eventName, outcome: 'duplicate' };
+  if (await alreadyLogged(db, message.phone, message.providerMessageId)) return { event: eventName, outcome: 'duplicate' };
   const inbound = {
     phone: message.phone,
     text: message.text,
     messageType: message.messageType,
     providerMessageId: message.providerMessageId,
     at,
+    // A reply that reached us after a follow-up was planned cancels it (record-inbound.ts).
+    receivedAt: now,
     source: 'lead' as const,
   };
 
@@ -146,7 +152,7 @@ async function handleFromLead(deps: WebhookDeps, eventName: string, message: Web
   const recorded = await recordInboundMessage(db, inbound, clock);
   if (recorded.duplicate) return { event: eventName, outcome: 'duplicate', leadId: recorded.leadId };
   // An enrollment whose last step is in flight has nothing left to cancel; it stops all the same.
-  await cancelLocked(db, { leadId: recorded.leadId, ids: [], reason: 'lead_replied', now, anchoredBefore: at });
+  await cancelLocked(db, { leadId: recorded.leadId, ids: [], reason: 'lead_replied', now, anchoredBefore: recorded.stopAt });
   deps.log.info({ leadId: recorded.leadId, cancelled: recorded.cancelled, type: message.messageType }, 'lead replied');
   return { event: eventName, outcome: 'reply_recorded', leadId: recorded.leadId, cancelled: recorded.cancelled };
 }
@@ -154,7 +160,7 @@ async function handleFromLead(deps: WebhookDeps, eventName: string, message: Web
 async function handleOwnNumber(deps: WebhookDeps, eventName: string, message: WebhookMessage): Promise<WebhookOutcome> {
   const { db, clock } = deps;
   const now = clock.now();
-  if (await alreadyLogged(db, message.providerMessageId)) return { event: eventName, outcome: 'own_message' };
+  if (await alreadyLogged(db, message.phone, message.providerMessageId)) return { event: eventName, outcome: 'own_message' };
   const { rows } = await db.query<{ id: string }>('SELECT id FROM leads WHERE phone = $1::text', [message.phone]);
   const leadId = rows[0]?.id;
   // Nothing of ours to stop for a number that is no lead (and no lead is made from our own messages).

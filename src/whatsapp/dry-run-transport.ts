@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/db.js';
+import { erasedPhone } from '../leads/erasure-key.js';
 import { type Logger, maskPhone } from '../log.js';
 import { phoneVariants, tryNormalizePhone } from './phone.js';
 import type { ConnectionState, FindSentInput, NumberCheck, SendTextInput, SendTextResult, Transport } from './transport.js';
@@ -21,8 +22,11 @@ export interface DryRunTransportOptions {
 // Same allowance as the Evolution client: the claim time and the send time come from different moments.
 const RECONCILE_SKEW_MS = 60_000;
 
+// A send that was already on its way when its lead was erased is recorded scrubbed: under the
+// erased lead's keyed hash ($5), without its text.
 const INSERT_SQL = `INSERT INTO dry_run_messages (provider_message_id, number, text, at)
-VALUES ($1, $2, $3, $4::timestamptz)`;
+SELECT $1, CASE WHEN x.erased THEN $5::text ELSE $2 END, CASE WHEN x.erased THEN '' ELSE $3 END, $4::timestamptz
+  FROM (SELECT EXISTS (SELECT 1 FROM leads WHERE phone = $5::text) AS erased) x`;
 
 const FIND_SQL = `SELECT provider_message_id
   FROM dry_run_messages
@@ -40,7 +44,7 @@ export function makeDryRunTransport(options: DryRunTransportOptions): Transport 
 
     async sendText({ number, text, delayMs }: SendTextInput): Promise<SendTextResult> {
       const providerMessageId = `DRYRUN${randomBytes(8).toString('hex').toUpperCase()}`;
-      await db.query(INSERT_SQL, [providerMessageId, number, text, clock.now().toISOString()]);
+      await db.query(INSERT_SQL, [providerMessageId, number, text, clock.now().toISOString(), erasedPhone(number)]);
       if (options.print) {
         options.print(`[dry-run] to ${maskPhone(number)} (${providerMessageId}, typing ${delayMs} ms): ${text}`);
       } else {

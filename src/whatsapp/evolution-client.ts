@@ -207,6 +207,28 @@ export function makeEvolutionTransport(options: EvolutionTransportOptions): Tran
       return result;
     },
 
+    async checkNumbers(numbers: readonly string[]): Promise<Map<string, NumberCheck>> {
+      log.debug({ count: numbers.length }, 'evolution: checking numbers');
+      let answer: Answer;
+      try {
+        answer = await call('POST', 'chat/whatsappNumbers', { numbers }, options.timeoutMs);
+      } catch (error) {
+        throw logFailure(log, undefined, thrownError(error, 'check', options.timeoutMs));
+      }
+      if (!isOk(answer.status)) throw logFailure(log, undefined, httpError(answer, 'check'));
+      const entries = Array.isArray(answer.body) ? (answer.body as unknown[]).filter(isObject) : [];
+      const found = new Map<string, NumberCheck>();
+      for (const number of numbers) {
+        const spellings = new Set(spellingsOf(number));
+        const entry = entries.find((e) => spellings.has(digitsOf(e.number)) || spellings.has(digitsOf(e.jid)));
+        if (!entry) continue;
+        const result: NumberCheck = { exists: entry.exists === true };
+        if (typeof entry.jid === 'string') result.jid = entry.jid;
+        found.set(number, result);
+      }
+      return found;
+    },
+
     async connectionState(): Promise<ConnectionState> {
       let answer: Answer;
       try {

@@ -44,6 +44,12 @@ export interface Transport {
    */
   findSent(input: FindSentInput): Promise<{ providerMessageId: string } | null>;
   checkNumber(number: string): Promise<NumberCheck>;
+  /**
+   * Many numbers in one call (/chat/whatsappNumbers takes a list): the answer per
+   * number asked; a number the provider left out is missing from the map.
+   * Optional: without it, callers ask checkNumber for each.
+   */
+  checkNumbers?(numbers: readonly string[]): Promise<Map<string, NumberCheck>>;
   connectionState(): Promise<ConnectionState>;
   close?(): Promise<void>;
 }

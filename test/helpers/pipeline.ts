@@ -17,6 +17,7 @@ export const TEST_TOKEN = 'test-token-123-abcdefghijkl';
 export function testEnv(overrides: Record<string, string | undefined> = {}): Record<string, string | undefined> {
   return {
     FOLLOWUPS_API_TOKEN: TEST_TOKEN,
+    ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     QUEUE_NAME: `followup_tasks_${randomBytes(4).toString('hex')}`,
     RELAY_MAX_SLEEP_MS: '200',

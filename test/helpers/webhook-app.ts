@@ -97,6 +97,7 @@ export async function startWebhookApp(
   const config = loadConfig({
     DATABASE_URL: 'postgresql://unused@127.0.0.1/unused',
     FOLLOWUPS_API_TOKEN: TOKEN,
+    ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     WEBHOOK_SECRET: SECRET,
     WEBHOOK_JWT_KEY: JWT_KEY,
     LOG_LEVEL: options.logDestination ? 'debug' : 'silent',

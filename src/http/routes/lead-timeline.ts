@@ -46,7 +46,8 @@ export const leadTimelineRoutes: RouteModule = {
           { phone: request.params.phone, text: body.text, messageType: body.messageType, providerMessageId: body.providerMessageId, at, source: 'lead' },
           ctx.clock,
         );
-        return reply.code(result.duplicate ? 200 : 201).send({ ...result, direction: 'in' });
+        const { stopAt: _stopAt, ...answer } = result;
+        return reply.code(result.duplicate ? 200 : 201).send({ ...answer, direction: 'in' });
       }
       const result = await recordOutboundMessage(
         ctx.db,
