@@ -25,7 +25,7 @@ after(async () => {
 
 /** An app on the test database; `lines` collects its log lines when asked. */
 async function startApp(env: Record<string, string> = {}, options: { db?: Db; lines?: string[] } = {}) {
-  const config = loadConfig({ DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: TOKEN, LOG_LEVEL: 'debug', ...env });
+  const config = loadConfig({ DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: TOKEN, ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789', LOG_LEVEL: 'debug', ...env });
   const log = options.lines ? createLogger({ level: 'debug', destination: { write: (l: string) => void options.lines!.push(l) } }) : silent;
   const ctx: Context = await createContext(config, log, { db: options.db ?? testDb.db, queue: null, skipMigrations: true, clock: makeFakeClock() });
   const app: FastifyInstance = await buildApp(ctx);

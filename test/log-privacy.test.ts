@@ -118,6 +118,7 @@ describe('logs of a full run carry no phone, name or message text', () => {
       const config = loadConfig({
         DATABASE_URL: testDb.url,
         FOLLOWUPS_API_TOKEN: TOKEN,
+        ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
         WEBHOOK_SECRET: SECRET,
         EVOLUTION_API_URL: fake.url,
         EVOLUTION_API_KEY: fake.apiKey,

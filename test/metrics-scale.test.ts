@@ -58,7 +58,7 @@ describe(`/metrics with ${ROWS.toLocaleString('en')} follow-ups`, () => {
         }
       },
     } as Db;
-    const config = loadConfig({ DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: TOKEN, METRICS_REFRESH_SECONDS: '1' });
+    const config = loadConfig({ DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: TOKEN, ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789', METRICS_REFRESH_SECONDS: '1' });
     const ctx = await createContext(config, createLogger({ level: 'silent' }), { db, queue: null, skipMigrations: true, clock: makeFakeClock() });
     const app = await buildApp(ctx);
     try {

@@ -36,6 +36,7 @@ export function baseEnv(): Record<string, string> {
   return {
     DATABASE_URL: testDb.url,
     FOLLOWUPS_API_TOKEN: 'operator-cli-token-0123456789abcdef',
+    ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     REDIS_URL,
     QUEUE_NAME,
     EVOLUTION_API_URL: evolution.url,
