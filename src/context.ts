@@ -65,7 +65,14 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const db =
     overrides.db ??
     (config.database.url
-      ? makePgDb({ url: config.database.url, poolSize: config.database.poolSize, log })
+      ? makePgDb({
+          url: config.database.url,
+          poolSize: config.database.poolSize,
+          log,
+          pooler: config.database.pooler,
+          statementTimeoutMs: config.database.statementTimeoutMs,
+          connectTimeoutMs: config.database.connectTimeoutMs,
+        })
       : await makePgliteDb({ dataDir: config.database.dataDir }));
   const ownsDb = !overrides.db;
   try {
