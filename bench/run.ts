@@ -7,6 +7,8 @@
  *   --only=a,b         run some scenarios only (throughput,lateness,drain,ingest,scale,idle)
  *   --workers=N        worker processes (default 1)
  *   BENCH_PROFILE=1    write CPU profiles of the roles to bench/profiles/
+ *   BENCH_PGBOUNCER=transaction|session  the roles go through a PgBouncer of its own (BENCH_PGBOUNCER_POOL, default 30)
+ *   BENCH_BASELINES=0  skip bare BullMQ and Graphile Worker (comparing settings of ours)
  */
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +16,8 @@ import os from 'node:os';
 import pg from 'pg';
 import { startFakeEvolution } from '../test/helpers/fake-evolution.js';
 import { PG_ADMIN_URL } from '../test/helpers/db.js';
-import { type BenchSettings, ensureBuilt, redisInfo, ROOT, RUN_FROM_SOURCES } from './lib.js';
+import { startOwnPgBouncer } from '../test/helpers/pgbouncer.js';
+import { type BenchSettings, ensureBuilt, redisInfo, ROOT, routeRolesThrough, RUN_FROM_SOURCES } from './lib.js';
 import {
   bullmqBaseline,
   drain,
@@ -96,13 +99,23 @@ async function main() {
   };
   ensureBuilt(log);
   const fake = await startFakeEvolution({ delayScale: 0, recordRequests: false });
+  // BENCH_PGBOUNCER=transaction|session: the roles go through a real PgBouncer (BENCH_PGBOUNCER_POOL server connections).
+  const poolerMode = process.env.BENCH_PGBOUNCER as 'transaction' | 'session' | undefined;
+  const bouncer = poolerMode
+    ? await startOwnPgBouncer({ mode: poolerMode, poolSize: Number(process.env.BENCH_PGBOUNCER_POOL ?? 30) })
+    : undefined;
+  if (bouncer) {
+    routeRolesThrough((direct) => `${bouncer.url(new URL(direct).pathname.slice(1))}${poolerMode === 'transaction' ? '?pgbouncer=true' : ''}`);
+  }
+  // BENCH_BASELINES=0: our figures only (comparing settings of ours; the baselines do not change).
+  const baselines = process.env.BENCH_BASELINES !== '0';
   const ctx: ScenarioContext = { fake, settings, rss: { relay: [], worker: [], api: [] }, leftoverKeys: {}, log, workers };
   const redisBefore = await redisInfo();
   const results: Record<string, unknown> = {
     mode: quick ? 'quick' : 'full',
     startedAt: new Date(started).toISOString(),
     machine: await machine(),
-    settings: { ...settings, workers, sizes, sendingPolicies: 'off (typing delay, window, rate, daily cap, weekly cap)', logLevel: process.env.BENCH_LOG_LEVEL ?? 'warn' },
+    settings: { ...settings, workers, sizes, pgbouncer: poolerMode ?? 'none', benchEnv: process.env.BENCH_ENV ?? '', sendingPolicies: 'off (typing delay, window, rate, daily cap, weekly cap)', logLevel: process.env.BENCH_LOG_LEVEL ?? 'warn' },
     targets: TARGETS,
   };
   log(`bench ${quick ? 'quick' : 'full'}: ${JSON.stringify(results.machine)}`);
@@ -124,6 +137,7 @@ async function main() {
     await run('throughput', async () => {
       const ours = await throughput(ctx, sizes.throughput);
       log(`  ours: ${ours.perSecond}/s`);
+      if (!baselines) return { ours };
       const bullmq = await bullmqBaseline('throughput', { ...baselineOptions, count: sizes.throughput });
       log(`  bare BullMQ: ${round(bullmq.perSecond as number, 0)}/s`);
       const graphile = await graphileBaseline('throughput', { ...baselineOptions, count: sizes.throughput });
@@ -137,6 +151,7 @@ async function main() {
     });
     await run('lateness', async () => {
       const ours = await lateness(ctx, sizes.latenessRate, sizes.latenessSeconds);
+      if (!baselines) return { ours };
       const opts = { ...baselineOptions, count: sizes.latenessRate * sizes.latenessSeconds, ratePerSecond: sizes.latenessRate, leadMs: 4_000 };
       const summarize = async (p: Promise<Record<string, unknown>>) => {
         const r = await p;
@@ -155,6 +170,7 @@ async function main() {
     await run('idle', () => idle(ctx, sizes.idleSeconds));
   } finally {
     await fake.close();
+    await bouncer?.stop();
   }
   const redisAfter = await redisInfo();
   results.memory = {
