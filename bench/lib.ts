@@ -30,6 +30,15 @@ export function queueNames() {
   return { queueName: `bench_${tag}`, prefix: `{bench-${tag}}` };
 }
 
+/**
+ * BENCH_PGBOUNCER=transaction|session: the roles reach PostgreSQL through a PgBouncer of the
+ * benchmark's own (run.ts starts it); the benchmark itself still connects directly.
+ */
+let rolesDatabaseUrl: ((directUrl: string) => string) | undefined;
+export function routeRolesThrough(rewrite: ((directUrl: string) => string) | undefined): void {
+  rolesDatabaseUrl = rewrite;
+}
+
 /** The environment of a role: every sending policy off, logs at warn, fake Evolution. */
 export function roleEnv(options: {
   databaseUrl: string;
@@ -42,7 +51,7 @@ export function roleEnv(options: {
     PATH: process.env.PATH ?? '',
     HOME: process.env.HOME ?? '/tmp',
     NODE_ENV: 'production',
-    DATABASE_URL: options.databaseUrl,
+    DATABASE_URL: rolesDatabaseUrl ? rolesDatabaseUrl(options.databaseUrl) : options.databaseUrl,
     REDIS_URL,
     QUEUE_NAME: options.queue.queueName,
     QUEUE_PREFIX: options.queue.prefix,

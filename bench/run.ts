@@ -7,6 +7,9 @@
  *   --only=a,b         run some scenarios only (throughput,lateness,drain,ingest,scale,idle,metrics)
  *   --workers=N        worker processes (default 1)
  *   BENCH_PROFILE=1    write CPU profiles of the roles to bench/profiles/
+ *   BENCH_PGBOUNCER=transaction|session  the roles go through a PgBouncer of its own (BENCH_PGBOUNCER_POOL, default 30)
+ *   BENCH_BASELINES=0  skip bare BullMQ and Graphile Worker (comparing settings of ours)
+ *   BENCH_LATENESS_RATE=N, BENCH_LATENESS_SECONDS=N  the lateness scenario's rate and length
  */
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,7 +17,8 @@ import os from 'node:os';
 import pg from 'pg';
 import { startFakeEvolution } from '../test/helpers/fake-evolution.js';
 import { PG_ADMIN_URL } from '../test/helpers/db.js';
-import { type BenchSettings, ensureBuilt, redisInfo, ROOT, RUN_FROM_SOURCES } from './lib.js';
+import { startOwnPgBouncer } from '../test/helpers/pgbouncer.js';
+import { type BenchSettings, ensureBuilt, redisInfo, ROOT, routeRolesThrough, RUN_FROM_SOURCES } from './lib.js';
 import {
   bullmqBaseline,
   drain,
@@ -38,6 +42,10 @@ const wants = (name: string) => !only || only.includes(name);
 const sizes = quick
   ? { throughput: 5_000, latenessRate: 500, latenessSeconds: 5, drain: 10_000, freshPerSecond: 50, ingest: 1_000, bulk: 20_000, scale: [10_000, 200_000], idleSeconds: 4, metrics: 1_000_000, metricsBursts: 5 }
   : { throughput: 50_000, latenessRate: 500, latenessSeconds: 60, drain: 100_000, freshPerSecond: 50, ingest: 5_000, bulk: 100_000, scale: [10_000, 2_000_000], idleSeconds: 20, metrics: 2_000_000, metricsBursts: 20 };
+
+// BENCH_LATENESS_RATE / BENCH_LATENESS_SECONDS: the lateness scenario at another rate or length (e.g. a modest 50/s).
+if (process.env.BENCH_LATENESS_RATE) sizes.latenessRate = Number(process.env.BENCH_LATENESS_RATE);
+if (process.env.BENCH_LATENESS_SECONDS) sizes.latenessSeconds = Number(process.env.BENCH_LATENESS_SECONDS);
 
 const settings: BenchSettings = {
   quick,
@@ -97,13 +105,23 @@ async function main() {
   };
   ensureBuilt(log);
   const fake = await startFakeEvolution({ delayScale: 0, recordRequests: false });
+  // BENCH_PGBOUNCER=transaction|session: the roles go through a real PgBouncer (BENCH_PGBOUNCER_POOL server connections).
+  const poolerMode = process.env.BENCH_PGBOUNCER as 'transaction' | 'session' | undefined;
+  const bouncer = poolerMode
+    ? await startOwnPgBouncer({ mode: poolerMode, poolSize: Number(process.env.BENCH_PGBOUNCER_POOL ?? 30) })
+    : undefined;
+  if (bouncer) {
+    routeRolesThrough((direct) => `${bouncer.url(new URL(direct).pathname.slice(1))}${poolerMode === 'transaction' ? '?pgbouncer=true' : ''}`);
+  }
+  // BENCH_BASELINES=0: our figures only (comparing settings of ours; the baselines do not change).
+  const baselines = process.env.BENCH_BASELINES !== '0';
   const ctx: ScenarioContext = { fake, settings, rss: { relay: [], worker: [], api: [] }, leftoverKeys: {}, log, workers };
   const redisBefore = await redisInfo();
   const results: Record<string, unknown> = {
     mode: quick ? 'quick' : 'full',
     startedAt: new Date(started).toISOString(),
     machine: await machine(),
-    settings: { ...settings, workers, sizes, sendingPolicies: 'off (typing delay, window, rate, daily cap, weekly cap)', logLevel: process.env.BENCH_LOG_LEVEL ?? 'warn' },
+    settings: { ...settings, workers, sizes, pgbouncer: poolerMode ?? 'none', benchEnv: process.env.BENCH_ENV ?? '', sendingPolicies: 'off (typing delay, window, rate, daily cap, weekly cap)', logLevel: process.env.BENCH_LOG_LEVEL ?? 'warn' },
     targets: TARGETS,
   };
   log(`bench ${quick ? 'quick' : 'full'}: ${JSON.stringify(results.machine)}`);
@@ -125,6 +143,7 @@ async function main() {
     await run('throughput', async () => {
       const ours = await throughput(ctx, sizes.throughput);
       log(`  ours: ${ours.perSecond}/s`);
+      if (!baselines) return { ours };
       const bullmq = await bullmqBaseline('throughput', { ...baselineOptions, count: sizes.throughput });
       log(`  bare BullMQ: ${round(bullmq.perSecond as number, 0)}/s`);
       const graphile = await graphileBaseline('throughput', { ...baselineOptions, count: sizes.throughput });
@@ -138,6 +157,7 @@ async function main() {
     });
     await run('lateness', async () => {
       const ours = await lateness(ctx, sizes.latenessRate, sizes.latenessSeconds);
+      if (!baselines) return { ours };
       const opts = { ...baselineOptions, count: sizes.latenessRate * sizes.latenessSeconds, ratePerSecond: sizes.latenessRate, leadMs: 4_000 };
       const summarize = async (p: Promise<Record<string, unknown>>) => {
         const r = await p;
@@ -157,6 +177,7 @@ async function main() {
     await run('metrics', () => metricsScrape(ctx, sizes.metrics, sizes.metricsBursts));
   } finally {
     await fake.close();
+    await bouncer?.stop();
   }
   const redisAfter = await redisInfo();
   results.memory = {
@@ -215,17 +236,21 @@ function renderTable(r: Record<string, any>): string {
       rows.push(['  CPU s: worker / relay / postgres / redis / fake', `${c.worker ?? '?'} / ${c.relay ?? '?'} / ${c.postgres} / ${c.redis} / ${c.bench}`, '', '']);
     }
     rows.push(['  exactly once (fake record)', t.ours.exactlyOnce.ok ? `yes (${t.ours.exactlyOnce.distinct})` : JSON.stringify(t.ours.exactlyOnce), 'yes', ok(t.ours.exactlyOnce.ok)]);
-    rows.push(['  bare BullMQ jobs/s', `${round(t.bullmq.perSecond, 0)}`, '', '']);
-    rows.push(['  Graphile Worker 0.17 jobs/s', `${round(t.graphile.perSecond, 0)}`, '', '']);
-    rows.push(['  ratio to BullMQ / Graphile', `${t.ratioToBullmq} / ${t.ratioToGraphile}`, '≥ 0.35 ×', ok(t.ratioToBullmq >= 0.35)]);
+    if (t.bullmq) {
+      rows.push(['  bare BullMQ jobs/s', `${round(t.bullmq.perSecond, 0)}`, '', '']);
+      rows.push(['  Graphile Worker 0.17 jobs/s', `${round(t.graphile.perSecond, 0)}`, '', '']);
+      rows.push(['  ratio to BullMQ / Graphile', `${t.ratioToBullmq} / ${t.ratioToGraphile}`, '≥ 0.35 ×', ok(t.ratioToBullmq >= 0.35)]);
+    }
   } else if (t) rows.push(['1 end-to-end', `error: ${t.error}`, '', 'MISSED']);
   const l = r.lateness;
   if (l && !l.error) {
     const f = (x: any) => `${x.p50} / ${x.p95} / ${x.p99} / ${x.max}`;
     rows.push([`2 lateness ms p50/p95/p99/max (${l.ours.ratePerSecond}/s × ${l.ours.seconds} s)`, f(l.ours.latenessMs), '≤ 50 / – / ≤ 250', ok(l.ours.latenessMs.p50 <= 50 && l.ours.latenessMs.p99 <= 250)]);
     rows.push(['  exactly once', l.ours.exactlyOnce.ok ? 'yes' : JSON.stringify(l.ours.exactlyOnce), 'yes', ok(l.ours.exactlyOnce.ok)]);
-    rows.push(['  bare BullMQ delayed jobs', f(l.bullmq.latenessMs), '', '']);
-    rows.push(['  Graphile Worker runAt (poll 2 s)', f(l.graphile.latenessMs), '', '']);
+    if (l.bullmq) {
+      rows.push(['  bare BullMQ delayed jobs', f(l.bullmq.latenessMs), '', '']);
+      rows.push(['  Graphile Worker runAt (poll 2 s)', f(l.graphile.latenessMs), '', '']);
+    }
   } else if (l) rows.push(['2 lateness', `error: ${l.error}`, '', 'MISSED']);
   const d = r.drain;
   if (d && !d.error) {

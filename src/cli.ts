@@ -12,7 +12,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from './errors.js';
 import { type Config, loadConfig } from './config.js';
 import { createContext, type Context } from './context.js';
-import { isConnectionError } from './db/db.js';
+import { isAuthError, isConnectionError } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
 import { type Role, startRoles } from './roles.js';
@@ -34,14 +34,29 @@ function makeLog(config: Config): Logger {
 }
 
 /**
+ * A refused login (wrong password or user, from PostgreSQL or a pooler) is a configuration
+ * error: no retry, exit 2 with the server's own words, like an invalid setting.
+ */
+function exitIfAuthError(error: unknown, log: Logger): void {
+  if (!isAuthError(error)) return;
+  const message = (error as Error).message;
+  log.fatal({ err: { message, code: (error as { code?: string }).code } }, 'the database refused the login');
+  log.flush?.();
+  process.stderr.write(`DATABASE_URL: the database refused the login: ${message}\n`);
+  process.exit(2);
+}
+
+/**
  * A role that starts while PostgreSQL is down (a restart, a deploy racing the database)
  * waits for it instead of exiting: up to a minute, then it gives up and says why.
+ * A refused login is not "down": it exits 2 at once.
  */
 async function createContextPatiently(config: Config, log: Logger): Promise<Context> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await createContext(config, log);
     } catch (error) {
+      exitIfAuthError(error, log);
       if (!isConnectionError(error) || attempt >= 30) throw error;
       log.warn({ err: { message: (error as Error).message }, attempt }, 'database unreachable at start; retrying');
       await new Promise((r) => setTimeout(r, 2_000));
@@ -122,9 +137,18 @@ program
   .action(async () => {
     const config = readConfig({ MIGRATE_ON_START: 'false' });
     const log = makeLog(config);
-    const ctx = await createContext(config, log, { queue: null });
+    let ctx: Context;
     try {
-      const applied = await migrate(ctx.db, log);
+      ctx = await createContext(config, log, { queue: null });
+    } catch (error) {
+      exitIfAuthError(error, log);
+      throw error;
+    }
+    try {
+      const applied = await migrate(ctx.db, log).catch((error: unknown) => {
+        exitIfAuthError(error, log);
+        throw error;
+      });
       log.info({ applied }, applied.length ? 'migrations applied' : 'database is up to date');
     } finally {
       await ctx.close();

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { detectPooler, type Pooler, POOLERS } from './db/pooler.js';
 import { isTimeZone } from './policy/zoned-time.js';
 
 const flag = z
@@ -37,6 +38,10 @@ const schema = z.object({
   DATABASE_URL: url(['postgres:', 'postgresql:']).optional(),
   DATA_DIR: z.string().min(1).default('./.followups-data'),
   DATABASE_POOL_SIZE: int(1, 200).default(10),
+  // none | transaction | session; unset: detected from DATABASE_URL (port 6543 or ?pgbouncer=true → transaction).
+  DATABASE_POOLER: z.enum(POOLERS as [Pooler, ...Pooler[]]).optional(),
+  DATABASE_STATEMENT_TIMEOUT_MS: int(0, 3_600_000).default(30_000),
+  DATABASE_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5_000),
   MIGRATE_ON_START: flag.default(true),
 
   REDIS_URL: url(['redis:', 'rediss:']).optional(),
@@ -112,7 +117,18 @@ export type Config = {
   host: string;
   logLevel: string;
   logPretty: boolean;
-  database: { url?: string; dataDir: string; poolSize: number; migrateOnStart: boolean };
+  database: {
+    url?: string;
+    dataDir: string;
+    poolSize: number;
+    migrateOnStart: boolean;
+    /** The pooler between us and PostgreSQL (DATABASE_POOLER, or detected from the URL). */
+    pooler: Pooler;
+    /** Every statement's timeout (0 = none); migrations have none. */
+    statementTimeoutMs: number;
+    /** Connecting, or waiting for a free pool connection. */
+    connectTimeoutMs: number;
+  };
   redis: { url?: string; queueName: string; prefix: string; commandTimeoutMs: number; jobSize: number };
   evolution?: { url: string; apiKey: string; instance: string };
   apiToken: string;
@@ -248,7 +264,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     host: hostFor(e),
     logLevel: e.LOG_LEVEL,
     logPretty: e.LOG_PRETTY ?? false,
-    database: { url: e.DATABASE_URL, dataDir: e.DATA_DIR, poolSize: e.DATABASE_POOL_SIZE, migrateOnStart: e.MIGRATE_ON_START },
+    database: {
+      url: e.DATABASE_URL,
+      dataDir: e.DATA_DIR,
+      poolSize: e.DATABASE_POOL_SIZE,
+      migrateOnStart: e.MIGRATE_ON_START,
+      pooler: e.DATABASE_URL ? detectPooler(e.DATABASE_URL, e.DATABASE_POOLER) : 'none',
+      statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
+      connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
+    },
     redis: { url: e.REDIS_URL, queueName: e.QUEUE_NAME, prefix: e.QUEUE_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS, jobSize: e.QUEUE_JOB_SIZE },
     evolution: e.EVOLUTION_API_URL
       ? { url: e.EVOLUTION_API_URL.replace(/\/+$/, ''), apiKey: e.EVOLUTION_API_KEY!, instance: e.EVOLUTION_INSTANCE_NAME! }

@@ -20,6 +20,7 @@ import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
 import { makeMetrics, type Metrics } from './metrics.js';
 import { makeQueueLink, type QueueLink } from './queue/queue-link.js';
+import { makeRoleHealth, type RoleHealth } from './role-health.js';
 import { makeRespectfulPolicy } from './policy/respectful-policy.js';
 import { makeSendLimits, type SendLimits } from './policy/send-limits.js';
 import type { SendPolicy } from './worker/send-policy.js';
@@ -41,6 +42,8 @@ export interface Context {
   /** Null in direct mode (no REDIS_URL). */
   queue: QueueLink | null;
   metrics: Metrics;
+  /** Each turn of this process's relay and worker, for /health/ready. */
+  roleHealth: RoleHealth;
   close(): Promise<void>;
 }
 
@@ -70,7 +73,14 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const db =
     overrides.db ??
     (config.database.url
-      ? makePgDb({ url: config.database.url, poolSize: config.database.poolSize, log })
+      ? makePgDb({
+          url: config.database.url,
+          poolSize: config.database.poolSize,
+          log,
+          pooler: config.database.pooler,
+          statementTimeoutMs: config.database.statementTimeoutMs,
+          connectTimeoutMs: config.database.connectTimeoutMs,
+        })
       : await makePgliteDb({ dataDir: config.database.dataDir }));
   const ownsDb = !overrides.db;
   try {
@@ -142,6 +152,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
       }),
     queue,
     metrics: overrides.metrics ?? makeMetrics(),
+    roleHealth: makeRoleHealth(),
     async close() {
       if (ownsQueue && queue) await queue.close();
       await limits?.close();

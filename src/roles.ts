@@ -69,6 +69,7 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
       executor: executorDeps(ctx, 'worker'),
       log,
       lockDurationMs: ctx.config.worker.lockMs,
+      roleHealth: ctx.roleHealth,
     });
     stops.push(() => running.worker!.stop(ctx.config.shutdownTimeoutMs));
     log.info({ concurrency: ctx.config.worker.concurrency, queue: ctx.config.redis.queueName }, 'worker started');
@@ -84,6 +85,7 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
       queue: ctx.queue,
       transport: ctx.transport,
       metrics: ctx.metrics,
+      roleHealth: ctx.roleHealth,
       execute: (id) => executeFollowup(deps, id),
       settings: {
         batchSize: ctx.config.relay.batchSize,

@@ -44,6 +44,7 @@ describe('migrations', () => {
   test('a failing migration rolls back whole and is not recorded', async () => {
     const db = await makePgliteDb({ dataDir: 'memory://' });
     try {
+      await migrate(db);
       const bad = [...readMigrations(), { version: 999, name: '999_broken', sql: 'CREATE TABLE half_done (id int); SELECT * FROM no_such_table;' }];
       await assert.rejects(() => migrate(db, undefined, bad), /999_broken/);
       const { rows } = await db.query<{ t: string | null }>("SELECT to_regclass('half_done')::text AS t");

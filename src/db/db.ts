@@ -9,7 +9,12 @@ export interface QueryResult<T> {
   rowCount: number;
 }
 
-/** A statement with a stable name is prepared once per connection (pg); PGlite ignores the name. */
+/**
+ * A statement with a stable name is prepared once per connection (pg) — unless the
+ * connection goes through a transaction pooler, where the name is left out (a prepared
+ * statement lives on one server connection, and the next statement may run on another).
+ * PGlite ignores the name.
+ */
 export interface Statement {
   name?: string;
   text: string;
@@ -18,13 +23,15 @@ export interface Statement {
    * database server may lose the last fraction of a second of such commits. Only for writes
    * whose loss the system recovers from by itself (a claim the relay makes again, a completion
    * the sweeper reconciles with the provider); never for the claim that fences a send.
-   * Outside a transaction only; PGlite ignores it.
+   * Applied with `SET LOCAL` in the statement's own transaction (never as a session or
+   * startup setting, which poolers reject or lose). Outside a transaction only; PGlite ignores it.
    */
   relaxedDurability?: boolean;
   /**
    * Always run with the generic plan (`plan_cache_mode = force_generic_plan`): for the
    * small, fixed-shape statements of the send path, planning each execution anew costs more
-   * than running it. Outside a transaction only; PGlite ignores it.
+   * than running it. Only meaningful for a named (prepared) statement, so ignored through a
+   * transaction pooler. Outside a transaction only; PGlite ignores it.
    */
   genericPlan?: boolean;
 }
@@ -33,11 +40,27 @@ export interface Queryable {
   query<T = Record<string, unknown>>(statement: string | Statement, values?: unknown[]): Promise<QueryResult<T>>;
 }
 
+/** A transaction's connection: statements, and `exec` for a script of several (a migration file). */
+export interface Transaction extends Queryable {
+  exec(sql: string): Promise<void>;
+}
+
+export interface TransactionOptions {
+  /**
+   * Server-side `statement_timeout` for this transaction (`SET LOCAL`), in ms; 0 = none.
+   * Default: the adapter's statement timeout (DATABASE_STATEMENT_TIMEOUT_MS).
+   */
+  statementTimeoutMs?: number;
+}
+
 export interface Db extends Queryable {
   readonly kind: 'pg' | 'pglite';
   /** Runs `fn` in one transaction on one connection; rolls back if it throws. */
-  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
-  /** Runs `fn` on one dedicated connection (session-level advisory locks need that). */
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  /**
+   * Runs `fn` on one dedicated connection. Session state does not survive a transaction
+   * pooler: nothing in the system relies on this any more (migrations use a transaction).
+   */
   withSession<T>(fn: (session: Queryable & { exec(sql: string): Promise<void> }) => Promise<T>): Promise<T>;
   /** LISTEN on a channel; returns a function that stops listening. Reconnects on its own (pg). */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
@@ -55,9 +78,21 @@ export function isConnectionError(error: unknown): boolean {
   if (!e) return false;
   if (e.code && /^(08|57P0[123]|53300)/.test(e.code)) return true;
   if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(e.code)) return true;
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection/i.test(
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection|Query read timeout/i.test(
     e.message ?? '',
   );
+}
+
+/**
+ * True for a refused login: wrong password or user (28P01, 28000), or a pooler saying so
+ * (PgBouncer answers 08P01 "password authentication failed" / "no such user"). Retrying
+ * does not help: the configuration must change.
+ */
+export function isAuthError(error: unknown): boolean {
+  const e = error as { code?: string; message?: string } | undefined;
+  if (!e?.code) return false;
+  if (e.code === '28P01' || e.code === '28000') return true;
+  return e.code === '08P01' && /auth|password|no such user|not allowed|SASL/i.test(e.message ?? '');
 }
 
 export const UNIQUE_VIOLATION = '23505';

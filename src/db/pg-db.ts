@@ -1,6 +1,22 @@
+/**
+ * The PostgreSQL adapter, safe through a connection pooler (PgBouncer, Supavisor):
+ *
+ * - One bounded pool per process (`poolSize`), plus the relay's LISTEN connection:
+ *   that is every connection a process opens. Idle ones are closed after a few seconds.
+ * - No startup `options` (poolers refuse them: "unsupported startup parameter") and no
+ *   session state: relaxed durability and generic plans are `SET LOCAL` in the statement's
+ *   own transaction.
+ * - Through a transaction pooler, statements are sent without a name (no prepared
+ *   statements: the next execution may land on another server connection).
+ * - Timeouts: connecting (and waiting for a pool connection), and every statement —
+ *   server-side `SET LOCAL statement_timeout` in transactions, and a client-side timer
+ *   (`query_timeout`) everywhere, which also covers a pooler that never answers. A
+ *   connection whose statement timed out on the client is discarded, never reused.
+ */
 import pg from 'pg';
 import type { Logger } from '../log.js';
-import { type Db, type Queryable, type Statement } from './db.js';
+import { type Db, type Queryable, type Statement, type Transaction } from './db.js';
+import { type Pooler, stripPoolerParams } from './pooler.js';
 
 // int8 (counts, bigserial ids) as numbers: none of ours come near 2^53.
 const types = {
@@ -10,65 +26,55 @@ const types = {
   },
 };
 
-function toConfig(statement: string | Statement, values?: unknown[]): pg.QueryConfig {
-  if (typeof statement === 'string') return { text: statement, values };
-  return { name: statement.name, text: statement.text, values };
+/** Inside a transaction the server's statement_timeout fires first; the client's timer is the backstop. */
+const CLIENT_TIMEOUT_GRACE_MS = 2_000;
+
+export interface PgDbOptions {
+  url: string;
+  poolSize: number;
+  log: Logger;
+  applicationName?: string;
+  /** `transaction`: no named prepared statements. Default `none`. */
+  pooler?: Pooler;
+  /** Every statement's timeout, in ms (0 = none, the default; the roles pass DATABASE_STATEMENT_TIMEOUT_MS). */
+  statementTimeoutMs?: number;
+  /** Connecting, or waiting for a free pool connection, in ms. Default 5 s. */
+  connectTimeoutMs?: number;
+  /** An idle pool connection is closed after this, in ms. Default 10 s. */
+  idleTimeoutMs?: number;
 }
 
-function wrap(client: pg.PoolClient | pg.Pool): Queryable {
-  return {
-    async query<T>(statement: string | Statement, values?: unknown[]) {
-      const result = await client.query(toConfig(statement, values));
-      return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
-    },
-  };
-}
+export function makePgDb(options: PgDbOptions): Db {
+  const url = stripPoolerParams(options.url);
+  const prepared = (options.pooler ?? 'none') !== 'transaction';
+  const statementTimeoutMs = options.statementTimeoutMs ?? 0;
+  const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
 
-export function makePgDb(options: { url: string; poolSize: number; log: Logger; applicationName?: string }): Db {
-  const makePool = (max: number, settings?: string) => {
-    const p = new pg.Pool({
-      connectionString: options.url,
-      max,
-      types,
-      connectionTimeoutMillis: 5_000,
-      idleTimeoutMillis: 30_000,
-      application_name: options.applicationName ?? 'nautico-followups',
-      ...(settings ? { options: settings } : {}),
-    });
-    // An idle client that loses its connection must not crash the process; the pool replaces it.
-    p.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
-    return p;
+  const toConfig = (statement: string | Statement, values: unknown[] | undefined, timeoutMs: number): pg.QueryConfig => {
+    const text = typeof statement === 'string' ? statement : statement.text;
+    const name = typeof statement === 'string' || !prepared ? undefined : statement.name;
+    // pg reads `query_timeout` from the query config (not in its typings); 0 leaves it off.
+    return { text, values, ...(name ? { name } : {}), ...(timeoutMs > 0 ? { query_timeout: timeoutMs } : {}) } as pg.QueryConfig;
   };
-  const pool = makePool(options.poolSize);
-  /**
-   * Statements that ask for relaxed durability or generic plans run on a few connections of
-   * their own with those session settings (made on first use): PostgreSQL has no per-statement
-   * switch for either outside a transaction.
-   */
-  const special = new Map<number, { pool: pg.Pool; query: Queryable['query'] }>();
-  const routed = (statement: Statement) => {
-    const key = (statement.relaxedDurability ? 1 : 0) | (statement.genericPlan ? 2 : 0);
-    if (key === 0) return undefined;
-    let entry = special.get(key);
-    if (!entry) {
-      const settings = [
-        statement.relaxedDurability ? '-c synchronous_commit=off' : '',
-        statement.genericPlan ? '-c plan_cache_mode=force_generic_plan' : '',
-      ].filter(Boolean).join(' ');
-      const p = makePool(Math.max(1, Math.ceil(options.poolSize / 2)), settings);
-      entry = { pool: p, query: wrap(p).query };
-      special.set(key, entry);
-    }
-    return entry.query;
-  };
-  const direct = wrap(pool).query;
+
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolSize,
+    types,
+    connectionTimeoutMillis: connectTimeoutMs,
+    idleTimeoutMillis: options.idleTimeoutMs ?? 10_000,
+    application_name: options.applicationName ?? 'nautico-followups',
+  });
+  // An idle client that loses its connection must not crash the process; the pool replaces it.
+  pool.on('error', (error) => options.log.warn({ err: error }, 'idle database connection failed'));
   const listeners = new Set<{ stop(): Promise<void> }>();
 
   /**
    * A checked-out client has no pool 'error' listener: if the server drops the
    * connection between two statements (a PostgreSQL restart), the 'error' event
    * would crash the process. Listen while it is ours, and destroy it on release
-   * if it broke, so the pool never hands it out again.
+   * if it broke (or a statement timed out on the client, leaving it mid-query),
+   * so the pool never hands it out again.
    */
   async function checkOut() {
     const client = await pool.connect();
@@ -81,6 +87,9 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
     return {
       client,
       broken: () => failure !== undefined,
+      fail(error: Error) {
+        failure ??= error;
+      },
       done() {
         client.off('error', onError);
         client.release(failure);
@@ -88,33 +97,66 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
     };
   }
 
+  function run(client: pg.PoolClient | pg.Pool, timeoutMs: number): Queryable['query'] {
+    return async <T>(statement: string | Statement, values?: unknown[]) => {
+      const result = await client.query(toConfig(statement, values, timeoutMs));
+      return { rows: result.rows as T[], rowCount: result.rowCount ?? 0 };
+    };
+  }
+
+  async function transaction<T>(fn: (tx: Transaction) => Promise<T>, opts: { statementTimeoutMs?: number; settings?: string } = {}): Promise<T> {
+    const timeoutMs = opts.statementTimeoutMs ?? statementTimeoutMs;
+    const clientTimeoutMs = timeoutMs > 0 ? timeoutMs + CLIENT_TIMEOUT_GRACE_MS : 0;
+    const { client, broken, fail, done } = await checkOut();
+    try {
+      // One round trip: BEGIN and the transaction's settings as one simple-protocol script.
+      await client.query(
+        toConfig(`BEGIN; SET LOCAL statement_timeout = ${Math.floor(timeoutMs)}${opts.settings ?? ''}`, undefined, clientTimeoutMs),
+      );
+      const query = run(client, clientTimeoutMs);
+      const result = await fn({
+        query,
+        async exec(sql: string) {
+          await client.query(toConfig(sql, undefined, clientTimeoutMs));
+        },
+      });
+      await client.query(toConfig('COMMIT', undefined, clientTimeoutMs));
+      return result;
+    } catch (error) {
+      if (/Query read timeout/.test((error as Error).message)) fail(error as Error);
+      if (!broken()) await client.query(toConfig('ROLLBACK', undefined, 5_000)).catch((e: Error) => fail(e));
+      throw error;
+    } finally {
+      done();
+    }
+  }
+
+  const direct = run(pool, statementTimeoutMs);
+
   const db: Db = {
     kind: 'pg',
     query(statement, values) {
-      const run = typeof statement === 'string' ? undefined : routed(statement);
-      return run ? run(statement, values) : direct(statement, values);
+      if (typeof statement === 'string') return direct(statement, values);
+      // Relaxed durability pays for its own transaction (two more round trips, against a WAL
+      // flush of several ms). A generic plan alone does not: it rides along only when the
+      // statement has its transaction anyway (measured: see the README's Supabase section).
+      if (!statement.relaxedDurability) return direct(statement, values);
+      const settings =
+        '; SET LOCAL synchronous_commit = off' +
+        (statement.genericPlan && prepared && statement.name ? '; SET LOCAL plan_cache_mode = force_generic_plan' : '');
+      return transaction((tx) => tx.query(statement, values), { settings });
     },
-    async transaction(fn) {
-      const { client, broken, done } = await checkOut();
-      try {
-        await client.query('BEGIN');
-        const result = await fn(wrap(client));
-        await client.query('COMMIT');
-        return result;
-      } catch (error) {
-        if (!broken()) await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        done();
-      }
+    transaction(fn, opts) {
+      return transaction(fn, { statementTimeoutMs: opts?.statementTimeoutMs });
     },
     async withSession(fn) {
       const { client, done } = await checkOut();
       try {
+        const query = run(client, statementTimeoutMs);
         return await fn({
-          ...wrap(client),
+          query,
           async exec(sql: string) {
-            await client.query(sql);
+            await client.query(toConfig(sql, undefined, statementTimeoutMs));
           },
         });
       } finally {
@@ -124,13 +166,19 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
     async listen(channel, onNotify) {
       // A dedicated connection outside the pool, re-established after a failure
       // (e.g. a PostgreSQL restart). Notifications missed meanwhile are covered
-      // by the relay's capped sleep.
+      // by the relay's capped sleep. Through a transaction pooler LISTEN "works" but
+      // nothing ever arrives: the relay's NOTIFY probe (notify-probe.ts) notices.
       let client: pg.Client | undefined;
       let stopped = false;
       let retry: NodeJS.Timeout | undefined;
       const connect = async () => {
         if (stopped) return;
-        const c = new pg.Client({ connectionString: options.url, types, connectionTimeoutMillis: 5_000 });
+        const c = new pg.Client({
+          connectionString: url,
+          types,
+          connectionTimeoutMillis: connectTimeoutMs,
+          application_name: options.applicationName ?? 'nautico-followups',
+        });
         c.on('notification', (message) => {
           if (message.channel === channel) onNotify(message.payload ?? '');
         });
@@ -142,7 +190,7 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
         });
         try {
           await c.connect();
-          await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+          await c.query(toConfig(`LISTEN ${pg.escapeIdentifier(channel)}`, undefined, statementTimeoutMs));
           if (stopped) {
             await c.end().catch(() => undefined);
             return;
@@ -177,7 +225,7 @@ export function makePgDb(options: { url: string; poolSize: number; log: Logger; 
     },
     async close() {
       await Promise.all([...listeners].map((l) => l.stop()));
-      await Promise.all([pool.end(), ...[...special.values()].map((s) => s.pool.end())]);
+      await pool.end();
     },
   };
   return db;

@@ -24,8 +24,16 @@ export async function makePgliteDb(options: { dataDir: string }): Promise<Db> {
   return {
     kind: 'pglite',
     query: base.query,
+    // One connection, no timeouts to set: the options are for the pg adapter.
     transaction(fn) {
-      return pglite.transaction((tx) => fn(wrap(tx)));
+      return pglite.transaction((tx) =>
+        fn({
+          ...wrap(tx),
+          async exec(sql: string) {
+            await tx.exec(sql);
+          },
+        }),
+      );
     },
     async withSession(fn) {
       return fn({

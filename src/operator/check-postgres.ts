@@ -31,10 +31,10 @@ export async function checkPostgres(ctx: { db: Db; config: Config }, clock: () =
   checks.push(await checkMigrations(ctx.db));
 
   if (ctx.config.database.url) {
-    const pooler = detectPooler(ctx.config.database.url);
+    const pooler = detectPooler(ctx.config.database.url, ctx.config.database.pooler);
     checks.push(
       pooler === 'transaction'
-        ? warn('postgres.pooler', 'transaction-mode pooler detected: LISTEN/NOTIFY does not pass through it', 'use the direct (session) connection string for the relay, or accept up to RELAY_MAX_SLEEP_MS of extra delay')
+        ? warn('postgres.pooler', 'transaction-mode pooler detected: LISTEN/NOTIFY does not pass through it', 'the relay polls every 200 ms instead of waiting for NOTIFY (up to 200 ms of extra delay and 5 queries a second); give the relay the session (5432) or direct connection string to avoid it')
         : ok('postgres.pooler', pooler === 'none' ? 'no pooler detected (direct connection)' : `${pooler}-mode pooler`),
     );
   } else {
@@ -45,7 +45,7 @@ export async function checkPostgres(ctx: { db: Db; config: Config }, clock: () =
   checks.push(
     notified
       ? ok('postgres.notify', 'a NOTIFY reached a LISTEN connection')
-      : warn('postgres.notify', `no NOTIFY arrived within ${NOTIFY_TIMEOUT_MS} ms`, 'connect to PostgreSQL directly or through a session-mode pooler; without NOTIFY the relay still finds due follow-ups, up to RELAY_MAX_SLEEP_MS late'),
+      : warn('postgres.notify', `no NOTIFY arrived within ${NOTIFY_TIMEOUT_MS} ms`, 'connect to PostgreSQL directly or through a session-mode pooler; without NOTIFY the relay polls every 200 ms instead'),
   );
 
   checks.push(await checkClock(ctx.db, clock));

@@ -11,16 +11,24 @@
  * relay runs claimed follow-ups itself through the same executor, with bounded
  * concurrency, and probes Redis to go back to publishing when it returns.
  *
+ * NOTIFY is checked, not trusted: at start and every few minutes the relay notifies
+ * itself on its own LISTEN connection. While that does not come back (a transaction
+ * pooler carries LISTEN but never delivers; a LISTEN connection that broke silently),
+ * the relay polls every `pollMs` (200 ms) instead of sleeping until woken; it says so
+ * once, and once more when NOTIFY arrives again.
+ *
  * The sweeper, every few seconds, recovers in-flight rows past their lease:
  * `queued` ones are published again (the job id makes that a no-op when the job
  * still exists), `sending` ones are reconciled with the provider.
  */
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
+import { makeNotifyProbe } from '../db/notify-probe.js';
 import { claimDueFollowups, RECENT_DUE_MS, extendLeases, findExpiredLeases, markQueued, deferFollowup, markExecuted, noteReconcileFailure, markFailed, releaseClaims } from '../followups/transitions.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { QueueLink } from '../queue/queue-link.js';
+import type { RoleHealth } from '../role-health.js';
 import { MAX_RECONCILE_ATTEMPTS, type Outcome } from '../worker/execute-followup.js';
 import type { Transport } from '../whatsapp/transport.js';
 
@@ -31,6 +39,8 @@ export interface RelayDeps {
   queue: QueueLink | null;
   transport: Transport;
   metrics?: Metrics;
+  /** Told of each turn's success or failure (for /health/ready). */
+  roleHealth?: RoleHealth;
   /** Runs one follow-up in direct mode. */
   execute: (followupId: string) => Promise<Outcome>;
   settings: {
@@ -50,6 +60,12 @@ export interface RelayDeps {
      * Redis memory in front of them.
      */
     maxWaitingFollowups?: number;
+    /** How often NOTIFY is probed (default 5 minutes). */
+    notifyProbeIntervalMs?: number;
+    /** How long a probe waits for its notification (default 2 s). */
+    notifyProbeTimeoutMs?: number;
+    /** The longest sleep while NOTIFY is not known to arrive (default 200 ms). */
+    pollMs?: number;
   };
 }
 
@@ -57,6 +73,8 @@ export interface Relay {
   /** 'queue' while publishing to Redis, 'direct' while running follow-ups itself. */
   readonly mode: 'queue' | 'direct';
   readonly inFlight: number;
+  /** Whether the last NOTIFY probe came back: false while polling instead (and until the first probe answers). */
+  readonly notifyArrives: boolean;
   /** Wake the loop now (tests with a fake clock; new work). */
   wake(): void;
   /** One sweep now; resolves when done (tests). */
@@ -67,6 +85,8 @@ export interface Relay {
 
 /** How often a relay held back by a full queue looks again. */
 const BACKPRESSURE_POLL_MS = 20;
+
+const NOTIFY_CHANNEL = 'followups_pending';
 
 /** The rows of a batch that came due just now (the claim takes them first). */
 function recentAmong(claimed: Array<{ id: string; due_at: Date }>, now: Date): ReadonlySet<string> | undefined {
@@ -99,6 +119,16 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
   let nextSweepAt = 0;
   let probeTimer: NodeJS.Timeout | undefined;
   metrics?.relayMode.set(mode === 'direct' && queue ? 1 : 0);
+  const pollMs = Math.min(s.pollMs ?? 200, s.maxSleepMs);
+  const notifyProbeIntervalMs = s.notifyProbeIntervalMs ?? 5 * 60_000;
+  const notifyProbeTimeoutMs = s.notifyProbeTimeoutMs ?? 2_000;
+  // Polling until the first probe says NOTIFY arrives: never a long sleep on an unproven LISTEN.
+  let notifyArrives = false;
+  let notifyProbed = false;
+  let notifyTimer: NodeJS.Timeout | undefined;
+  const notifyProbe = makeNotifyProbe(db, NOTIFY_CHANNEL);
+  /** The longest the loop sleeps without being woken. */
+  const sleepCap = () => (notifyArrives ? s.maxSleepMs : pollMs);
 
   const wake = () => {
     if (wakeUp) wakeUp();
@@ -106,7 +136,8 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
   };
 
   const unlisten = await db
-    .listen('followups_pending', (payload) => {
+    .listen(NOTIFY_CHANNEL, (payload) => {
+      if (notifyProbe.received(payload)) return;
       // Only an earlier due time than the one we sleep until is worth waking for.
       const dueMs = Number(payload);
       if (!Number.isFinite(dueMs)) return;
@@ -125,6 +156,33 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
       log.warn({ err: error }, 'LISTEN failed; relying on the capped sleep');
       return async () => undefined;
     });
+
+  async function checkNotify() {
+    notifyTimer = undefined;
+    if (stopping) return;
+    try {
+      const arrives = await notifyProbe.probe(notifyProbeTimeoutMs);
+      if (stopping) return;
+      if (!arrives && (notifyArrives || !notifyProbed)) {
+        log.warn(
+          { pollMs, probeTimeoutMs: notifyProbeTimeoutMs },
+          'NOTIFY does not arrive (a transaction pooler, or a broken LISTEN connection); polling for due follow-ups instead',
+        );
+      } else if (arrives && !notifyArrives && notifyProbed) {
+        log.info('NOTIFY arrives again; sleeping until woken');
+      }
+      notifyArrives = arrives;
+      notifyProbed = true;
+    } catch (error) {
+      // The database is unreachable: the turns fail and say so; keep the current mode.
+      log.debug({ err: error }, 'NOTIFY probe failed');
+    }
+    if (!stopping) {
+      notifyTimer = setTimeout(() => void checkNotify(), notifyProbeIntervalMs);
+      notifyTimer.unref();
+    }
+  }
+  void checkNotify();
 
   function sleepUntil(at: number): Promise<void> {
     if (wakePending) {
@@ -300,7 +358,7 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
         }
         const room = mode === 'direct' ? s.directConcurrency - inFlight : s.batchSize;
         if (room <= 0) {
-          await sleepUntil(clock.now().getTime() + s.maxSleepMs);
+          await sleepUntil(clock.now().getTime() + sleepCap());
           continue;
         }
         // Working through a backlog: more of it is claimed only once the workers have room for it;
@@ -316,20 +374,22 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
         const now = clock.now();
         const { claimed, nextDueAt } = await claimDueFollowups(db, { now, limit, claimMs, includeOverdue });
         if (claimed.length > 0) await dispatch(claimed.map((c) => c.id), draining ? recentAmong(claimed, now) : undefined);
+        deps.roleHealth?.succeeded('relay');
         if (!includeOverdue) {
           // Workers slow or gone: look again soon, less often the longer it lasts (at most every maxSleepMs)
           // — but never past the next follow-up coming due, which must not wait behind the backlog.
           heldBack++;
-          const backoff = clock.now().getTime() + Math.min(s.maxSleepMs, BACKPRESSURE_POLL_MS * 2 ** Math.min(6, heldBack - 1));
+          const backoff = clock.now().getTime() + Math.min(sleepCap(), BACKPRESSURE_POLL_MS * 2 ** Math.min(6, heldBack - 1));
           await sleepUntil(nextDueAt ? Math.min(nextDueAt.getTime(), backoff) : backoff);
           continue;
         }
         heldBack = 0;
         draining = claimed.length === limit;
         if (draining) continue; // more may be due right now
-        const cap = clock.now().getTime() + s.maxSleepMs;
+        const cap = clock.now().getTime() + sleepCap();
         await sleepUntil(nextDueAt ? Math.min(nextDueAt.getTime(), cap) : cap);
       } catch (error) {
+        deps.roleHealth?.failed('relay', error);
         log.error({ err: error }, 'relay turn failed; retrying');
         await sleepUntil(clock.now().getTime() + Math.min(1_000, s.maxSleepMs));
       }
@@ -345,11 +405,15 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
     get inFlight() {
       return inFlight;
     },
+    get notifyArrives() {
+      return notifyArrives;
+    },
     wake,
     sweep,
     async stop(timeoutMs = 10_000) {
       stopping = true;
       if (probeTimer) clearTimeout(probeTimer);
+      if (notifyTimer) clearTimeout(notifyTimer);
       wake();
       await looping;
       // Direct runs in flight finish (or are recovered later by the sweeper from their lease).

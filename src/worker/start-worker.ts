@@ -15,6 +15,7 @@
 import { Worker } from 'bullmq';
 import PQueue from 'p-queue';
 import type { Logger } from '../log.js';
+import type { RoleHealth } from '../role-health.js';
 import { DEFAULT_JOB_SIZE, followupIdsOf, type JobData, makeRedisConnection, type QueueSettings } from '../queue/queue-link.js';
 import { makeBatchedTransitions } from './batch-transitions.js';
 import { type ExecutorDeps, executeFollowup } from './execute-followup.js';
@@ -34,6 +35,8 @@ export function startQueueWorker(options: {
   lockDurationMs?: number;
   /** Coalesce the claims and completions of concurrent jobs into one statement each (default true). */
   batchTransitions?: boolean;
+  /** Told of each job's success or failure (for /health/ready). */
+  roleHealth?: RoleHealth;
 }): QueueWorker {
   const batched = options.batchTransitions === false || options.executor.transitions ? undefined : makeBatchedTransitions(options.executor.db);
   const executor: ExecutorDeps = batched ? { ...options.executor, transitions: batched } : options.executor;
@@ -87,9 +90,12 @@ export function startQueueWorker(options: {
     },
   );
   worker.on('error', (error) => options.log.warn({ err: { message: error.message } }, 'queue worker error'));
-  worker.on('failed', (job, error) =>
-    options.log.warn({ jobId: job?.id, err: error }, 'job failed; BullMQ retries it, the sweeper covers the rest'),
-  );
+  worker.on('failed', (job, error) => {
+    // An AggregateError of the job's follow-ups: the first one says why.
+    options.roleHealth?.failed('worker', error instanceof AggregateError ? (error.errors[0] ?? error) : error);
+    options.log.warn({ jobId: job?.id, err: error }, 'job failed; BullMQ retries it, the sweeper covers the rest');
+  });
+  worker.on('completed', () => options.roleHealth?.succeeded('worker'));
   return {
     worker,
     async stop(timeoutMs = 10_000) {

@@ -72,17 +72,20 @@ export const healthRoutes: RouteModule = {
     app.get('/health/ready', async (request, reply) => {
       const [database, queue] = await Promise.all([checkDatabase(ctx), checkQueue(ctx)]);
       const sending = await checkSending(ctx, database);
+      // The relay and worker of this process: one that fails turn after turn sends nothing.
+      const roles = ctx.roleHealth.read();
+      const rolesFailing = Object.values(roles).some((r) => r.status === 'failing');
       const status =
         database.status === 'down'
           ? 'down'
-          : queue.status === 'down' || sending.status !== 'active'
+          : queue.status === 'down' || sending.status !== 'active' || rolesFailing
             ? 'degraded'
             : 'ok';
       const details = mayReadDetails(request.headers.authorization);
       return reply
         .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
-        .send(details ? { status, checks: { database, queue, sending, transport: { name: ctx.transport.name } } } : { status });
+        .send(details ? { status, checks: { database, queue, sending, transport: { name: ctx.transport.name }, roles } } : { status });
     });
   },
   openapi: {
@@ -129,6 +132,20 @@ export const healthRoutes: RouteModule = {
                 },
               },
               transport: { type: 'object', properties: { name: { type: 'string' } } },
+              roles: {
+                type: 'object',
+                description: "This process's relay and worker: `failing` after 3 turns in a row failed (makes the status degraded)",
+                additionalProperties: {
+                  type: 'object',
+                  properties: {
+                    status: { enum: ['ok', 'failing'] },
+                    failures: { type: 'number' },
+                    since: { type: 'string', format: 'date-time' },
+                    reason: { enum: ['database_auth', 'database_unreachable', 'timeout', 'error'] },
+                    code: { type: 'string' },
+                  },
+                },
+              },
             },
           },
         },
