@@ -21,6 +21,7 @@ import { makeMetrics, type Metrics } from './metrics.js';
 import { makeQueueLink, type QueueLink } from './queue/queue-link.js';
 import { makeRespectfulPolicy } from './policy/respectful-policy.js';
 import { makeSendLimits, type SendLimits } from './policy/send-limits.js';
+import { makeWebhookSilence, type WebhookSilence } from './webhooks/webhook-silence.js';
 import type { SendPolicy } from './worker/send-policy.js';
 import { makeDryRunTransport } from './whatsapp/dry-run-transport.js';
 import { makeEvolutionTransport } from './whatsapp/evolution-client.js';
@@ -40,6 +41,8 @@ export interface Context {
   /** Null in direct mode (no REDIS_URL). */
   queue: QueueLink | null;
   metrics: Metrics;
+  /** Whether Evolution's webhooks still arrive, per number; null with the dry-run transport (nothing to hear). */
+  webhookSilence: WebhookSilence | null;
   close(): Promise<void>;
 }
 
@@ -96,6 +99,20 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
         : null;
   const ownsQueue = overrides.queue === undefined;
   const limits = overrides.policy ? null : makeLimits(config, log, clock);
+  const metrics = overrides.metrics ?? makeMetrics();
+  const webhookSilence = config.evolution
+    ? makeWebhookSilence({
+        db,
+        clock,
+        log: log.child({ component: 'webhook-silence' }),
+        // Keyed per WhatsApp number: one instance today, several later (EVOLUTION_INSTANCES).
+        instance: config.evolution.instance,
+        echoTimeoutMs: config.webhookSilence.echoTimeoutMs,
+        silenceMs: config.webhookSilence.silenceMs,
+        onState: (instance, silent) => metrics.webhooksSilent.set({ instance }, silent ? 1 : 0),
+      })
+    : null;
+  if (webhookSilence) metrics.collectors.webhooksSilent = async () => void (await webhookSilence.state());
   return {
     config,
     log,
@@ -135,8 +152,10 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
         campaignSending: (name) => campaigns.get(name)?.sending,
       }),
     queue,
-    metrics: overrides.metrics ?? makeMetrics(),
+    metrics,
+    webhookSilence,
     async close() {
+      await webhookSilence?.close().catch(() => undefined);
       if (ownsQueue && queue) await queue.close();
       await limits?.close();
       await transport.close?.();

@@ -138,6 +138,8 @@ export type ClaimedFollowup = FollowupRow & {
   lead_time_zone: string | null;
   lead_metadata: Record<string, unknown>;
   lead_number_checked_at: Date | null;
+  /** The fan's @lid, when a webhook showed one (the pre-send check asks under it too). */
+  lead_whatsapp_lid: string | null;
 };
 
 /**
@@ -206,7 +208,7 @@ WITH input AS (
   SELECT id, claimed_at, from_status, status, COALESCE(stop_reason, 'claimed') FROM moved
 )
 SELECT m.*, l.phone, l.name AS lead_name, l.time_zone AS lead_time_zone, l.metadata AS lead_metadata,
-       l.number_checked_at AS lead_number_checked_at
+       l.number_checked_at AS lead_number_checked_at, l.whatsapp_lid AS lead_whatsapp_lid
   FROM moved m JOIN leads l ON l.id = m.lead_id`,
 };
 
