@@ -104,8 +104,10 @@ WITH old AS (
   VALUES ($1::text, $2::timestamptz, COALESCE($3::timestamptz, $2::timestamptz), $2::timestamptz)
   ON CONFLICT (instance) DO UPDATE
      SET last_webhook_at = GREATEST(webhook_health.last_webhook_at, EXCLUDED.last_webhook_at),
-         last_echo_at = CASE WHEN $3::timestamptz IS NULL THEN webhook_health.last_echo_at
-                             ELSE GREATEST(webhook_health.last_echo_at, $3::timestamptz) END,
+         -- A silence cleared by any webhook restarts the echo count too, or the same unechoed
+         -- sends would mark it silent again at the next detection.
+         last_echo_at = CASE WHEN $3::timestamptz IS NULL AND webhook_health.silent_since IS NULL THEN webhook_health.last_echo_at
+                             ELSE GREATEST(webhook_health.last_echo_at, COALESCE($3::timestamptz, $2::timestamptz)) END,
          silent_since = NULL, silent_reason = NULL, updated_at = EXCLUDED.updated_at
   RETURNING instance
 ), events AS (

@@ -120,10 +120,11 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     return moved ? 'paused' : 'skipped';
   }
   if (deps.presend?.pauseWhenSilent && deps.presend.silence && (await deps.presend.silence.state()).silent) {
-    // PAUSE_WHEN_WEBHOOKS_SILENT: this number sends nothing until its webhooks flow again.
+    // PAUSE_WHEN_WEBHOOKS_SILENT: this number sends nothing until its webhooks flow again. Handed
+    // back before the claim, as for the gate; a relay-claimed pending row (direct mode) too.
     const moved = await deferFollowup(db, {
       id,
-      from: ['queued'],
+      from: ['queued', 'pending'],
       now: clock.now(),
       dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
       reason: 'sending_paused',
