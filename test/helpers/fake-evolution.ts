@@ -55,6 +55,8 @@ export interface FakeDelivery {
   text: string;
   delay: number;
   at: Date;
+  /** When the sendText request arrived (ms since epoch); `at` may be later (delay, a slow answer). */
+  requestedAt?: number;
 }
 
 export interface FakeRequest {
@@ -261,6 +263,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
   }
 
   async function sendText(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+    const requestedAt = Date.now();
     const errors = validateSendText(body);
     if (errors.length > 0) return reply(res, 400, envelope(400, 'Bad Request', [errors]));
     const number = body.number as string;
@@ -279,7 +282,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     await wait(delay * delayScale);
     if (closed) return;
     const delivery = deliver(number, jid, text, delay);
-    fans.echo(delivery);
+    fans.echo(delivery, requestedAt);
     // Answering is skipped on purpose: the client times out and must reconcile.
     if (fault?.[0] === 'timeout-after-delivery') return;
     reply(res, 201, {
@@ -687,7 +690,8 @@ function makeFans(instance: string) {
       return message;
     },
     /** The echo of a message we sent (Evolution's send.message). */
-    echo(delivery: FakeDelivery) {
+    echo(delivery: FakeDelivery, requestedAt: number) {
+      delivery.requestedAt = requestedAt;
       if (!target) return;
       send(
         'echo',
