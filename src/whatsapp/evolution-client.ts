@@ -192,7 +192,8 @@ export function makeEvolutionTransport(options: EvolutionTransportOptions): Tran
       log.debug({ phone: number, since: since.toISOString() }, 'evolution: looking for replies');
       try {
         const jids = [...spellingsOf(number).map(toJid), ...(lid ? [lid] : [])];
-        for (const remoteJid of new Set(jids)) {
+        // The spellings are asked at once: the check adds one round trip to a send, not three.
+        await Promise.all([...new Set(jids)].map(async (remoteJid) => {
           const where = { key: { remoteJid, fromMe: false } };
           for (let page = 1; page <= FIND_MAX_PAGES; page++) {
             const answer = await call('POST', 'chat/findMessages', page === 1 ? { where } : { where, page }, budgetMs);
@@ -209,7 +210,7 @@ export function makeEvolutionTransport(options: EvolutionTransportOptions): Tran
             const reachedCutoff = stored.records.some((record) => timestampMs(record.messageTimestamp) < cutoffMs);
             if (stored.records.length === 0 || reachedCutoff || page >= stored.pages) break;
           }
-        }
+        }));
       } catch (error) {
         const cause = error instanceof SendError ? error : thrownError(error, 'check', budgetMs);
         // A bad key or unknown instance stays a configuration fault (sending pauses); the rest is transient.
