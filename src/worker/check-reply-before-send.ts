@@ -31,6 +31,7 @@ import type { SendingGate } from '../followups/sending-gate.js';
 import { cancelFollowupRow, type ClaimedFollowup } from '../followups/transitions.js';
 import type { Logger } from '../log.js';
 import { handleFromLead } from '../webhooks/handle-evolution-webhook.js';
+import { isOptOutMessage } from '../webhooks/opt-out-intent.js';
 import { parseEvolutionWebhook, type WebhookMessage } from '../webhooks/parse-evolution-webhook.js';
 import { toJid } from '../whatsapp/phone.js';
 import type { StoredInbound, Transport } from '../whatsapp/transport.js';
@@ -84,27 +85,34 @@ export async function checkReplyBeforeSend(deps: PresendDeps, claimed: Claimed):
     .sort((a, b) => a.at.getTime() - b.at.getTime());
   if (replies.length === 0) return { kind: 'clear', looked: stored.length };
 
-  // Oldest first, as the webhooks would have come; each through the webhook's own path.
+  // Oldest first, as the webhooks would have come; each through the webhook's own path. If
+  // recording fails (a deadlock with the same reply's webhook, the database away), the check
+  // failed: the follow-up is deferred and looked at again, never sent.
   let optedOut = false;
   let recorded = 0;
-  for (const reply of replies) {
-    const message = asWebhookMessage(reply, claimed.phone);
-    if (!message) continue;
-    const outcome = await handleFromLead(
-      {
-        db: deps.db,
-        clock: deps.clock,
-        log: deps.log,
-        gate: deps.gate,
-        transport: deps.transport,
-        optOutConfirmation: deps.optOutConfirmation,
-        typingDelayMs: deps.typingDelayMs,
-      },
-      'presend.check',
-      message,
-    );
-    if (outcome.outcome === 'opted_out') optedOut = true;
-    if (outcome.outcome !== 'duplicate') recorded += 1;
+  try {
+    for (const reply of replies) {
+      const message = asWebhookMessage(reply, claimed.phone);
+      if (!message) continue;
+      const outcome = await handleFromLead(
+        {
+          db: deps.db,
+          clock: deps.clock,
+          log: deps.log,
+          gate: deps.gate,
+          transport: deps.transport,
+          optOutConfirmation: deps.optOutConfirmation,
+          typingDelayMs: deps.typingDelayMs,
+        },
+        'presend.check',
+        message,
+      );
+      // A duplicate (its webhook came first) that said "stop" still names the cancel reason.
+      if (outcome.outcome === 'opted_out' || (outcome.outcome === 'duplicate' && isOptOutMessage(message.text))) optedOut = true;
+      if (outcome.outcome !== 'duplicate') recorded += 1;
+    }
+  } catch (error) {
+    return { kind: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
   }
   const newest = replies[replies.length - 1]!;
   const reason = optedOut ? 'opted_out' : 'lead_replied';
