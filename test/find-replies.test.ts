@@ -46,6 +46,12 @@ describe('findReplies (Evolution findMessages)', () => {
     assert.deepEqual(found.map((f) => [f.providerMessageId, f.at.toISOString()]), [['3A554E20ECABF3D45BB2', '2025-11-26T10:00:00.000Z']]);
   });
 
+  test('a number checked on WhatsApp is asked under the JID WhatsApp gave, not both spellings', async () => {
+    const stub = answering({ status: 200, body: fixture });
+    await transport(stub.fetch).findReplies!({ number: '5581999998888', jid: '558199998888@s.whatsapp.net', since: new Date('2025-11-26T09:00:00Z') });
+    assert.deepEqual(stub.bodies.map((b) => (b.where as { key: { remoteJid: string } }).key.remoteJid), ['558199998888@s.whatsapp.net']);
+  });
+
   test('a message in the anchor\'s own second counts; one before it does not', async () => {
     const stub = answering({ status: 200, body: fixture });
     const sameSecond = await transport(stub.fetch).findReplies!({ number: '5581999998888', since: new Date('2025-11-26T10:00:00.700Z') });

@@ -150,6 +150,7 @@ export function makeWebhookSilence(options: {
   let flushing: Promise<void> | null = null;
   let flushTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  let baselined = false;
 
   const learn = (value: WebhookSilenceState) => {
     cached = { at: Date.now(), value };
@@ -215,7 +216,11 @@ export function makeWebhookSilence(options: {
     flush,
     async detect() {
       const now = clock.now();
-      await db.query(baselineSql, [instance, now]);
+      // Once per process: the row then exists for good (an idle relay makes one query per turn).
+      if (!baselined) {
+        await db.query(baselineSql, [instance, now]);
+        baselined = true;
+      }
       const { rows } = await db.query<{ silent_reason: string; last_webhook_at: Date; last_echo_at: Date; unechoed: number }>(detectSql, [
         instance,
         now,

@@ -182,7 +182,7 @@ export function makeEvolutionTransport(options: EvolutionTransportOptions): Tran
       }
     },
 
-    async findReplies({ number, lid, since, timeoutMs }: FindRepliesInput): Promise<StoredInbound[]> {
+    async findReplies({ number, jid, lid, since, timeoutMs }: FindRepliesInput): Promise<StoredInbound[]> {
       // Whole seconds on WhatsApp's side: a message in the anchor's own second counts (the
       // caller decides what is new), and no clock-skew allowance is taken here on purpose —
       // an older message would stop a follow-up planned after it.
@@ -191,7 +191,9 @@ export function makeEvolutionTransport(options: EvolutionTransportOptions): Tran
       const found = new Map<string, StoredInbound>();
       log.debug({ phone: number, since: since.toISOString() }, 'evolution: looking for replies');
       try {
-        const jids = [...spellingsOf(number).map(toJid), ...(lid ? [lid] : [])];
+        // The JID WhatsApp gave for the number when it was checked, else both spellings (one of them is right).
+        const phoneJids = jid && jid.endsWith('@s.whatsapp.net') ? [jid] : spellingsOf(number).map(toJid);
+        const jids = [...phoneJids, ...(lid ? [lid] : [])];
         // The spellings are asked at once: the check adds one round trip to a send, not three.
         await Promise.all([...new Set(jids)].map(async (remoteJid) => {
           const where = { key: { remoteJid, fromMe: false } };

@@ -35,6 +35,8 @@ export interface NumberCheck {
 export interface FindRepliesInput {
   /** Canonical digits; both spellings (with and without Brazil's 9th digit) are asked. */
   number: string;
+  /** The JID WhatsApp files the number's chat under, when /chat/whatsappNumbers told: asked instead of both spellings. */
+  jid?: string | null;
   /** The fan's `…@lid` privacy JID, when a webhook showed one. */
   lid?: string | null;
   /** Only messages at or after this instant count (WhatsApp's times are whole seconds). */

@@ -61,7 +61,7 @@ export interface PresendDeps {
   typingDelayMs?: (text: string) => number;
 }
 
-type Claimed = Pick<ClaimedFollowup, 'id' | 'lead_id' | 'phone' | 'anchor_at'> & { lead_whatsapp_lid?: string | null };
+type Claimed = Pick<ClaimedFollowup, 'id' | 'lead_id' | 'phone' | 'anchor_at'> & { lead_whatsapp_lid?: string | null; lead_whatsapp_jid?: string | null };
 
 export async function checkReplyBeforeSend(deps: PresendDeps, claimed: Claimed): Promise<PresendResult> {
   if (deps.mode === 'off') return { kind: 'skipped', why: 'off' };
@@ -70,7 +70,13 @@ export async function checkReplyBeforeSend(deps: PresendDeps, claimed: Claimed):
   let stored: StoredInbound[];
   try {
     await takeApiBudget(deps, claimed);
-    stored = await deps.transport.findReplies({ number: claimed.phone, lid: claimed.lead_whatsapp_lid ?? null, since: anchor, timeoutMs: deps.timeoutMs });
+    stored = await deps.transport.findReplies({
+      number: claimed.phone,
+      jid: claimed.lead_whatsapp_jid ?? null,
+      lid: claimed.lead_whatsapp_lid ?? null,
+      since: anchor,
+      timeoutMs: deps.timeoutMs,
+    });
   } catch (error) {
     return { kind: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
   }
