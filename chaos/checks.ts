@@ -14,7 +14,7 @@
  * in while that transaction was still open shows up there without being a violation.
  */
 import type { Db } from '../src/db/db.js';
-import type { FakeDelivery } from '../test/helpers/fake-evolution.js';
+import { type FakeDelivery, type FakeInbound, whatsappJid } from '../test/helpers/fake-evolution.js';
 import type { PlannedLead } from './traffic.js';
 
 export interface Violation {
@@ -65,7 +65,18 @@ export interface CheckResult {
   suspects: string[];
 }
 
-export async function checkRun(db: Db, options: { leads: PlannedLead[]; delivered: FakeDelivery[]; repliesWired: boolean }): Promise<CheckResult> {
+export async function checkRun(
+  db: Db,
+  options: {
+    leads: PlannedLead[];
+    delivered: FakeDelivery[];
+    repliesWired: boolean;
+    /** What fans wrote, as the fake Evolution (WhatsApp) stored it, and when findMessages was asked for each chat. */
+    whatsapp?: { inbound: FakeInbound[]; looksAt: (phone: string) => number[] };
+    /** Phones whose answer's webhooks were lost on purpose. */
+    lostPhones?: ReadonlySet<string>;
+  },
+): Promise<CheckResult> {
   const violations: Violation[] = [];
   const { rows } = await db.query<Row>(
     `SELECT f.id, l.phone, f.status, f.message, f.cancel_reason, f.last_error, f.provider_message_id, f.attempts, f.anchor_at
@@ -222,14 +233,67 @@ export async function checkRun(db: Db, options: { leads: PlannedLead[]; delivere
     }
   }
 
-  // 5. Replies that were sent must have been recorded (when the webhook route exists).
+  // 5. Replies that were sent must have been recorded (when the webhook route exists) — except
+  //    those whose webhook was lost: only the pre-send check sees them, and only if a follow-up
+  //    was still to be sent after them.
+  const lostPhones = options.lostPhones ?? new Set<string>();
   if (options.repliesWired) {
     for (const lead of options.leads) {
-      if (lead.answer && !firstInbound.has(lead.phone)) {
+      if (lead.answer && !firstInbound.has(lead.phone) && !lostPhones.has(lead.phone)) {
         violations.push({ kind: 'reply_not_recorded', phone: lead.phone, detail: `the lead's ${lead.answer} webhook left no inbound message` });
       }
     }
   }
+
+  // 6. No follow-up sent after the fan's reply existed on WhatsApp — judged from the fake
+  //    Evolution's own record, not from ours: a delivery is a violation when, before its sendText
+  //    request, findMessages was asked for that chat (the pre-send check) at a moment the reply was
+  //    already stored there — the check could see it and the text went out anyway — or when the
+  //    reply was stored and no look at all came between it and the send. A reply stored between
+  //    the look and the sendText request is the in-flight race (as a reply committed after the
+  //    claim), counted, not a violation. Only replies after the follow-up's anchor count.
+  let sentWhileReplyInFlight = 0;
+  if (options.whatsapp) {
+    const fansByJid = new Map<string, FakeInbound[]>();
+    for (const m of options.whatsapp.inbound) {
+      const jid = whatsappJid(m.phone) ?? m.phone;
+      const list = fansByJid.get(jid);
+      if (list) list.push(m);
+      else fansByJid.set(jid, [m]);
+    }
+    const rowByPhone = new Map(rows.map((r) => [r.phone, r]));
+    for (const d of options.delivered) {
+      const row = byText.get(d.text) ?? rowByPhone.get(d.number);
+      const fans = (fansByJid.get(d.jid) ?? []).filter((m) => !row || m.at.getTime() > row.anchor_at.getTime());
+      const requestedAt = d.requestedAt ?? d.at.getTime();
+      const before = fans.filter((m) => m.storedAt < requestedAt);
+      if (before.length === 0) continue;
+      const firstStored = Math.min(...before.map((m) => m.storedAt));
+      const lastLook = options.whatsapp.looksAt(d.number).filter((t) => t <= requestedAt).at(-1);
+      if (lastLook !== undefined && lastLook > firstStored) {
+        violations.push({
+          kind: 'sent_after_reply_on_whatsapp',
+          followupId: row?.id,
+          phone: d.number,
+          detail: `findMessages asked at ${new Date(lastLook).toISOString()}, the reply stored at ${new Date(firstStored).toISOString()}, yet sendText at ${new Date(requestedAt).toISOString()}`,
+        });
+      } else if (lastLook === undefined || lastLook < firstStored) {
+        sentWhileReplyInFlight += 1;
+      }
+    }
+  }
+  const presendCancels = events.filter((e) => e.to_status === 'cancelled' && (e.detail as { source?: string } | null)?.source === 'presend_check');
+  const presendPhones = new Set(presendCancels.map((e) => rows.find((r) => r.id === e.follow_up_id)?.phone));
+  const presend = {
+    cancelledByThePresendCheck: presendCancels.length,
+    byReason: presendCancels.reduce<Record<string, number>>((acc, e) => ((acc[e.reason ?? '?'] = (acc[e.reason ?? '?'] ?? 0) + 1), acc), {}),
+    answersWhoseWebhookWasLost: lostPhones.size,
+    repliesSeenOnlyThroughThePresendCheck: [...lostPhones].filter((p) => presendPhones.has(p)).length,
+    lostRepliesAfterTheirFollowupWasSent_nothingToStop: [...lostPhones].filter((p) => !presendPhones.has(p) && !firstInbound.has(p)).length,
+    failedChecksDeferred: events.filter((e) => e.reason === 'presend_check_failed').length,
+    sentUncheckedBestEffort: events.filter((e) => e.reason === 'presend_check_skipped').length,
+    sentWhileReplyInFlight_notAViolation: sentWhileReplyInFlight,
+  };
 
   const byStatus: Record<string, number> = {};
   const cancelled: Record<string, number> = {};
@@ -264,6 +328,7 @@ export async function checkRun(db: Db, options: { leads: PlannedLead[]; delivere
     followupsPlannedAfterTheLeadsAnswer: scheduledAfterAnswer,
     deliveredAfterTheLeadsAnswer_claimedBefore: deliveredAfterAnswer,
     claimAfterReplyStarted_notAViolation: claimAfterReplyStarted,
+    presend,
     recoveries: {
       reconciled: count((e) => e.reason === 'reconciled'),
       lease_expired: count((e) => e.reason === 'lease_expired'),

@@ -72,6 +72,7 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
     postgresRestarts: 0,
     evolution: {} as Record<string, number>,
     evolutionWindows: {} as Record<string, string>,
+    webhooks: {} as Record<string, unknown>,
   };
   const traffic = {
     planned: 0,
@@ -84,7 +85,7 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
     replies: 0,
     optOuts: 0,
     notOnWhatsApp: 0,
-    webhooks: { sent: 0, duplicates: 0, outOfOrder: 0, accepted: 0, refused: 0, retries: 0, undelivered: [] as string[] } as WebhookStats,
+    webhooks: { sent: 0, duplicates: 0, outOfOrder: 0, accepted: 0, refused: 0, retries: 0, undelivered: [] as string[], lost: 0, lostPhones: [] as string[] } as WebhookStats,
   };
 
   let pgCluster: OwnPostgres | undefined;
@@ -167,6 +168,10 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
       SEND_RATE_PER_MINUTE: '0',
       SEND_DAILY_CAP: '0',
       MAX_FOLLOWUPS_PER_LEAD_PER_WEEK: '0',
+      // The pre-send reply check is on (required, the default with Evolution); a failed check
+      // (Connection Closed) is retried soon, and the silence detector reacts within the outage.
+      PRESEND_CHECK_RETRY_SECONDS: '2',
+      WEBHOOK_ECHO_TIMEOUT_SECONDS: '5',
     };
     // Acts as the supervisor would (docker's restart policy): a role that exits by itself
     // — e.g. it was starting while PostgreSQL restarted — is noted and started again.
@@ -191,6 +196,10 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
     say(`api on ${apiUrl}; ${relays.length} relays, ${workers.length} workers`);
 
     traffic.repliesWired = await webhookRouteExists(apiUrl, WEBHOOK_SECRET);
+    // The echoes of our sends (send.message) reach the API as from Evolution; the leads' answers
+    // are posted by the traffic below (duplicated, out of order, retried), or lost.
+    fake.deliverWebhooksTo({ url: `${apiUrl}/webhooks/evolution`, headers: { 'x-webhook-secret': WEBHOOK_SECRET } });
+    let webhookOutage = false;
     if (!traffic.repliesWired) {
       notes.push('POST /webhooks/evolution does not exist yet: leads do not reply in this run (the reply checks are skipped).');
       say('!! no webhook route yet: running without replies');
@@ -244,6 +253,8 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
               lead,
               duplicate: Math.random() < scenario.duplicateShare,
               outOfOrder: Math.random() < scenario.outOfOrderShare,
+              fake,
+              lost: webhookOutage || Math.random() < scenario.webhooksLostShare,
             },
             traffic.webhooks,
           ),
@@ -380,6 +391,20 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
     };
     background.push(evolutionFaults());
 
+    // Webhooks lost: a share of the answers all along (above), and a total outage.
+    const webhookOutageTask = async () => {
+      await untilTime(at(scenario.webhookOutageAt));
+      if (stopping) return;
+      say(`webhooks: total outage for ${scenario.webhookOutageMs / 1000} s (answers and echoes)`);
+      webhookOutage = true;
+      fake!.loseWebhooks({ share: 1 });
+      await sleep(scenario.webhookOutageMs);
+      webhookOutage = false;
+      fake!.restoreWebhooks();
+      say('webhooks: delivered again');
+    };
+    background.push(webhookOutageTask());
+
     await Promise.all(background);
     fake.clearFaults();
     // Whatever is down comes back for the end game.
@@ -425,10 +450,23 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
     // --- stop the roles, then judge ----------------------------------------
     stopping = true; // no supervisor restarts from here on
     for (const p of [...roles].reverse()) exitCodes[p.name] = await p.stop(15_000);
-    const result = await checkRun(db, { leads, delivered: fake.delivered, repliesWired: traffic.repliesWired });
+    const result = await checkRun(db, {
+      leads,
+      delivered: fake.delivered,
+      repliesWired: traffic.repliesWired,
+      whatsapp: { inbound: fake.inbound, looksAt: (phone) => fake!.inboundLooksAt(phone) },
+      lostPhones: new Set(traffic.webhooks.lostPhones),
+    });
     violations.push(...result.violations);
-    figures = result.figures;
+    const { rows: silence } = await db.query<{ at: Date; kind: string; reason: string | null }>('SELECT at, kind, reason FROM webhook_health_events ORDER BY id');
+    figures = { ...result.figures, webhookSilence: silence.map((e) => `${e.at.toISOString().slice(11, 23)} ${e.kind}${e.reason ? ` (${e.reason})` : ''}`) };
     faults.evolution = { ...fake.faultCounts };
+    faults.webhooks = {
+      lostShareOfAnswers: scenario.webhooksLostShare,
+      outage: `${scenario.webhookOutageMs / 1000} s at ${scenario.webhookOutageAt} of the window`,
+      answersLost: traffic.webhooks.lost,
+      echoes: { ...fake.webhookCounts },
+    };
     for (const line of unexpectedExits) notes.push(line);
     for (const [name, code] of Object.entries(exitCodes)) {
       if (code !== 0) notes.push(`${name} did not exit 0 on SIGTERM (${code})`);
@@ -468,7 +506,7 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
     quiescentAfterLastDueMs,
     figures,
     faults,
-    traffic: { ...traffic, webhooks: { ...traffic.webhooks, undelivered: traffic.webhooks.undelivered.length } },
+    traffic: { ...traffic, webhooks: { ...traffic.webhooks, undelivered: traffic.webhooks.undelivered.length, lostPhones: traffic.webhooks.lostPhones.length } },
     processes: { starts: Object.fromEntries(roles.map((p) => [p.name, p.starts])), exitCodesOnSigterm: exitCodes },
     notes,
   };
@@ -510,6 +548,7 @@ function printSummary(report: ChaosReport, say: (line: string) => void) {
   say(`cancelled: ${JSON.stringify(f.cancelledByReason)}; failed: ${JSON.stringify(f.failedByReason)}`);
   say(`faults: ${JSON.stringify(report.faults)}`);
   say(`recoveries: ${JSON.stringify(f.recoveries)}`);
+  say(`pre-send check: ${JSON.stringify((report.figures as { presend?: unknown }).presend)}; webhook silence: ${JSON.stringify((report.figures as { webhookSilence?: unknown }).webhookSilence)}`);
   say(`traffic: ${JSON.stringify(report.traffic)}`);
   say(`time to quiescence: ${report.timeToQuiescenceMs === null ? 'none' : `${report.timeToQuiescenceMs} ms after the chaos, ${report.quiescentAfterLastDueMs} ms after the last due time`}; whole run ${Math.round(report.durationMs / 1000)} s`);
   for (const note of report.notes) say(`note: ${note}`);

@@ -40,6 +40,11 @@ export interface Scenario {
   ambiguous: [number, number];
   slow: [number, number];
   serverErrors: [number, number];
+  /** "Webhooks lost": this share of the leads' answers never reach us as webhooks (they exist on WhatsApp only)… */
+  webhooksLostShare: number;
+  /** …and a total webhook outage (answers and echoes) of this long, starting at this fraction of the window. */
+  webhookOutageAt: number;
+  webhookOutageMs: number;
   /** After the window: how long to wait for every follow-up to be terminal. */
   quiescenceTimeoutMs: number;
 }
@@ -71,6 +76,9 @@ export const FULL: Scenario = {
   ambiguous: [0.3, 0.5],
   slow: [0.5, 0.62],
   serverErrors: [0.62, 0.72],
+  webhooksLostShare: 0.1,
+  webhookOutageAt: 0.8,
+  webhookOutageMs: 30_000,
   quiescenceTimeoutMs: 300_000,
 };
 
@@ -85,6 +93,8 @@ export const QUICK: Scenario = {
   relayKillEveryMs: [9_000, 16_000],
   redisDownMs: 4_000,
   connectionClosed: [0.08, 0.15],
-  // Generous for a loaded 2-core CI machine, yet the whole run stays under 3 minutes.
-  quiescenceTimeoutMs: 90_000,
+  // 30 s of the 60 s window: from 0.45 on, while the slow and erroring Evolution windows run.
+  webhookOutageAt: 0.45,
+  // Generous for a loaded 2-core CI machine (a passing run waits only as long as it needs).
+  quiescenceTimeoutMs: 120_000,
 };

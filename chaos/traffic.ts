@@ -5,7 +5,7 @@
  * retried while the API cannot take them, as Evolution retries.
  */
 import type { Db } from '../src/db/db.js';
-import { whatsappJid } from '../test/helpers/fake-evolution.js';
+import { type FakeEvolution, whatsappJid } from '../test/helpers/fake-evolution.js';
 
 export interface PlannedLead {
   index: number;
@@ -143,6 +143,9 @@ export interface WebhookStats {
   retries: number;
   /** Phones whose webhook was never accepted (the API never took it within the retry budget). */
   undelivered: string[];
+  /** Answers whose webhooks Evolution lost on purpose (the "webhooks lost" phase): on WhatsApp only. */
+  lost: number;
+  lostPhones: string[];
 }
 
 let webhookSequence = 0;
@@ -198,7 +201,18 @@ async function postWebhook(apiUrl: string, secret: string, body: unknown, stats:
  * sometimes followed by an older message that arrives late (out of order).
  */
 export async function answerAsLead(
-  options: { apiUrl: string; secret: string; runId: string; lead: PlannedLead; duplicate: boolean; outOfOrder: boolean },
+  options: {
+    apiUrl: string;
+    secret: string;
+    runId: string;
+    lead: PlannedLead;
+    duplicate: boolean;
+    outOfOrder: boolean;
+    /** The fake Evolution: the answer is stored there (WhatsApp) before any webhook. */
+    fake?: FakeEvolution;
+    /** Evolution loses this answer's webhooks (all of them). */
+    lost?: boolean;
+  },
   stats: WebhookStats,
 ): Promise<void> {
   const { lead } = options;
@@ -207,6 +221,16 @@ export async function answerAsLead(
   const id = `3ACHAOS${options.runId.toUpperCase()}${seq.toString(16).toUpperCase().padStart(6, '0')}`;
   const text = lead.answer === 'opt-out' ? 'Pode parar de me mandar mensagem, não quero mais' : 'Opa Marina, ainda tô pensando, visse?';
   const body = upsertBody({ phone: lead.phone, id, text, at });
+  const older = options.outOfOrder ? { id: `${id}0LD`, at: new Date(at.getTime() - 20_000) } : undefined;
+  // The message exists on WhatsApp first (findMessages shows it), whatever becomes of its webhook.
+  options.fake?.receiveFromLead({ phone: lead.phone, text, at, id, webhook: false });
+  if (older) options.fake?.receiveFromLead({ phone: lead.phone, text: 'oi', at: older.at, id: older.id, webhook: false });
+  if (options.lost) {
+    // Evolution lost this answer's webhooks: only the pre-send check can see it now.
+    stats.lost += 1;
+    stats.lostPhones.push(lead.phone);
+    return;
+  }
   const deliveries: Array<Promise<boolean>> = [postWebhook(options.apiUrl, options.secret, body, stats)];
   if (options.duplicate) {
     const copies = 1 + Math.floor(Math.random() * 2);
@@ -217,11 +241,11 @@ export async function answerAsLead(
       );
     }
   }
-  if (options.outOfOrder) {
+  if (older) {
     // An earlier message of the same lead ("oi") that Evolution delivers after the later one.
     stats.outOfOrder += 1;
-    const older = upsertBody({ phone: lead.phone, id: `${id}0LD`, text: 'oi', at: new Date(at.getTime() - 20_000) });
-    deliveries.push(new Promise((r) => setTimeout(r, 200 + Math.random() * 800)).then(() => postWebhook(options.apiUrl, options.secret, older, stats)));
+    const olderBody = upsertBody({ phone: lead.phone, id: older.id, text: 'oi', at: older.at });
+    deliveries.push(new Promise((r) => setTimeout(r, 200 + Math.random() * 800)).then(() => postWebhook(options.apiUrl, options.secret, olderBody, stats)));
   }
   const results = await Promise.all(deliveries);
   if (!results.some(Boolean)) stats.undelivered.push(lead.phone);

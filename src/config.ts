@@ -109,6 +109,17 @@ const schema = z.object({
   SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
   RECONCILE_DELAY_MS: int(0, 120_000).default(3_000),
   PAUSE_RETRY_SECONDS: int(1, 3_600).default(15),
+
+  // Ask WhatsApp (findMessages) whether the fan wrote, right before each send. Default:
+  // required with Evolution, off with the dry-run transport (it has nobody to ask).
+  PRESEND_REPLY_CHECK: z.enum(['off', 'best_effort', 'required']).optional(),
+  PRESEND_CHECK_TIMEOUT_MS: int(100, 60_000).default(5_000),
+  PRESEND_CHECK_RETRY_SECONDS: int(1, 3_600).default(30),
+  // best_effort: after this many failed checks of one follow-up it may go out unchecked.
+  PRESEND_CHECK_MAX_FAILURES: int(1, 1_000).default(5),
+  WEBHOOK_ECHO_TIMEOUT_SECONDS: int(1, 86_400).default(60),
+  WEBHOOK_SILENCE_MINUTES: int(1, 10_080).default(10),
+  PAUSE_WHEN_WEBHOOKS_SILENT: flag.default(false),
 });
 
 export type Config = {
@@ -179,6 +190,10 @@ export type Config = {
   reconcileDelayMs: number;
   /** While sending is paused, follow-ups handed back are looked at again after this long. */
   pauseRetryMs: number;
+  /** The pre-send reply check (src/worker/check-reply-before-send.ts). */
+  presend: { mode: 'off' | 'best_effort' | 'required'; timeoutMs: number; retryMs: number; maxFailures: number };
+  /** The webhook silence detector (src/webhooks/webhook-silence.ts); off with the dry-run transport. */
+  webhookSilence: { echoTimeoutMs: number; silenceMs: number; pauseWhenSilent: boolean };
 };
 
 /** The token `npm start` accepts on the embedded default, documented in the README. */
@@ -314,5 +329,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     reconcileDelayMs: e.RECONCILE_DELAY_MS,
     pauseRetryMs: e.PAUSE_RETRY_SECONDS * 1000,
+    presend: {
+      // The dry-run transport has no conversation to look into: the check is off there, whatever is set.
+      mode: e.EVOLUTION_API_URL ? (e.PRESEND_REPLY_CHECK ?? 'required') : 'off',
+      timeoutMs: e.PRESEND_CHECK_TIMEOUT_MS,
+      retryMs: e.PRESEND_CHECK_RETRY_SECONDS * 1000,
+      maxFailures: e.PRESEND_CHECK_MAX_FAILURES,
+    },
+    webhookSilence: {
+      echoTimeoutMs: e.WEBHOOK_ECHO_TIMEOUT_SECONDS * 1000,
+      silenceMs: e.WEBHOOK_SILENCE_MINUTES * 60_000,
+      pauseWhenSilent: e.PAUSE_WHEN_WEBHOOKS_SILENT,
+    },
   };
 }

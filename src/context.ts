@@ -23,6 +23,7 @@ import { makeQueueLink, type QueueLink } from './queue/queue-link.js';
 import { makeRoleHealth, type RoleHealth } from './role-health.js';
 import { makeRespectfulPolicy } from './policy/respectful-policy.js';
 import { makeSendLimits, type SendLimits } from './policy/send-limits.js';
+import { makeWebhookSilence, type WebhookSilence } from './webhooks/webhook-silence.js';
 import type { SendPolicy } from './worker/send-policy.js';
 import { makeDryRunTransport } from './whatsapp/dry-run-transport.js';
 import { makeEvolutionTransport } from './whatsapp/evolution-client.js';
@@ -44,6 +45,8 @@ export interface Context {
   metrics: Metrics;
   /** Each turn of this process's relay and worker, for /health/ready. */
   roleHealth: RoleHealth;
+  /** Whether Evolution's webhooks still arrive, per number; null with the dry-run transport (nothing to hear). */
+  webhookSilence: WebhookSilence | null;
   close(): Promise<void>;
 }
 
@@ -111,6 +114,20 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
         : null;
   const ownsQueue = overrides.queue === undefined;
   const limits = overrides.policy ? null : makeLimits(config, log, clock, db);
+  const metrics = overrides.metrics ?? makeMetrics();
+  const webhookSilence = config.evolution
+    ? makeWebhookSilence({
+        db,
+        clock,
+        log: log.child({ component: 'webhook-silence' }),
+        // Keyed per WhatsApp number: one instance today, several later (EVOLUTION_INSTANCES).
+        instance: config.evolution.instance,
+        echoTimeoutMs: config.webhookSilence.echoTimeoutMs,
+        silenceMs: config.webhookSilence.silenceMs,
+        onState: (instance, silent) => metrics.webhooksSilent.set({ instance }, silent ? 1 : 0),
+      })
+    : null;
+  if (webhookSilence) metrics.collectors.webhooksSilent = async () => void (await webhookSilence.state());
   return {
     config,
     log,
@@ -151,9 +168,11 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
         campaignSending: (name) => campaigns.get(name)?.sending,
       }),
     queue,
-    metrics: overrides.metrics ?? makeMetrics(),
+    metrics,
     roleHealth: makeRoleHealth(),
+    webhookSilence,
     async close() {
+      await webhookSilence?.close().catch(() => undefined);
       if (ownsQueue && queue) await queue.close();
       await limits?.close();
       await transport.close?.();

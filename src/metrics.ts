@@ -4,8 +4,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export function makeMetrics(options: { defaults?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaults) collectDefaultMetrics({ register: registry, prefix: 'followups_' });
+  /** Refreshers run at scrape time, for state that lives in the database (set by createContext). */
+  const collectors: { webhooksSilent?: () => Promise<void> } = {};
   return {
     registry,
+    collectors,
     outcomes: new Counter({
       name: 'followups_outcomes_total',
       help: 'Follow-ups handled by an executor, by outcome',
@@ -31,6 +34,21 @@ export function makeMetrics(options: { defaults?: boolean } = {}) {
     relayMode: new Gauge({
       name: 'followups_relay_direct_mode',
       help: '1 while the relay runs follow-ups itself because the queue is unavailable',
+      registers: [registry],
+    }),
+    webhooksSilent: new Gauge({
+      name: 'followups_webhooks_silent',
+      help: '1 while Evolution webhooks look silent for this WhatsApp number (echoes missing or none at all)',
+      labelNames: ['instance'] as const,
+      registers: [registry],
+      async collect() {
+        await collectors.webhooksSilent?.().catch(() => undefined);
+      },
+    }),
+    presendChecks: new Counter({
+      name: 'followups_presend_checks_total',
+      help: 'Pre-send reply checks with WhatsApp, by outcome (clear, replied, failed, skipped)',
+      labelNames: ['outcome'] as const,
       registers: [registry],
     }),
     lateness: new Histogram({

@@ -41,6 +41,13 @@ export function executorDeps(ctx: Context, role: string): ExecutorDeps {
       pauseRetryMs: ctx.config.pauseRetryMs,
     },
     onOutcome: (outcome: Outcome) => ctx.metrics.outcomes.inc({ outcome }),
+    presend: {
+      ...ctx.config.presend,
+      pauseWhenSilent: ctx.config.webhookSilence.pauseWhenSilent,
+      silence: ctx.webhookSilence,
+      optOutConfirmation: (campaign: string) => ctx.campaigns?.get(campaign)?.optOutConfirmation,
+      onCheck: (outcome) => ctx.metrics.presendChecks.inc({ outcome }),
+    },
   };
 }
 
@@ -53,6 +60,8 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
     throw new Error('the worker role needs REDIS_URL; without Redis the relay sends follow-ups itself (direct mode)');
   }
   const sends = wanted.has('relay') || wanted.has('worker');
+  // The roles that send watch for webhook silence (they know what was sent); the API hears the webhooks.
+  const silenceWatch = sends && ctx.webhookSilence ? ctx.webhookSilence.startDetecting() : null;
   const pauseWatch = sends ? watchPause({ gate: ctx.gate, transport: ctx.transport, log: ctx.log.child({ role: "pause-watch" }), intervalMs: Math.min(5_000, ctx.config.pauseRetryMs) }) : null;
 
   if (wanted.has('worker') && ctx.config.redis.url) {
@@ -111,6 +120,7 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
 
   running.stop = async () => {
     pauseWatch?.stop();
+    silenceWatch?.stop();
     for (const stop of stops) await stop();
   };
   return running;

@@ -138,6 +138,10 @@ export type ClaimedFollowup = FollowupRow & {
   lead_time_zone: string | null;
   lead_metadata: Record<string, unknown>;
   lead_number_checked_at: Date | null;
+  /** The fan's @lid, when a webhook showed one (the pre-send check asks under it too). */
+  lead_whatsapp_lid: string | null;
+  /** The JID WhatsApp answered /chat/whatsappNumbers with: the one spelling its chat is filed under. */
+  lead_whatsapp_jid: string | null;
 };
 
 /**
@@ -209,7 +213,7 @@ WITH input AS (
   SELECT id, claimed_at, from_status, status, COALESCE(stop_reason, 'claimed') FROM moved
 )
 SELECT m.*, l.phone, l.name AS lead_name, l.time_zone AS lead_time_zone, l.metadata AS lead_metadata,
-       l.number_checked_at AS lead_number_checked_at
+       l.number_checked_at AS lead_number_checked_at, l.whatsapp_lid AS lead_whatsapp_lid, l.whatsapp_jid AS lead_whatsapp_jid
   FROM moved m JOIN leads l ON l.id = m.lead_id`,
 };
 

@@ -73,7 +73,7 @@ export async function eraseLead(db: Db, phone: string, clock: Clock): Promise<Er
     // so the plain hash always names the latest one, which carries any opt-out forward.
     await tx.query(`UPDATE leads SET phone = phone || ':' || id::text WHERE phone = $1::text`, [hashed]);
     await tx.query(
-      `UPDATE leads SET phone = $2::text, name = NULL, metadata = '{}'::jsonb, time_zone = NULL, whatsapp_jid = NULL,
+      `UPDATE leads SET phone = $2::text, name = NULL, metadata = '{}'::jsonb, time_zone = NULL, whatsapp_jid = NULL, whatsapp_lid = NULL,
               opt_out_message_id = NULL, opt_out_source = CASE WHEN opt_out_source IS NULL THEN NULL ELSE 'erased' END,
               erased_at = $3::timestamptz, updated_at = $3::timestamptz
         WHERE id = $1::uuid`,

@@ -15,6 +15,7 @@ export interface LeadRow {
   last_inbound_at: Date | null;
   last_outbound_at: Date | null;
   whatsapp_jid: string | null;
+  whatsapp_lid?: string | null;
   number_checked_at: Date | null;
   number_valid: boolean | null;
   erased_at: Date | null;

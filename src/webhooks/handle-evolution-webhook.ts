@@ -41,6 +41,8 @@ export interface WebhookDeps {
   /** The text a campaign sends once when a lead opts out; undefined = none. */
   optOutConfirmation?: (campaign: string) => string | undefined;
   typingDelayMs?: (text: string) => number;
+  /** The silence detector's ear (webhook-silence.ts): every webhook that arrives is noted, echoes apart. */
+  webhookSilence?: { noteWebhook(echo: boolean): void };
 }
 
 export interface WebhookOutcome {
@@ -58,9 +60,16 @@ const RETRIES = 3;
 /** Throws ValidationError for a malformed body (→ 400); anything else it could not do is an error (→ 5xx, Evolution retries). */
 export async function handleEvolutionWebhook(deps: WebhookDeps, body: unknown, pathEvent?: string): Promise<WebhookOutcome[]> {
   const events = parseEvolutionWebhook(body, pathEvent);
+  if (deps.webhookSilence) for (const event of events) deps.webhookSilence.noteWebhook(isEcho(event));
   const outcomes: WebhookOutcome[] = [];
   for (const event of events) outcomes.push(await withRetry(() => handleEvent(deps, event)));
   return outcomes;
+}
+
+/** An echo of a message sent from our number: fromMe upserts, send.message, messages.update (receipts). */
+function isEcho(event: WebhookEvent): boolean {
+  if (event.kind === 'message') return event.message.fromMe;
+  return event.event === 'send.message' || event.event === 'messages.update';
 }
 
 /** A deadlock or serialisation failure is the database asking us to try again, not a fault. */
@@ -120,7 +129,12 @@ async function alreadyLogged(db: Db, phone: string, providerMessageId: string): 
   return rowCount > 0;
 }
 
-async function handleFromLead(deps: WebhookDeps, eventName: string, message: WebhookMessage): Promise<WebhookOutcome> {
+/**
+ * A message from the lead, from a webhook or found by the pre-send check
+ * (src/worker/check-reply-before-send.ts): both record it through here, so a
+ * late webhook for a message the check found is a duplicate, not a second reply.
+ */
+export async function handleFromLead(deps: WebhookDeps, eventName: string, message: WebhookMessage): Promise<WebhookOutcome> {
   const { db, clock } = deps;
   const now = clock.now();
   const at = messageTime(message, now);
@@ -151,10 +165,19 @@ async function handleFromLead(deps: WebhookDeps, eventName: string, message: Web
 
   const recorded = await recordInboundMessage(db, inbound, clock);
   if (recorded.duplicate) return { event: eventName, outcome: 'duplicate', leadId: recorded.leadId };
+  if (message.lid) await rememberLid(db, recorded.leadId, message.lid);
   // An enrollment whose last step is in flight has nothing left to cancel; it stops all the same.
   await cancelLocked(db, { leadId: recorded.leadId, ids: [], reason: 'lead_replied', now, anchoredBefore: recorded.stopAt });
   deps.log.info({ leadId: recorded.leadId, cancelled: recorded.cancelled, type: message.messageType }, 'lead replied');
   return { event: eventName, outcome: 'reply_recorded', leadId: recorded.leadId, cancelled: recorded.cancelled };
+}
+
+/** The fan's @lid, so the pre-send check can ask for the chat under it too. */
+async function rememberLid(db: Db, leadId: string, lid: string): Promise<void> {
+  await db.query(
+    `UPDATE leads SET whatsapp_lid = $2::text WHERE id = $1::uuid AND erased_at IS NULL AND whatsapp_lid IS DISTINCT FROM $2::text`,
+    [leadId, lid],
+  );
 }
 
 async function handleOwnNumber(deps: WebhookDeps, eventName: string, message: WebhookMessage): Promise<WebhookOutcome> {

@@ -21,6 +21,8 @@ export interface WebhookMessage {
   messageType: string | null;
   /** From data.messageTimestamp; null when absent or unreadable. */
   at: Date | null;
+  /** The `…@lid` privacy JID the message came under, when it did (the phone is then from remoteJidAlt). */
+  lid?: string;
 }
 
 export type WebhookEvent =
@@ -116,6 +118,7 @@ function parseMessage(data: unknown, at: string, event: string): WebhookEvent {
       text: text === null ? null : clean(text, MAX_TEXT),
       messageType,
       at: timestampOf(data.messageTimestamp),
+      ...(jid.endsWith('@lid') ? { lid: clean(jid, MAX_ID) } : {}),
     },
   };
 }

@@ -10,10 +10,12 @@ import { type Logger, maskPhonesIn } from '../log.js';
 import { phoneVariants, toJid, tryNormalizePhone } from './phone.js';
 import type {
   ConnectionState,
+  FindRepliesInput,
   FindSentInput,
   NumberCheck,
   SendTextInput,
   SendTextResult,
+  StoredInbound,
   Transport,
 } from './transport.js';
 
@@ -178,6 +180,47 @@ export function makeEvolutionTransport(options: EvolutionTransportOptions): Tran
           new SendError('transient', 'reconcile_failed', `cannot reconcile with Evolution: ${cause.message}`, cause.status),
         );
       }
+    },
+
+    async findReplies({ number, jid, lid, since, timeoutMs }: FindRepliesInput): Promise<StoredInbound[]> {
+      // Whole seconds on WhatsApp's side: a message in the anchor's own second counts (the
+      // caller decides what is new), and no clock-skew allowance is taken here on purpose —
+      // an older message would stop a follow-up planned after it.
+      const cutoffMs = Math.floor(since.getTime() / 1000) * 1000;
+      const budgetMs = timeoutMs ?? options.timeoutMs;
+      const found = new Map<string, StoredInbound>();
+      log.debug({ phone: number, since: since.toISOString() }, 'evolution: looking for replies');
+      try {
+        // The JID WhatsApp gave for the number when it was checked, else both spellings (one of them is right).
+        const phoneJids = jid && jid.endsWith('@s.whatsapp.net') ? [jid] : spellingsOf(number).map(toJid);
+        const jids = [...phoneJids, ...(lid ? [lid] : [])];
+        // The spellings are asked at once: the check adds one round trip to a send, not three.
+        await Promise.all([...new Set(jids)].map(async (remoteJid) => {
+          const where = { key: { remoteJid, fromMe: false } };
+          for (let page = 1; page <= FIND_MAX_PAGES; page++) {
+            const answer = await call('POST', 'chat/findMessages', page === 1 ? { where } : { where, page }, budgetMs);
+            if (!isOk(answer.status)) throw httpError(answer, 'check');
+            const stored = readRecords(answer.body);
+            if (!stored) throw new SendError('transient', 'bad_response', 'unexpected findMessages answer', answer.status);
+            for (const record of stored.records) {
+              // Servers that ignore `fromMe` in the filter still mark each record.
+              if (record.key.fromMe === true) continue;
+              const atMs = timestampMs(record.messageTimestamp);
+              if (!(atMs >= cutoffMs)) continue;
+              found.set(record.key.id, { providerMessageId: record.key.id, at: new Date(atMs), record: record as unknown as Record<string, unknown> });
+            }
+            const reachedCutoff = stored.records.some((record) => timestampMs(record.messageTimestamp) < cutoffMs);
+            if (stored.records.length === 0 || reachedCutoff || page >= stored.pages) break;
+          }
+        }));
+      } catch (error) {
+        const cause = error instanceof SendError ? error : thrownError(error, 'check', budgetMs);
+        // A bad key or unknown instance stays a configuration fault (sending pauses); the rest is transient.
+        const kind = cause.kind === 'configuration' ? 'configuration' : 'transient';
+        throw logFailure(log, number, new SendError(kind, cause.reason, `cannot look for replies: ${cause.message}`, cause.status));
+      }
+      log.debug({ phone: number, found: found.size }, 'evolution: replies looked for');
+      return [...found.values()].sort((a, b) => b.at.getTime() - a.at.getTime());
     },
 
     async checkNumber(number: string): Promise<NumberCheck> {

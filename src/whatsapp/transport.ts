@@ -32,6 +32,26 @@ export interface NumberCheck {
   jid?: string;
 }
 
+export interface FindRepliesInput {
+  /** Canonical digits; both spellings (with and without Brazil's 9th digit) are asked. */
+  number: string;
+  /** The JID WhatsApp files the number's chat under, when /chat/whatsappNumbers told: asked instead of both spellings. */
+  jid?: string | null;
+  /** The fan's `…@lid` privacy JID, when a webhook showed one. */
+  lid?: string | null;
+  /** Only messages at or after this instant count (WhatsApp's times are whole seconds). */
+  since: Date;
+  timeoutMs?: number;
+}
+
+/** A message from the fan as the provider stores it: the same `data` a messages.upsert webhook carries. */
+export interface StoredInbound {
+  providerMessageId: string;
+  at: Date;
+  /** The stored record ({key, message, messageType, messageTimestamp, ...}). */
+  record: Record<string, unknown>;
+}
+
 export type ConnectionState = 'open' | 'connecting' | 'close' | 'refused' | 'unknown';
 
 export interface Transport {
@@ -43,6 +63,12 @@ export interface Transport {
    * Throws SendError('transient', ...) when the provider cannot be asked.
    */
   findSent(input: FindSentInput): Promise<{ providerMessageId: string } | null>;
+  /**
+   * The pre-send reply check: messages the fan sent to us since `since`, newest first.
+   * Throws SendError('transient', ...) when the provider cannot be asked. A transport
+   * without a conversation store (dry-run) leaves it out, and the check is off.
+   */
+  findReplies?(input: FindRepliesInput): Promise<StoredInbound[]>;
   checkNumber(number: string): Promise<NumberCheck>;
   /**
    * Many numbers in one call (/chat/whatsappNumbers takes a list): the answer per

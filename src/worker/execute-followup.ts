@@ -29,7 +29,9 @@ import {
   renewSendingLease,
 } from '../followups/transitions.js';
 import type { Logger } from '../log.js';
+import type { WebhookSilence } from '../webhooks/webhook-silence.js';
 import type { Transport } from '../whatsapp/transport.js';
+import { checkReplyBeforeSend, isConfigurationFault, type PresendMode, type PresendResult } from './check-reply-before-send.js';
 import type { SendPolicy } from './send-policy.js';
 
 export type Outcome = 'executed' | 'cancelled' | 'failed' | 'deferred' | 'skipped' | 'paused' | 'ambiguous';
@@ -59,6 +61,23 @@ export interface ExecutorDeps {
   };
   /** Called with every outcome (metrics). */
   onOutcome?: (outcome: Outcome, reason?: string) => void;
+  /**
+   * The pre-send reply check (check-reply-before-send.ts) and the webhook silence it
+   * depends on; without it, no check (the dry-run transport, older tests).
+   */
+  presend?: {
+    mode: PresendMode;
+    timeoutMs: number;
+    /** A failed check defers the follow-up this long. */
+    retryMs: number;
+    /** best_effort: after this many failed checks of one follow-up, it may go out unchecked (never while webhooks are silent). */
+    maxFailures: number;
+    /** Hold every send back while this number's webhooks are silent. */
+    pauseWhenSilent: boolean;
+    silence: WebhookSilence | null;
+    optOutConfirmation?: (campaign: string) => string | undefined;
+    onCheck?: (outcome: PresendResult['kind']) => void;
+  };
   /**
    * The claim and the completion, when a caller shares them between concurrent
    * runs (the queue worker batches them, see batch-transitions.ts); the plain
@@ -97,6 +116,19 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
       dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
       reason: 'sending_paused',
       detail: { pause: pause.reason },
+    });
+    return moved ? 'paused' : 'skipped';
+  }
+  if (deps.presend?.pauseWhenSilent && deps.presend.silence && (await deps.presend.silence.state()).silent) {
+    // PAUSE_WHEN_WEBHOOKS_SILENT: this number sends nothing until its webhooks flow again. Handed
+    // back before the claim, as for the gate; a relay-claimed pending row (direct mode) too.
+    const moved = await deferFollowup(db, {
+      id,
+      from: ['queued', 'pending'],
+      now: clock.now(),
+      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
+      reason: 'sending_paused',
+      detail: { pause: 'webhooks_silent', instance: deps.presend.silence.instance },
     });
     return moved ? 'paused' : 'skipped';
   }
@@ -142,6 +174,11 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     });
     log.info({ stage: 'deferred', reason: decision.reason, dueAt: decision.deferUntil }, 'follow-up deferred');
     return 'deferred';
+  }
+
+  if (deps.presend) {
+    const verdict = await presendCheck(deps, claimed, log);
+    if (verdict !== 'send') return verdict;
   }
 
   let composition: Composition;
@@ -211,6 +248,91 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     if (!(error instanceof SendError)) throw error;
     return handleSendError(deps, claimed, composition, error, log);
   }
+}
+
+/**
+ * Runs the pre-send reply check and turns its answer into what the executor does: 'send' to go
+ * on, or the outcome it ended with (cancelled: the fan wrote; deferred: Evolution could not be
+ * asked; paused: our key or instance is wrong). A failed check is never a blind send, except
+ * in best_effort mode after `maxFailures` failed checks, and never while webhooks are silent.
+ */
+async function presendCheck(deps: ExecutorDeps, claimed: ClaimedFollowup, log: Logger): Promise<Outcome | 'send'> {
+  const presend = deps.presend!;
+  const { db, clock } = deps;
+  const result = await checkReplyBeforeSend(
+    {
+      db,
+      clock,
+      log,
+      transport: deps.transport,
+      gate: deps.gate,
+      mode: presend.mode,
+      timeoutMs: presend.timeoutMs,
+      optOutConfirmation: presend.optOutConfirmation,
+      typingDelayMs: deps.policy.typingDelayMs,
+    },
+    claimed,
+  );
+  presend.onCheck?.(result.kind);
+  switch (result.kind) {
+    case 'clear':
+    case 'skipped':
+      return 'send';
+    case 'replied':
+      log.info(
+        { stage: 'cancelled', reason: result.reason, providerMessageId: result.providerMessageId, source: 'presend_check' },
+        'the fan had written (seen by the pre-send check); follow-up cancelled',
+      );
+      return result.cancelled ? 'cancelled' : 'skipped';
+    case 'failed':
+      break;
+  }
+  const now = clock.now();
+  const error = result.error;
+  if (isConfigurationFault(error)) {
+    await deps.gate.pause(`evolution_${error.reason}`, error.message);
+    await deferFollowup(db, {
+      id: claimed.id,
+      now,
+      dueAt: new Date(now.getTime() + deps.settings.pauseRetryMs),
+      reason: 'sending_paused',
+      error: error.message,
+      giveBackAttempt: true,
+      detail: { pause: `evolution_${error.reason}`, source: 'presend_check' },
+    });
+    log.error({ stage: 'deferred', reason: error.reason }, 'transport misconfigured (pre-send check); sending paused');
+    return 'paused';
+  }
+  const failures = (await countFailedChecks(db, claimed.id)) + 1;
+  const silent = presend.silence ? (await presend.silence.state()).silent : false;
+  if (presend.mode === 'best_effort' && !silent && failures > presend.maxFailures) {
+    await appendEvent(db, { id: claimed.id, at: now, status: 'sending', reason: 'presend_check_skipped', detail: { failedChecks: failures - 1, error: error.message } });
+    log.warn({ failedChecks: failures - 1, err: error }, 'pre-send check failed again; sending unchecked (best_effort)');
+    return 'send';
+  }
+  const dueAt = new Date(now.getTime() + presend.retryMs);
+  await deferFollowup(db, {
+    id: claimed.id,
+    now,
+    dueAt,
+    reason: 'presend_check_failed',
+    error: error.message,
+    giveBackAttempt: true,
+    detail: { failedChecks: failures, mode: presend.mode, webhooksSilent: silent },
+  });
+  log.warn({ stage: 'deferred', reason: 'presend_check_failed', failedChecks: failures, dueAt, err: error }, 'could not ask WhatsApp whether the fan wrote; deferred, not sent');
+  return 'deferred';
+}
+
+async function countFailedChecks(db: ExecutorDeps['db'], id: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    {
+      name: 'followups_failed_presend_checks',
+      text: `SELECT count(*)::int AS n FROM follow_up_events WHERE follow_up_id = $1::uuid AND reason = 'presend_check_failed'`,
+    },
+    [id],
+  );
+  return rows[0]?.n ?? 0;
 }
 
 /**

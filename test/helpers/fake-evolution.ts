@@ -55,6 +55,8 @@ export interface FakeDelivery {
   text: string;
   delay: number;
   at: Date;
+  /** When the sendText request arrived (ms since epoch); `at` may be later (delay, a slow answer). */
+  requestedAt?: number;
 }
 
 export interface FakeRequest {
@@ -89,6 +91,25 @@ export interface FakeEvolution {
   /** Most deliveries in any window [t, t + windowMs), optionally to one number only. */
   maxPerWindow(windowMs: number, number?: string): number;
   close(): Promise<void>;
+  // --- fans writing, webhook delivery and its faults (see the part at the end of this file) ---
+  /** Messages fans sent to our number, in arrival order. */
+  inbound: FakeInbound[];
+  /** A fan writes to our number: stored (findMessages shows it) and, unless lost, delivered as a webhook. */
+  receiveFromLead(input: FakeInboundInput): FakeInbound;
+  /** Where webhooks go (as Evolution's /webhook/set): a URL with headers, or a function (app.inject). Null: nowhere. */
+  deliverWebhooksTo(target: WebhookTarget | null): void;
+  /** Lose webhooks: all (share 1) or a share of them, of every kind or only inbound ones / only echoes. */
+  loseWebhooks(options?: { share?: number; kinds?: 'all' | 'inbound' | 'echo' }): void;
+  /** Every webhook is delivered again. */
+  restoreWebhooks(): void;
+  /** Webhooks delivered (2xx), lost on purpose, and failed (not 2xx after the retries), by kind. */
+  webhookCounts: { delivered: number; lost: number; failed: number; lostInbound: number; lostEcho: number };
+  /** When findMessages was last asked for a chat's inbound messages (any JID of that number), ms since epoch. */
+  inboundLooksAt(number: string): number[];
+  /** Waits until every webhook handed over so far has been delivered, lost or given up. */
+  webhooksSettled(): Promise<void>;
+  /** findMessages only: answer 500, or answer `ms` late (null: healthy again). */
+  failFindMessages(fault: { mode: 'error' } | { mode: 'slow'; ms: number } | null): void;
 }
 
 // Faults that hit every route, as a revoked key or a dropped WhatsApp socket would.
@@ -171,6 +192,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     faultCounts[what] = (faultCounts[what] ?? 0) + 1;
   };
   const timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  const fans = makeFans(instance);
 
   /** Waits `ms`, or less if the server closes first (then the caller checks `closed`). */
   function wait(ms: number): Promise<void> {
@@ -271,6 +293,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
   }
 
   async function sendText(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+    const requestedAt = Date.now();
     const errors = validateSendText(body);
     if (errors.length > 0) return reply(res, 400, envelope(400, 'Bad Request', [errors]));
     const number = body.number as string;
@@ -289,6 +312,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     await wait(delay * delayScale);
     if (closed) return;
     const delivery = deliver(number, jid, text, delay);
+    fans.echo(delivery, requestedAt);
     // Answering is skipped on purpose: the client times out and must reconcile.
     if (fault?.[0] === 'timeout-after-delivery') return;
     reply(res, 201, {
@@ -304,11 +328,15 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     });
   }
 
-  function findMessages(body: Record<string, unknown>, res: ServerResponse): void {
+  async function findMessages(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+    if (await fans.findFault(res, wait)) return;
     const where = isObject(body.where) ? body.where : {};
     const key = isObject(where.key) ? where.key : {};
-    let list = typeof key.remoteJid === 'string' ? (byJid.get(key.remoteJid) ?? []) : delivered;
-    if (key.fromMe === false) list = [];
+    if (key.fromMe !== true) fans.noteLook(typeof key.remoteJid === 'string' ? key.remoteJid : null);
+    const sent = typeof key.remoteJid === 'string' ? (byJid.get(key.remoteJid) ?? []) : delivered;
+    // The fans' messages are part of the chat too (fromMe false); the filter on fromMe is honoured.
+    let list: Array<FakeDelivery | FakeInbound> =
+      key.fromMe === true ? sent : key.fromMe === false ? fans.chat(key.remoteJid) : fans.merged(sent, key.remoteJid);
     const offset = positiveInteger(body.offset) ?? PAGE_SIZE;
     const page = positiveInteger(body.page) ?? 1;
     const total = list.length;
@@ -316,7 +344,12 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     const end = total - (page - 1) * offset;
     const slice = end > 0 ? list.slice(Math.max(0, end - offset), end).reverse() : [];
     reply(res, 200, {
-      messages: { total, pages: Math.ceil(total / offset), currentPage: page, records: slice.map(record) },
+      messages: {
+        total,
+        pages: Math.ceil(total / offset),
+        currentPage: page,
+        records: slice.map((m) => ('fromLead' in m ? inboundRecord(m) : record(m))),
+      },
     });
   }
 
@@ -490,8 +523,18 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
       }
       return best;
     },
+    inbound: fans.inbound,
+    receiveFromLead: (input) => fans.receive(input),
+    deliverWebhooksTo: (target) => fans.setTarget(target),
+    loseWebhooks: (options) => fans.lose(options),
+    restoreWebhooks: () => fans.lose({ share: 0 }),
+    webhookCounts: fans.counts,
+    inboundLooksAt: (number) => fans.looksAt(number),
+    webhooksSettled: () => fans.settled(),
+    failFindMessages: (fault) => fans.setFindFault(fault),
     async close() {
       if (closed) return;
+      fans.close();
       closed = true;
       for (const entry of timers) {
         clearTimeout(entry.timer);
@@ -560,4 +603,245 @@ function isObject(value: unknown): value is Record<string, unknown> {
 function positiveInteger(value: unknown): number | undefined {
   const n = Number(value);
   return Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+
+// =============================================================================================
+// Fans writing to our number, webhook delivery, and the webhook faults (issue 17).
+// Kept apart from the routes above so other additions to this file merge cleanly.
+//
+// What it imitates: a fan's message is stored in the chat at once (findMessages shows it,
+// filed under the JID WhatsApp uses, or under the fan's @lid), and Evolution then POSTs it as a
+// messages.upsert webhook; each message we send comes back as a send.message webhook (its
+// echo). Evolution is known to lose webhooks, or to stop sending them altogether: `loseWebhooks`
+// drops all or a share of them, and the message still exists on WhatsApp (findMessages).
+// =============================================================================================
+
+export interface FakeInboundInput {
+  /** Any spelling of the fan's number. */
+  phone: string;
+  text: string;
+  /** When the fan wrote (default now). */
+  at?: Date;
+  id?: string;
+  /** The chat is filed under this @lid (WhatsApp's privacy id); the webhook carries the phone in remoteJidAlt. */
+  lid?: string;
+  /** false: stored on WhatsApp only, no webhook is even attempted. Default true. */
+  webhook?: boolean;
+}
+
+export interface FakeInbound {
+  fromLead: true;
+  id: string;
+  phone: string;
+  /** The JID the chat is filed under (the @lid when given). */
+  jid: string;
+  phoneJid: string;
+  text: string;
+  /** WhatsApp's time of the message. */
+  at: Date;
+  /** When it was stored on "WhatsApp" (the fake's own clock). */
+  storedAt: number;
+  /** 'delivered' | 'lost' | 'failed' | 'none' (no target, or webhook: false) | 'pending'. */
+  webhook: 'delivered' | 'lost' | 'failed' | 'none' | 'pending';
+}
+
+export type WebhookTarget = { url: string; headers?: Record<string, string> } | ((body: Record<string, unknown>) => Promise<number>);
+
+const WEBHOOK_ATTEMPTS = 4;
+
+function inboundRecord(message: FakeInbound) {
+  return {
+    id: `cm${message.id.toLowerCase()}`,
+    key: {
+      id: message.id,
+      fromMe: false,
+      remoteJid: message.jid,
+      ...(message.jid.endsWith('@lid') ? { remoteJidAlt: message.phoneJid, addressingMode: 'lid' } : {}),
+    },
+    pushName: 'Torcedor',
+    messageType: 'conversation',
+    message: { conversation: message.text },
+    messageTimestamp: Math.floor(message.at.getTime() / 1000),
+    instanceId: INSTANCE_ID,
+    source: 'android',
+  };
+}
+
+function makeFans(instance: string) {
+  const inbound: FakeInbound[] = [];
+  const byJid = new Map<string, FakeInbound[]>();
+  const looks = new Map<string, number[]>();
+  const counts: { delivered: number; lost: number; failed: number; lostInbound: number; lostEcho: number; findFaults?: number } = {
+    delivered: 0,
+    lost: 0,
+    failed: 0,
+    lostInbound: 0,
+    lostEcho: 0,
+  };
+  let target: WebhookTarget | null = null;
+  let loss = { share: 0, kinds: 'all' as 'all' | 'inbound' | 'echo' };
+  let sequence = 0;
+  let closed = false;
+  let findFault: { mode: 'error' } | { mode: 'slow'; ms: number } | null = null;
+  const inFlight = new Set<Promise<void>>();
+
+  /** Every JID a number's chat can be filed under: WhatsApp's own spelling. */
+  const jidOf = (number: string) => whatsappJid(number) ?? number;
+
+  function lost(kind: 'inbound' | 'echo'): boolean {
+    if (loss.share <= 0 || (loss.kinds !== 'all' && loss.kinds !== kind)) return false;
+    return loss.share >= 1 || Math.random() < loss.share;
+  }
+
+  async function post(body: Record<string, unknown>): Promise<boolean> {
+    for (let attempt = 1; attempt <= WEBHOOK_ATTEMPTS && !closed; attempt++) {
+      const to = target;
+      if (!to) return false;
+      try {
+        let status: number;
+        if (typeof to === 'function') status = await to(body);
+        else {
+          const response = await fetch(to.url, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', ...to.headers },
+            body: JSON.stringify(body),
+            signal: AbortSignal.timeout(10_000),
+          });
+          await response.arrayBuffer().catch(() => undefined);
+          status = response.status;
+        }
+        if (status >= 200 && status < 300) return true;
+        // Evolution does not retry these.
+        if ([400, 401, 403, 404, 422].includes(status)) return false;
+      } catch {
+        // network error: retried
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+    return false;
+  }
+
+  function send(kind: 'inbound' | 'echo', body: Record<string, unknown>, onDone?: (state: 'delivered' | 'lost' | 'failed' | 'none') => void) {
+    if (!target) return onDone?.('none');
+    if (lost(kind)) {
+      counts.lost += 1;
+      if (kind === 'inbound') counts.lostInbound += 1;
+      else counts.lostEcho += 1;
+      return onDone?.('lost');
+    }
+    const job = post(body).then((ok) => {
+      if (ok) counts.delivered += 1;
+      else counts.failed += 1;
+      onDone?.(ok ? 'delivered' : 'failed');
+    });
+    inFlight.add(job);
+    void job.finally(() => inFlight.delete(job));
+  }
+
+  const envelope = (event: string, data: Record<string, unknown>) => ({
+    event,
+    instance,
+    data,
+    destination: 'http://127.0.0.1/webhooks/evolution',
+    date_time: new Date().toISOString(),
+    sender: '558133334444@s.whatsapp.net',
+    server_url: 'http://127.0.0.1',
+    apikey: null,
+  });
+
+  return {
+    inbound,
+    counts,
+    setTarget(next: WebhookTarget | null) {
+      target = next;
+    },
+    lose(options: { share?: number; kinds?: 'all' | 'inbound' | 'echo' } = {}) {
+      loss = { share: options.share ?? 1, kinds: options.kinds ?? 'all' };
+    },
+    receive(input: FakeInboundInput): FakeInbound {
+      sequence += 1;
+      const phoneJid = jidOf(input.phone);
+      const message: FakeInbound = {
+        fromLead: true,
+        id: input.id ?? `3AFAN${randomBytes(4).toString('hex').toUpperCase()}${sequence.toString(16).toUpperCase().padStart(6, '0')}`,
+        phone: input.phone,
+        jid: input.lid ?? phoneJid,
+        phoneJid,
+        text: input.text,
+        at: input.at ?? new Date(),
+        storedAt: Date.now(),
+        webhook: 'pending',
+      };
+      inbound.push(message);
+      const list = byJid.get(message.jid);
+      if (list) list.push(message);
+      else byJid.set(message.jid, [message]);
+      if (input.webhook === false) message.webhook = 'none';
+      else send('inbound', envelope('messages.upsert', { ...inboundRecord(message), status: 'DELIVERY_ACK' }), (state) => (message.webhook = state));
+      return message;
+    },
+    /** The echo of a message we sent (Evolution's send.message). */
+    echo(delivery: FakeDelivery, requestedAt: number) {
+      delivery.requestedAt = requestedAt;
+      if (!target) return;
+      send(
+        'echo',
+        envelope('send.message', {
+          key: { remoteJid: delivery.jid, fromMe: true, id: delivery.id },
+          pushName: 'Você',
+          status: 'PENDING',
+          message: { conversation: delivery.text },
+          messageType: 'conversation',
+          messageTimestamp: Math.floor(delivery.at.getTime() / 1000),
+          instanceId: INSTANCE_ID,
+          source: 'unknown',
+        }),
+      );
+    },
+    chat(remoteJid: unknown): FakeInbound[] {
+      return typeof remoteJid === 'string' ? [...(byJid.get(remoteJid) ?? [])] : [...inbound];
+    },
+    /** A chat's messages both ways, oldest first (findMessages pages newest first from the end). */
+    merged(sent: FakeDelivery[], remoteJid: unknown): Array<FakeDelivery | FakeInbound> {
+      const fromFans = this.chat(remoteJid);
+      if (fromFans.length === 0) return sent;
+      const time = (m: FakeDelivery | FakeInbound) => m.at.getTime();
+      return [...sent, ...fromFans].sort((a, b) => time(a) - time(b));
+    },
+    setFindFault(next: typeof findFault) {
+      findFault = next;
+    },
+    /** True when the fault answered (500); a slow fault waits and lets the answer go on. */
+    async findFault(res: ServerResponse, wait: (ms: number) => Promise<void>): Promise<boolean> {
+      const fault = findFault;
+      if (!fault) return false;
+      counts.findFaults = (counts.findFaults ?? 0) + 1;
+      if (fault.mode === 'slow') {
+        await wait(fault.ms);
+        return false;
+      }
+      const payload = JSON.stringify({ status: 500, error: 'Internal Server Error', response: { message: 'Internal Server Error' } });
+      res.writeHead(500, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(payload) });
+      res.end(payload);
+      return true;
+    },
+    noteLook(remoteJid: string | null) {
+      if (!remoteJid) return;
+      // Under a lid, the look is for the number whose chat it is.
+      const owner = byJid.get(remoteJid)?.[0]?.phoneJid ?? remoteJid;
+      const list = looks.get(owner);
+      if (list) list.push(Date.now());
+      else looks.set(owner, [Date.now()]);
+    },
+    looksAt(number: string): number[] {
+      return [...(looks.get(jidOf(number)) ?? [])];
+    },
+    async settled() {
+      while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    },
+    close() {
+      closed = true;
+    },
+  };
 }

@@ -36,6 +36,8 @@ export function testEnv(overrides: Record<string, string | undefined> = {}): Rec
     SEND_DAILY_CAP: '0',
     MAX_FOLLOWUPS_PER_LEAD_PER_WEEK: '0',
     WHATSAPP_NUMBER_CHECK: 'false',
+    // The pre-send reply check asks the fake Evolution before each send; the tests about it turn it on.
+    PRESEND_REPLY_CHECK: 'off',
     ...overrides,
   };
 }

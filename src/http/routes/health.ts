@@ -60,6 +60,25 @@ async function checkSending(ctx: Context, database: DatabaseCheck): Promise<Send
   }
 }
 
+type WebhooksCheck =
+  | { status: 'flowing' | 'not_watched' | 'unknown'; lastWebhookAt?: Date }
+  | { status: 'silent'; reason?: string; since?: Date; lastWebhookAt?: Date; note: string };
+
+/** Whether Evolution's webhooks still arrive (webhook-silence.ts); silent = degraded: replies may go unseen. */
+async function checkWebhooks(ctx: Context, database: DatabaseCheck): Promise<WebhooksCheck> {
+  if (!ctx.webhookSilence) return { status: 'not_watched' };
+  if (database.status === 'down') return { status: 'unknown' };
+  try {
+    const { silent, ...rest } = await ctx.webhookSilence.state();
+    return silent
+      ? { status: 'silent', ...rest, note: 'every follow-up is checked with WhatsApp (findMessages) before it is sent' }
+      : { status: 'flowing', lastWebhookAt: rest.lastWebhookAt };
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'readiness: webhook silence check failed');
+    return { status: 'unknown' };
+  }
+}
+
 export const healthRoutes: RouteModule = {
   name: 'health',
   auth: 'none',
@@ -71,21 +90,21 @@ export const healthRoutes: RouteModule = {
 
     app.get('/health/ready', async (request, reply) => {
       const [database, queue] = await Promise.all([checkDatabase(ctx), checkQueue(ctx)]);
-      const sending = await checkSending(ctx, database);
+      const [sending, webhooks] = await Promise.all([checkSending(ctx, database), checkWebhooks(ctx, database)]);
       // The relay and worker of this process: one that fails turn after turn sends nothing.
       const roles = ctx.roleHealth.read();
       const rolesFailing = Object.values(roles).some((r) => r.status === 'failing');
       const status =
         database.status === 'down'
           ? 'down'
-          : queue.status === 'down' || sending.status !== 'active' || rolesFailing
+          : queue.status === 'down' || sending.status !== 'active' || webhooks.status === 'silent' || rolesFailing
             ? 'degraded'
             : 'ok';
       const details = mayReadDetails(request.headers.authorization);
       return reply
         .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
-        .send(details ? { status, checks: { database, queue, sending, transport: { name: ctx.transport.name }, roles } } : { status });
+        .send(details ? { status, checks: { database, queue, sending, webhooks, transport: { name: ctx.transport.name }, roles } } : { status });
     });
   },
   openapi: {
@@ -129,6 +148,16 @@ export const healthRoutes: RouteModule = {
                   reason: { type: 'string', description: 'e.g. evolution_unauthorized, whatsapp_disconnected' },
                   detail: { type: 'string' },
                   since: { type: 'string', format: 'date-time' },
+                },
+              },
+              webhooks: {
+                type: 'object',
+                properties: {
+                  status: { enum: ['flowing', 'silent', 'not_watched', 'unknown'] },
+                  reason: { type: 'string', description: 'echoes_missing, no_webhooks' },
+                  since: { type: 'string', format: 'date-time' },
+                  lastWebhookAt: { type: 'string', format: 'date-time' },
+                  note: { type: 'string' },
                 },
               },
               transport: { type: 'object', properties: { name: { type: 'string' } } },

@@ -29,6 +29,7 @@ export const webhookRoutes: RouteModule = {
       transport: ctx.transport,
       optOutConfirmation: (campaign: string) => ctx.campaigns?.get(campaign)?.optOutConfirmation,
       typingDelayMs: ctx.policy.typingDelayMs,
+      webhookSilence: ctx.webhookSilence ?? undefined,
     };
 
     // onRequest: an unauthenticated caller is refused before its body is read. Scoped to this plugin.
