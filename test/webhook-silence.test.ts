@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
 import { type RoleHandle, startRole, waitFor } from './helpers/pipeline.js';
 
-const SECRET = 'webhook-secret-123';
+const SECRET = 'webhook-secret-123-abcdefghijkl';
 const ECHO_TIMEOUT_SECONDS = 1;
 
 describe('webhook silence', () => {

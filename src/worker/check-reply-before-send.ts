@@ -20,9 +20,11 @@
  * opt-out words opt the fan out; the enrollment stops), and this follow-up is
  * cancelled `lead_replied` (or `opted_out`) with `source: presend_check`.
  *
- * One function, so that the per-number API budget (the pacing of
- * /chat/whatsappNumbers and friends) has one place to take its share: see
- * `takeApiBudget` below.
+ * Not charged to the number's pace: /chat/findMessages reads Evolution's own
+ * message store and sends nothing to WhatsApp (unlike /chat/whatsappNumbers,
+ * which asks WhatsApp's servers and is paced in policy/number-checks.ts), so it is
+ * no ban risk; it costs at most one call per send, and the send it precedes
+ * has already taken its point of the pace.
  */
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
@@ -69,7 +71,6 @@ export async function checkReplyBeforeSend(deps: PresendDeps, claimed: Claimed):
   const anchor = new Date(claimed.anchor_at);
   let stored: StoredInbound[];
   try {
-    await takeApiBudget(deps, claimed);
     stored = await deps.transport.findReplies({
       number: claimed.phone,
       jid: claimed.lead_whatsapp_jid ?? null,
@@ -131,16 +132,6 @@ export async function checkReplyBeforeSend(deps: PresendDeps, claimed: Claimed):
     detail: { source: 'presend_check', providerMessageId: newest.providerMessageId, messageAt: newest.at.toISOString(), recorded },
   });
   return { kind: 'replied', reason, providerMessageId: newest.providerMessageId, recorded, cancelled: cancelled !== null };
-}
-
-/**
- * The per-number API budget's share for this call. The pacing of Evolution calls per
- * WhatsApp number (src/policy/check-number-once.ts, src/policy/send-limits.ts) takes one
- * point here when it exists; until then this costs nothing. Throwing a transient SendError
- * from here defers the follow-up like any failed check.
- */
-async function takeApiBudget(_deps: PresendDeps, _claimed: Claimed): Promise<void> {
-  // Intentionally empty: no per-number call budget exists yet in this code base.
 }
 
 /** When each of these WhatsApp messages was logged by us, if it was. */
