@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, beforeEach, describe, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
-import { type RoleHandle, startRole, waitFor } from './helpers/pipeline.js';
+import { type RoleHandle, startRole, TEST_TOKEN, waitFor } from './helpers/pipeline.js';
 
 const SECRET = 'webhook-secret-123-abcdefghijkl';
 const ECHO_TIMEOUT_SECONDS = 1;
@@ -73,7 +73,7 @@ describe('webhook silence', () => {
   }
 
   async function ready() {
-    const res = await api.running.app!.inject({ method: 'GET', url: '/health/ready' });
+    const res = await api.running.app!.inject({ method: 'GET', url: '/health/ready', headers: { authorization: `Bearer ${TEST_TOKEN}` } });
     return res.json() as { status: string; checks: { webhooks: { status: string; reason?: string } } };
   }
 

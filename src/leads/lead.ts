@@ -76,7 +76,7 @@ export async function upsertLead(
   const { rows } = await db.query<LeadRow>(
     {
       name: 'leads_upsert',
-      // The merge is bounded: metadata that would outgrow $6 bytes leaves the row untouched
+      // The merge is bounded: metadata that would outgrow $7 bytes leaves the row untouched
       // (no row returned), and the caller answers 400. Every claim reads this column.
       text: `
 INSERT INTO leads (phone, name, time_zone, metadata, created_at, updated_at, phone_hmac)
@@ -86,7 +86,7 @@ ON CONFLICT (phone) DO UPDATE
        time_zone = COALESCE(EXCLUDED.time_zone, leads.time_zone),
        metadata = leads.metadata || EXCLUDED.metadata,
        updated_at = EXCLUDED.updated_at
- WHERE EXCLUDED.metadata = '{}'::jsonb OR octet_length((leads.metadata || EXCLUDED.metadata)::text) <= $6::int
+ WHERE EXCLUDED.metadata = '{}'::jsonb OR octet_length((leads.metadata || EXCLUDED.metadata)::text) <= $7::int
 RETURNING *`,
     },
     // phone_hmac: for migration 006's trigger (an erased number's opt-out carries over); never stored.
