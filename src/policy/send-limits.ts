@@ -87,6 +87,7 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
     if (options.redis && (paceOn || dailyOn)) {
       let warned = false;
       client = new Redis(options.redis.url, {
+        protocol: 2, // rate-limiter-flexible's scripts expect RESP2 replies (ioredis 6 defaults to RESP3)
         commandTimeout: Math.min(options.redis.commandTimeoutMs, 1_000),
         connectTimeout: 2_000,
         enableOfflineQueue: false,

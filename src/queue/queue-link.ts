@@ -92,6 +92,9 @@ export function makeRedisConnection(
   options: { blocking: boolean },
 ): Redis {
   const connection = new Redis(settings.url, {
+    // ioredis 6 speaks RESP3 by default; BullMQ's Lua scripts are written and tested against RESP2
+    // replies (a Lua `false` is nil there, 0 under RESP3's legacy mapping).
+    protocol: 2,
     // Workers block on BRPOPLPUSH-style calls and must wait for Redis forever (BullMQ requires null);
     // producers fail fast instead, so the relay can switch to direct mode.
     maxRetriesPerRequest: options.blocking ? null : 1,
