@@ -10,7 +10,7 @@ import { DEFAULT_CAMPAIGNS_DIR, loadCampaigns } from './campaigns/load-campaigns
 import { makeCampaignComposer } from './compose/campaign-composer.js';
 import type { Composer } from './compose/composer.js';
 import { makeLlmWriter } from './compose/llm-writer.js';
-import type { Config } from './config.js';
+import type { Config, RedisConnectionConfig } from './config.js';
 import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { makePgDb } from './db/pg-db.js';
@@ -18,7 +18,7 @@ import { makePgliteDb } from './db/pglite-db.js';
 import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
 import { makeMetrics, type Metrics } from './metrics.js';
-import { makeQueueLink, type QueueLink } from './queue/queue-link.js';
+import { makeQueueLink, type QueueLink, type QueueSettings } from './queue/queue-link.js';
 import { makeRespectfulPolicy } from './policy/respectful-policy.js';
 import { makeSendLimits, type SendLimits } from './policy/send-limits.js';
 import type { SendPolicy } from './worker/send-policy.js';
@@ -82,18 +82,17 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const queue =
     overrides.queue !== undefined
       ? overrides.queue
-      : config.redis.url
-        ? makeQueueLink(
-            {
-              url: config.redis.url,
-              queueName: config.redis.queueName,
-              prefix: config.redis.prefix,
-              commandTimeoutMs: config.redis.commandTimeoutMs,
-              jobSize: config.redis.jobSize,
-            },
-            log.child({ component: 'queue' }),
-          )
+      : config.redis.connection
+        ? makeQueueLink(queueSettingsOf(config, config.redis.connection), log.child({ component: 'queue' }))
         : null;
+  try {
+    // A Redis that can never work as configured (password, ACL, wrong kind of server) stops start-up.
+    if (overrides.queue === undefined) await queue?.verify();
+  } catch (error) {
+    await queue?.close();
+    if (ownsDb) await db.close();
+    throw error;
+  }
   const ownsQueue = overrides.queue === undefined;
   const limits = overrides.policy ? null : makeLimits(config, log, clock);
   return {
@@ -145,6 +144,17 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   };
 }
 
+/** The queue's settings (producer and worker alike) from the configuration. */
+export function queueSettingsOf(config: Config, connection: RedisConnectionConfig): QueueSettings {
+  return {
+    connection,
+    queueName: config.redis.queueName,
+    prefix: config.redis.prefix,
+    commandTimeoutMs: config.redis.commandTimeoutMs,
+    jobSize: config.redis.jobSize,
+  };
+}
+
 /**
  * Pace and daily cap, per WhatsApp instance: in Redis when there is one (shared by
  * every worker), else in memory. Keyed by queue too, so deployments (and test
@@ -160,7 +170,7 @@ function makeLimits(config: Config, log: Logger, clock: Clock): SendLimits | nul
     timeZone: config.sending.timeZone,
     instance: config.evolution?.instance ?? 'dry-run',
     keyPrefix: `${config.redis.prefix}:limits:${config.redis.queueName}`,
-    redis: config.redis.url ? { url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs } : undefined,
+    redis: config.redis.connection ? { connection: config.redis.connection, commandTimeoutMs: config.redis.commandTimeoutMs } : undefined,
     // A booked slot may be waited for in-process, well within the send's lease.
     maxWaitMs: Math.min(5_000, Math.floor(config.leaseMs / 4)),
     log: log.child({ component: 'send-limits' }),

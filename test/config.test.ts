@@ -8,7 +8,7 @@ describe('configuration', () => {
     const config = loadConfig({});
     assert.equal(config.database.url, undefined);
     assert.equal(config.database.dataDir, './.followups-data');
-    assert.equal(config.redis.url, undefined);
+    assert.equal(config.redis.connection, undefined);
     assert.equal(config.evolution, undefined);
     assert.equal(config.apiToken, DEV_API_TOKEN);
     assert.equal(config.port, 3000);
@@ -43,7 +43,7 @@ describe('configuration', () => {
   });
 
   test('treats empty variables as unset', () => {
-    assert.equal(loadConfig({ REDIS_URL: '', EVOLUTION_API_URL: '  ' }).redis.url, undefined);
+    assert.equal(loadConfig({ REDIS_URL: '', EVOLUTION_API_URL: '  ' }).redis.connection, undefined);
   });
 
   test('never echoes a secret in its errors', () => {

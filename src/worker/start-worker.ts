@@ -16,6 +16,7 @@ import { Worker } from 'bullmq';
 import PQueue from 'p-queue';
 import type { Logger } from '../log.js';
 import { DEFAULT_JOB_SIZE, followupIdsOf, type JobData, makeRedisConnection, type QueueSettings } from '../queue/queue-link.js';
+import { CONFIGURATION_ERRORS, makeRedisErrorLog } from '../queue/redis-connection.js';
 import { makeBatchedTransitions } from './batch-transitions.js';
 import { type ExecutorDeps, executeFollowup } from './execute-followup.js';
 
@@ -37,7 +38,8 @@ export function startQueueWorker(options: {
 }): QueueWorker {
   const batched = options.batchTransitions === false || options.executor.transitions ? undefined : makeBatchedTransitions(options.executor.db);
   const executor: ExecutorDeps = batched ? { ...options.executor, transitions: batched } : options.executor;
-  const connection = makeRedisConnection(options.queue, options.log, { blocking: true });
+  const errors = makeRedisErrorLog(options.log);
+  const connection = makeRedisConnection(options.queue, errors, { blocking: true, name: 'worker' });
   const lockDuration = options.lockDurationMs ?? 30_000;
   // Sends in flight, across jobs; follow-ups of urgent jobs (just came due during a backlog) go first.
   const sends = new PQueue({ concurrency: options.concurrency });
@@ -86,13 +88,38 @@ export function startQueueWorker(options: {
       autorun: true,
     },
   );
-  worker.on('error', (error) => options.log.warn({ err: { message: error.message } }, 'queue worker error'));
-  worker.on('failed', (job, error) =>
-    options.log.warn({ jobId: job?.id, err: error }, 'job failed; BullMQ retries it, the sweeper covers the rest'),
-  );
+  // A Redis error that persists (configuration, a full or read-only Redis) must not spin the
+  // worker's loop: it stops taking jobs for a while, twice as long each time up to a minute, and
+  // tries again. Errors are logged at most once a minute per kind.
+  let backoffMs = 0;
+  let resumeTimer: NodeJS.Timeout | undefined;
+  let stopping = false;
+  const backOff = () => {
+    if (resumeTimer || stopping) return;
+    backoffMs = Math.min(backoffMs ? backoffMs * 2 : 1_000, 60_000);
+    void worker.pause(true).catch(() => undefined);
+    resumeTimer = setTimeout(() => {
+      resumeTimer = undefined;
+      if (!stopping) void worker.resume().catch(() => undefined);
+    }, backoffMs);
+  };
+  worker.on('error', (error) => {
+    const kind = errors.report(error, 'worker');
+    if (CONFIGURATION_ERRORS.has(kind) || kind === 'full' || kind === 'read_only') backOff();
+  });
+  worker.on('completed', () => {
+    backoffMs = 0;
+  });
+  worker.on('failed', (job, error) => {
+    if (errors.report(error, 'worker') === 'other') {
+      options.log.warn({ jobId: job?.id, err: error }, 'job failed; BullMQ retries it, the sweeper covers the rest');
+    }
+  });
   return {
     worker,
     async stop(timeoutMs = 10_000) {
+      stopping = true;
+      if (resumeTimer) clearTimeout(resumeTimer);
       const graceful = worker.close();
       const timedOut = await Promise.race([
         graceful.then(() => false),
