@@ -38,7 +38,10 @@ const schema = z.object({
   DATABASE_POOL_SIZE: int(1, 200).default(10),
   MIGRATE_ON_START: flag.default(true),
 
-  REDIS_URL: url(['redis:', 'rediss:', 'redis+sentinel:']).optional(),
+  // redis+sentinel:// lists several hosts, which URL() refuses: it is parsed on its own below.
+  REDIS_URL: z.union([z.string().startsWith('redis+sentinel://'), url(['redis:', 'rediss:'])], {
+    error: 'must be a URL (redis:, rediss: or redis+sentinel:)',
+  }).optional(),
   REDIS_SENTINELS: z.string().optional(),
   REDIS_SENTINEL_NAME: z.string().min(1).optional(),
   REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),

@@ -11,6 +11,7 @@ import { inspectRedis, type RedisInspection } from './inspect-redis.js';
 import {
   classifyRedisError,
   CONFIGURATION_ERRORS,
+  hintFor,
   makeRedisClient,
   makeRedisErrorLog,
   RedisConfigurationError,
@@ -244,6 +245,8 @@ function makeMonitor(settings: QueueSettings, connection: RedisClient, queue: Qu
   const listeners = new Set<(reason: string) => void>();
   let last: RedisInspection | null = null;
   let misconfigured: RedisConfigurationError | null = null;
+  /** The last inspection failed (Redis did not answer it): not up, whatever the connection says. */
+  let inspectionFailed: { kind: RedisErrorKind; message: string; at: Date } | null = null;
   let depth: QueueState['depth'] = null;
   let checkedAt: Date | null = null;
   let warnedPolicy: string | null = null;
@@ -283,9 +286,11 @@ function makeMonitor(settings: QueueSettings, connection: RedisClient, queue: Qu
       depth = await withTimeout(queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized'), timeout, 'getJobCounts')
         .then((c) => ({ waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0 }))
         .catch(() => null);
+      inspectionFailed = null;
     } catch (error) {
       if (error instanceof RedisConfigurationError) misconfigured = error;
-      errors.report(error, 'inspection');
+      const kind = errors.report(error, 'inspection');
+      inspectionFailed = { kind, message: (error as Error).message, at: new Date() };
     }
   }
 
@@ -311,7 +316,7 @@ function makeMonitor(settings: QueueSettings, connection: RedisClient, queue: Qu
         // a configuration reason has already said so.
         const lastError = errors.last;
         if (lastError && CONFIGURATION_ERRORS.has(lastError.kind)) {
-          throw new RedisConfigurationError(lastError.kind, lastError.message, 'see README, "Redis in production"');
+          throw new RedisConfigurationError(lastError.kind, lastError.message, hintFor(lastError.kind, settings.connection.mode));
         }
         return;
       }
@@ -331,6 +336,7 @@ function makeMonitor(settings: QueueSettings, connection: RedisClient, queue: Qu
         if (lastError && CONFIGURATION_ERRORS.has(lastError.kind)) return { ...base, status: 'misconfigured', cause: cause(lastError.kind, lastError.message, lastError.at) };
         return { ...base, status: 'down', cause: cause(lastError?.kind ?? 'unreachable', lastError?.message ?? `connection is ${connection.status}`, lastError?.at) };
       }
+      if (inspectionFailed) return { ...base, status: 'down', cause: cause(inspectionFailed.kind, inspectionFailed.message, inspectionFailed.at) };
       if (last?.writeError) return { ...base, status: last.writeError.kind === 'full' ? 'full' : 'read_only', cause: cause(last.writeError.kind, last.writeError.message, checkedAt ?? undefined) };
       if (lastError && CONFIGURATION_ERRORS.has(lastError.kind)) return { ...base, status: 'misconfigured', cause: cause(lastError.kind, lastError.message, lastError.at) };
       return { ...base, status: 'up' };

@@ -153,9 +153,10 @@ export function makeRedisClient(connection: RedisConnectionConfig, options: Clie
     connectTimeout: options.connectTimeoutMs ?? Math.max(1_000, options.commandTimeoutMs),
     commandTimeout: blocking ? undefined : options.commandTimeoutMs,
     retryStrategy: (times) => reconnectDelay(times, lastKind),
-    // After a failover the old master answers READONLY: reconnect (and, under Sentinel, ask the
-    // sentinels for the new master) and resend the command there.
-    reconnectOnError: (error) => (classifyRedisError(error) === 'read_only' ? 2 : false),
+    // After a failover the old master answers READONLY: reconnect (asking the sentinels, or the
+    // cluster's slots, for the new master) and resend the command there. One server named by
+    // REDIS_URL would only be reconnected to as the same replica: there it is reported instead.
+    reconnectOnError: (error) => (connection.mode !== 'standalone' && classifyRedisError(error) === 'read_only' ? 2 : false),
   };
   let client: RedisClient;
   if (connection.mode === 'standalone') {
