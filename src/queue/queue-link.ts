@@ -9,7 +9,6 @@ import type { RedisConnectionConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { inspectRedis, type RedisInspection } from './inspect-redis.js';
 import {
-  classifyRedisError,
   CONFIGURATION_ERRORS,
   hintFor,
   makeRedisClient,
@@ -251,7 +250,6 @@ function makeMonitor(settings: QueueSettings, connection: RedisClient, queue: Qu
   let checkedAt: Date | null = null;
   let warnedPolicy: string | null = null;
   let running: Promise<void> | null = null;
-  let stopped = false;
 
   function jobsLost(reason: string) {
     log.warn({ reason }, 'the queue may have lost jobs; queued follow-ups are published again');
@@ -347,12 +345,8 @@ function makeMonitor(settings: QueueSettings, connection: RedisClient, queue: Qu
     },
     inspectNow,
     stop() {
-      stopped = true;
       clearInterval(timer);
       connection.off('ready', onReady);
-    },
-    get stopped() {
-      return stopped;
     },
   };
 }
@@ -368,4 +362,3 @@ async function whenConnected(connection: RedisClient, ms: number): Promise<void>
   );
 }
 
-export { classifyRedisError };
