@@ -37,8 +37,8 @@ function done(result: Record<string, unknown>) {
 }
 
 async function bullmq() {
-  const connection = new Redis(options.redisUrl!, { maxRetriesPerRequest: null });
-  const workerConnection = new Redis(options.redisUrl!, { maxRetriesPerRequest: null });
+  const connection = new Redis(options.redisUrl!, { maxRetriesPerRequest: null, protocol: 2 });
+  const workerConnection = new Redis(options.redisUrl!, { maxRetriesPerRequest: null, protocol: 2 });
   const queue = new Queue(options.queueName!, { connection, prefix: options.prefix });
   const lateness: number[] = [];
   let completed = 0;

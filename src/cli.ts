@@ -15,6 +15,7 @@ import { createContext, type Context } from './context.js';
 import { isAuthError, isConnectionError } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
+import { RedisConfigurationError } from './queue/redis-connection.js';
 import { type Role, startRoles } from './roles.js';
 
 function readConfig(overrides: Record<string, string | undefined> = {}): Config {
@@ -71,12 +72,12 @@ async function runRoles(roles: Role[], opts: { migrate?: boolean }) {
   try {
     ctx = await createContextPatiently(config, log);
     // Without Redis there is no worker: the relay sends follow-ups itself.
-    const effective = roles.filter((r) => r !== 'worker' || config.redis.url);
+    const effective = roles.filter((r) => r !== 'worker' || config.redis.connection);
     log.info(
       {
         roles: effective,
         database: config.database.url ? 'postgresql' : `pglite:${config.database.dataDir}`,
-        queue: config.redis.url ? 'redis' : 'direct',
+        queue: config.redis.connection ? `redis (${config.redis.connection.mode})` : 'direct',
         transport: ctx.transport.name,
       },
       'starting',
@@ -112,8 +113,15 @@ async function runRoles(roles: Role[], opts: { migrate?: boolean }) {
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));
   } catch (error) {
-    log.fatal({ err: error }, 'failed to start');
     await ctx?.close().catch(() => undefined);
+    if (error instanceof RedisConfigurationError) {
+      // Retrying cannot fix it: exit 2, like any other configuration problem, in Redis's own words.
+      log.fatal({ kind: error.kind, redis: error.redisMessage }, error.message);
+      log.flush?.();
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    log.fatal({ err: error }, 'failed to start');
     process.exit(1);
   }
 }

@@ -44,7 +44,17 @@ const schema = z.object({
   DATABASE_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5_000),
   MIGRATE_ON_START: flag.default(true),
 
-  REDIS_URL: url(['redis:', 'rediss:']).optional(),
+  // redis+sentinel:// lists several hosts, which URL() refuses: it is parsed on its own below.
+  REDIS_URL: z.union([z.string().startsWith('redis+sentinel://'), url(['redis:', 'rediss:'])], {
+    error: 'must be a URL (redis:, rediss: or redis+sentinel:)',
+  }).optional(),
+  REDIS_SENTINELS: z.string().optional(),
+  REDIS_SENTINEL_NAME: z.string().min(1).optional(),
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  REDIS_CLUSTER_NODES: z.string().optional(),
+  // The data nodes' ACL user and password under Sentinel or Cluster (a plain REDIS_URL carries its own).
+  REDIS_USERNAME: z.string().min(1).optional(),
+  REDIS_PASSWORD: z.string().min(1).optional(),
   QUEUE_NAME: z.string().regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only').default('followup_tasks'),
   QUEUE_PREFIX: z.string().min(1).default('{followups}'),
   REDIS_COMMAND_TIMEOUT_MS: int(50, 60_000).default(2_000),
@@ -122,6 +132,26 @@ const schema = z.object({
   PAUSE_WHEN_WEBHOOKS_SILENT: flag.default(false),
 });
 
+export interface RedisEndpoint {
+  host: string;
+  port: number;
+}
+
+/** Where Redis is and how to reach it: one server, a Sentinel-managed master, or a Cluster. */
+export type RedisConnectionConfig =
+  | { mode: 'standalone'; url: string }
+  | {
+      mode: 'sentinel';
+      sentinels: RedisEndpoint[];
+      /** The master's name as the sentinels know it (`sentinel monitor <name> …`). */
+      name: string;
+      sentinelPassword?: string;
+      username?: string;
+      password?: string;
+      db?: number;
+    }
+  | { mode: 'cluster'; nodes: RedisEndpoint[]; username?: string; password?: string };
+
 export type Config = {
   env: string;
   port: number;
@@ -140,7 +170,8 @@ export type Config = {
     /** Connecting, or waiting for a free pool connection. */
     connectTimeoutMs: number;
   };
-  redis: { url?: string; queueName: string; prefix: string; commandTimeoutMs: number; jobSize: number };
+  /** connection: unset → direct mode (no queue). */
+  redis: { connection?: RedisConnectionConfig; queueName: string; prefix: string; commandTimeoutMs: number; jobSize: number };
   evolution?: { url: string; apiKey: string; instance: string };
   apiToken: string;
   /** True when the token is the documented development default (embedded mode only). */
@@ -230,6 +261,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
   }
   const e = parsed.success ? parsed.data : undefined;
+  let redisConnection: RedisConnectionConfig | undefined;
   if (e) {
     if (e.EVOLUTION_API_URL) {
       if (!e.EVOLUTION_API_KEY) problems.push('EVOLUTION_API_KEY: required when EVOLUTION_API_URL is set');
@@ -264,6 +296,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if (e.BUSINESS_HOURS_START >= e.BUSINESS_HOURS_END) {
       problems.push('BUSINESS_HOURS_START: must be earlier than BUSINESS_HOURS_END');
     }
+    redisConnection = readRedisConnection(e, problems);
     // A send may take the longest typing delay (8 s) plus SEND_TIMEOUT_MS, then the reconcile wait.
     const longestTyping = e.TYPING_DELAY_ENABLED ? 8_000 : 0;
     if (e.LEASE_SECONDS * 1000 <= e.SEND_TIMEOUT_MS + longestTyping + e.RECONCILE_DELAY_MS) {
@@ -288,7 +321,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       statementTimeoutMs: e.DATABASE_STATEMENT_TIMEOUT_MS,
       connectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     },
-    redis: { url: e.REDIS_URL, queueName: e.QUEUE_NAME, prefix: e.QUEUE_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS, jobSize: e.QUEUE_JOB_SIZE },
+    redis: { connection: redisConnection, queueName: e.QUEUE_NAME, prefix: e.QUEUE_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS, jobSize: e.QUEUE_JOB_SIZE },
     evolution: e.EVOLUTION_API_URL
       ? { url: e.EVOLUTION_API_URL.replace(/\/+$/, ''), apiKey: e.EVOLUTION_API_KEY!, instance: e.EVOLUTION_INSTANCE_NAME! }
       : undefined,
@@ -342,4 +375,107 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       pauseWhenSilent: e.PAUSE_WHEN_WEBHOOKS_SILENT,
     },
   };
+}
+
+/** `host:port,host:port` (IPv6 hosts in brackets: `[::1]:26379`). */
+export function parseEndpoints(list: string): RedisEndpoint[] | null {
+  const endpoints: RedisEndpoint[] = [];
+  for (const item of list.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const match = /^(?:\[([^\]]+)\]|([^:\s]+)):(\d{1,5})$/.exec(item);
+    const port = match ? Number(match[3]) : NaN;
+    if (!match || port < 1 || port > 65535) return null;
+    endpoints.push({ host: match[1] ?? match[2]!, port });
+  }
+  return endpoints.length > 0 ? endpoints : null;
+}
+
+/**
+ * BullMQ on a Cluster needs every key of a queue in one slot: the prefix must hold a hash tag,
+ * i.e. the part between its first `{` and the next `}` is not empty (`{followups}`).
+ */
+export function hasHashTag(prefix: string): boolean {
+  const open = prefix.indexOf('{');
+  const close = open === -1 ? -1 : prefix.indexOf('}', open + 1);
+  return close > open + 1;
+}
+
+/**
+ * `redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/<db>]`: the user and
+ * password are the data nodes' (the sentinels' own password is REDIS_SENTINEL_PASSWORD).
+ */
+function parseSentinelUrl(value: string): { sentinels: RedisEndpoint[]; name: string; username?: string; password?: string; db?: number } | null {
+  const match = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/]+)\/([^/]+)(?:\/(\d+))?\/?$/.exec(value);
+  if (!match) return null;
+  const sentinels = parseEndpoints(match[3]!);
+  if (!sentinels) return null;
+  const decode = (part: string | undefined) => (part ? decodeURIComponent(part) : undefined);
+  return { sentinels, name: decodeURIComponent(match[4]!), username: decode(match[1]), password: decode(match[2]), db: match[5] ? Number(match[5]) : undefined };
+}
+
+type RedisEnv = {
+  REDIS_URL?: string;
+  REDIS_SENTINELS?: string;
+  REDIS_SENTINEL_NAME?: string;
+  REDIS_SENTINEL_PASSWORD?: string;
+  REDIS_CLUSTER_NODES?: string;
+  REDIS_USERNAME?: string;
+  REDIS_PASSWORD?: string;
+  QUEUE_PREFIX: string;
+};
+
+function readRedisConnection(e: RedisEnv, problems: string[]): RedisConnectionConfig | undefined {
+  const url = e.REDIS_URL;
+  const sentinelUrl = url?.startsWith('redis+sentinel:') ? url : undefined;
+  const given = [url && 'REDIS_URL', e.REDIS_SENTINELS && 'REDIS_SENTINELS', e.REDIS_CLUSTER_NODES && 'REDIS_CLUSTER_NODES'].filter(Boolean);
+  if (given.length > 1) {
+    problems.push(`REDIS_URL: set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES (got ${given.join(', ')})`);
+    return undefined;
+  }
+  if (url && !sentinelUrl && (e.REDIS_USERNAME || e.REDIS_PASSWORD)) {
+    problems.push('REDIS_PASSWORD: with a plain REDIS_URL, put the user and password in the URL (redis://user:password@host:6379)');
+  }
+  if (e.REDIS_SENTINEL_NAME && !e.REDIS_SENTINELS && !sentinelUrl) problems.push('REDIS_SENTINEL_NAME: needs REDIS_SENTINELS');
+  if (e.REDIS_SENTINEL_PASSWORD && !e.REDIS_SENTINELS && !sentinelUrl) problems.push('REDIS_SENTINEL_PASSWORD: needs REDIS_SENTINELS or a redis+sentinel:// REDIS_URL');
+  if (sentinelUrl) {
+    const parsed = parseSentinelUrl(sentinelUrl);
+    if (!parsed) {
+      problems.push('REDIS_URL: must be redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/<db>]');
+      return undefined;
+    }
+    return {
+      mode: 'sentinel',
+      ...parsed,
+      username: parsed.username || e.REDIS_USERNAME,
+      password: parsed.password || e.REDIS_PASSWORD,
+      sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+    };
+  }
+  if (url) return { mode: 'standalone', url };
+  if (e.REDIS_SENTINELS) {
+    const sentinels = parseEndpoints(e.REDIS_SENTINELS);
+    if (!sentinels) problems.push('REDIS_SENTINELS: must be host:port,host:port… (the sentinels, usually port 26379)');
+    if (!e.REDIS_SENTINEL_NAME) problems.push("REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master's name in `sentinel monitor <name> …`)");
+    if (!sentinels || !e.REDIS_SENTINEL_NAME) return undefined;
+    return {
+      mode: 'sentinel',
+      sentinels,
+      name: e.REDIS_SENTINEL_NAME,
+      sentinelPassword: e.REDIS_SENTINEL_PASSWORD,
+      username: e.REDIS_USERNAME,
+      password: e.REDIS_PASSWORD,
+    };
+  }
+  if (e.REDIS_CLUSTER_NODES) {
+    const nodes = parseEndpoints(e.REDIS_CLUSTER_NODES);
+    if (!nodes) problems.push('REDIS_CLUSTER_NODES: must be host:port,host:port… (any of the cluster\'s nodes)');
+    if (!hasHashTag(e.QUEUE_PREFIX)) {
+      problems.push(
+        `QUEUE_PREFIX: must contain a Redis Cluster hash tag, e.g. {followups}, when REDIS_CLUSTER_NODES is set (BullMQ needs all of a queue's keys in one slot; got "${e.QUEUE_PREFIX}")`,
+      );
+    }
+    if (!nodes || !hasHashTag(e.QUEUE_PREFIX)) return undefined;
+    return { mode: 'cluster', nodes, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD };
+  }
+  if (e.REDIS_USERNAME || e.REDIS_PASSWORD) problems.push('REDIS_PASSWORD: needs REDIS_SENTINELS or REDIS_CLUSTER_NODES');
+  return undefined;
 }

@@ -10,7 +10,7 @@ import { DEFAULT_CAMPAIGNS_DIR, loadCampaigns } from './campaigns/load-campaigns
 import { makeCampaignComposer } from './compose/campaign-composer.js';
 import type { Composer } from './compose/composer.js';
 import { makeLlmWriter } from './compose/llm-writer.js';
-import type { Config } from './config.js';
+import type { Config, RedisConnectionConfig } from './config.js';
 import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { makePgDb } from './db/pg-db.js';
@@ -19,7 +19,7 @@ import { embeddedErasureKey, useErasureKey } from './leads/erasure-key.js';
 import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
 import { makeMetrics, type Metrics } from './metrics.js';
-import { makeQueueLink, type QueueLink } from './queue/queue-link.js';
+import { makeQueueLink, type QueueLink, type QueueSettings } from './queue/queue-link.js';
 import { makeRoleHealth, type RoleHealth } from './role-health.js';
 import { makeRespectfulPolicy } from './policy/respectful-policy.js';
 import { makeSendLimits, type SendLimits } from './policy/send-limits.js';
@@ -100,18 +100,17 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const queue =
     overrides.queue !== undefined
       ? overrides.queue
-      : config.redis.url
-        ? makeQueueLink(
-            {
-              url: config.redis.url,
-              queueName: config.redis.queueName,
-              prefix: config.redis.prefix,
-              commandTimeoutMs: config.redis.commandTimeoutMs,
-              jobSize: config.redis.jobSize,
-            },
-            log.child({ component: 'queue' }),
-          )
+      : config.redis.connection
+        ? makeQueueLink(queueSettingsOf(config, config.redis.connection), log.child({ component: 'queue' }))
         : null;
+  try {
+    // A Redis that can never work as configured (password, ACL, wrong kind of server) stops start-up.
+    if (overrides.queue === undefined) await queue?.verify();
+  } catch (error) {
+    await queue?.close();
+    if (ownsDb) await db.close();
+    throw error;
+  }
   const ownsQueue = overrides.queue === undefined;
   const limits = overrides.policy ? null : makeLimits(config, log, clock, db);
   const metrics = overrides.metrics ?? makeMetrics();
@@ -181,6 +180,17 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   };
 }
 
+/** The queue's settings (producer and worker alike) from the configuration. */
+export function queueSettingsOf(config: Config, connection: RedisConnectionConfig): QueueSettings {
+  return {
+    connection,
+    queueName: config.redis.queueName,
+    prefix: config.redis.prefix,
+    commandTimeoutMs: config.redis.commandTimeoutMs,
+    jobSize: config.redis.jobSize,
+  };
+}
+
 /**
  * Pace and daily cap, per WhatsApp instance: in Redis when there is one (shared by
  * every worker), else in memory. Keyed by queue too, so deployments (and test
@@ -197,7 +207,7 @@ function makeLimits(config: Config, log: Logger, clock: Clock, db: Db): SendLimi
     instance: config.evolution?.instance ?? 'dry-run',
     // Keyed by the WhatsApp instance (in each key), not the queue: the budget is the number's.
     keyPrefix: `${config.redis.prefix}:limits`,
-    redis: config.redis.url ? { url: config.redis.url, commandTimeoutMs: config.redis.commandTimeoutMs } : undefined,
+    redis: config.redis.connection ? { connection: config.redis.connection, commandTimeoutMs: config.redis.commandTimeoutMs } : undefined,
     // While Redis is down, points are taken in PostgreSQL, shared by every process (PGlite: one process, memory).
     fallbackDb: db.kind === 'pg' ? db : undefined,
     // A booked slot may be waited for in-process, well within the send's lease.

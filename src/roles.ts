@@ -4,7 +4,7 @@
  * taking work, finish or hand back what is in flight, close connections.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Context } from './context.js';
+import { type Context, queueSettingsOf } from './context.js';
 import { buildApp } from './http/build-app.js';
 import { type Relay, startRelay } from './relay/start-relay.js';
 import { type ExecutorDeps, type Outcome } from './worker/execute-followup.js';
@@ -56,24 +56,18 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
   const stops: Array<() => Promise<void>> = [];
   const wanted = new Set(roles);
 
-  if (wanted.has('worker') && !ctx.config.redis.url) {
-    throw new Error('the worker role needs REDIS_URL; without Redis the relay sends follow-ups itself (direct mode)');
+  if (wanted.has('worker') && !ctx.config.redis.connection) {
+    throw new Error('the worker role needs Redis (REDIS_URL, REDIS_SENTINELS or REDIS_CLUSTER_NODES); without Redis the relay sends follow-ups itself (direct mode)');
   }
   const sends = wanted.has('relay') || wanted.has('worker');
   // The roles that send watch for webhook silence (they know what was sent); the API hears the webhooks.
   const silenceWatch = sends && ctx.webhookSilence ? ctx.webhookSilence.startDetecting() : null;
   const pauseWatch = sends ? watchPause({ gate: ctx.gate, transport: ctx.transport, log: ctx.log.child({ role: "pause-watch" }), intervalMs: Math.min(5_000, ctx.config.pauseRetryMs) }) : null;
 
-  if (wanted.has('worker') && ctx.config.redis.url) {
+  if (wanted.has('worker') && ctx.config.redis.connection) {
     const log = ctx.log.child({ role: 'worker' });
     running.worker = startQueueWorker({
-      queue: {
-        url: ctx.config.redis.url,
-        queueName: ctx.config.redis.queueName,
-        prefix: ctx.config.redis.prefix,
-        commandTimeoutMs: ctx.config.redis.commandTimeoutMs,
-        jobSize: ctx.config.redis.jobSize,
-      },
+      queue: queueSettingsOf(ctx.config, ctx.config.redis.connection),
       concurrency: ctx.config.worker.concurrency,
       executor: executorDeps(ctx, 'worker'),
       log,

@@ -8,7 +8,7 @@ describe('configuration', () => {
     const config = loadConfig({});
     assert.equal(config.database.url, undefined);
     assert.equal(config.database.dataDir, './.followups-data');
-    assert.equal(config.redis.url, undefined);
+    assert.equal(config.redis.connection, undefined);
     assert.equal(config.evolution, undefined);
     assert.equal(config.apiToken, DEV_API_TOKEN);
     assert.equal(config.port, 3000);
@@ -100,7 +100,7 @@ describe('configuration', () => {
   });
 
   test('treats empty variables as unset', () => {
-    assert.equal(loadConfig({ REDIS_URL: '', EVOLUTION_API_URL: '  ' }).redis.url, undefined);
+    assert.equal(loadConfig({ REDIS_URL: '', EVOLUTION_API_URL: '  ' }).redis.connection, undefined);
   });
 
   test('never echoes a secret in its errors', () => {
@@ -113,5 +113,68 @@ describe('configuration', () => {
       assert.ok(!/\bshort\b/.test(text));
       assert.ok(!/\btiny\b/.test(text));
     }
+  });
+});
+
+describe('Redis topologies in the configuration', () => {
+  test('REDIS_SENTINELS with REDIS_SENTINEL_NAME and the passwords', () => {
+    const { connection } = loadConfig({
+      REDIS_SENTINELS: '10.0.0.1:26379, 10.0.0.2:26380,[::1]:26381',
+      REDIS_SENTINEL_NAME: 'mymaster',
+      REDIS_SENTINEL_PASSWORD: 'sentinel-secret',
+      REDIS_PASSWORD: 'data-secret',
+    }).redis;
+    assert.deepEqual(connection, {
+      mode: 'sentinel',
+      sentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: '10.0.0.2', port: 26380 },
+        { host: '::1', port: 26381 },
+      ],
+      name: 'mymaster',
+      sentinelPassword: 'sentinel-secret',
+      username: undefined,
+      password: 'data-secret',
+    });
+  });
+
+  test('the redis+sentinel:// URL form', () => {
+    const { connection } = loadConfig({ REDIS_URL: 'redis+sentinel://app:p%40ss@10.0.0.1:26379,10.0.0.2:26379/mymaster/2' }).redis;
+    assert.deepEqual(connection, {
+      mode: 'sentinel',
+      sentinels: [
+        { host: '10.0.0.1', port: 26379 },
+        { host: '10.0.0.2', port: 26379 },
+      ],
+      name: 'mymaster',
+      username: 'app',
+      password: 'p@ss',
+      db: 2,
+      sentinelPassword: undefined,
+    });
+  });
+
+  test('REDIS_CLUSTER_NODES, with the default {followups} prefix', () => {
+    const config = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:6379,10.0.0.2:6379,10.0.0.3:6379' });
+    assert.equal(config.redis.connection?.mode, 'cluster');
+    assert.equal(config.redis.prefix, '{followups}');
+  });
+
+  test('names what is wrong: two topologies at once, a sentinel list without a name, a malformed node, a prefix without a hash tag', () => {
+    const problemsOf = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+    };
+    assert.match(problemsOf({ REDIS_URL: 'redis://h:6379', REDIS_CLUSTER_NODES: 'h:7000' }).join(), /REDIS_URL: set only one of/);
+    assert.match(problemsOf({ REDIS_SENTINELS: 'h:26379' }).join(), /REDIS_SENTINEL_NAME: required/);
+    assert.match(problemsOf({ REDIS_CLUSTER_NODES: 'h:7000,nope' }).join(), /REDIS_CLUSTER_NODES: must be host:port/);
+    assert.match(problemsOf({ REDIS_CLUSTER_NODES: 'h:7000', QUEUE_PREFIX: 'followups' }).join(), /QUEUE_PREFIX: must contain a Redis Cluster hash tag/);
+    assert.match(problemsOf({ REDIS_CLUSTER_NODES: 'h:7000', QUEUE_PREFIX: '{}x' }).join(), /QUEUE_PREFIX/);
+    assert.match(problemsOf({ REDIS_URL: 'redis://h:6379', REDIS_PASSWORD: 'secret-pass' }).join(), /put the user and password in the URL/);
+    assert.ok(!problemsOf({ REDIS_URL: 'redis://h:6379', REDIS_PASSWORD: 'secret-pass' }).join().includes('secret-pass'), 'never echoes a secret');
   });
 });

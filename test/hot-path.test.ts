@@ -54,7 +54,7 @@ describe('jobs carry chunks of follow-ups', () => {
   test('publish: one addBulk of chunked jobs on the real Redis, urgent ones at the head', async () => {
     await waitForRedis(REDIS_URL);
     const queueName = `hot_path_${process.pid}_${Date.now()}`;
-    const settings = { url: REDIS_URL, queueName, prefix: '{hot-path-test}', commandTimeoutMs: 2_000, jobSize: 4 };
+    const settings = { connection: { mode: 'standalone' as const, url: REDIS_URL }, queueName, prefix: '{hot-path-test}', commandTimeoutMs: 2_000, jobSize: 4 };
     const link = makeQueueLink(settings, createLogger({ level: 'silent' }));
     const queue = new Queue(queueName, { connection: { url: REDIS_URL }, prefix: settings.prefix });
     try {

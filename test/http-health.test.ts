@@ -7,7 +7,7 @@ import { type Context, createContext } from '../src/context.js';
 import { makePgDb } from '../src/db/pg-db.js';
 import { buildApp, routeModules } from '../src/http/build-app.js';
 import { createLogger } from '../src/log.js';
-import type { QueueLink } from '../src/queue/queue-link.js';
+import { makeQueueLink } from '../src/queue/queue-link.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 const TOKEN = 'test-token-123-abcdefghijkl';
@@ -70,17 +70,26 @@ describe('health', () => {
   });
 
   it('stays ready (degraded) when the queue is down: the relay runs follow-ups itself', async () => {
-    const downQueue = { ping: async () => false, depth: async () => null, close: async () => undefined } as unknown as QueueLink;
+    // A real queue link to a port where nothing listens: the answer comes from its state, at once.
+    const downQueue = makeQueueLink(
+      { connection: { mode: 'standalone', url: 'redis://127.0.0.1:1' }, queueName: 'down', prefix: '{down}', commandTimeoutMs: 2_000 },
+      silent,
+    );
     const queueCtx = await createContext(configFor(testDb.url), silent, { db: testDb.db, queue: downQueue, skipMigrations: true });
     const queueApp = await buildApp(queueCtx);
     try {
+      await queueApp.inject({ method: 'GET', url: '/health/live' }); // the app's first request warms it up
+      const started = performance.now();
       const res = await queueApp.inject({ method: 'GET', url: '/health/ready', headers: auth });
+      assert.ok(performance.now() - started < 100, 'answered without waiting for Redis');
       assert.equal(res.statusCode, 200);
       assert.equal(res.json().status, 'degraded');
       assert.equal(res.json().checks.queue.status, 'down');
+      assert.equal(res.json().checks.queue.cause.kind, 'unreachable');
     } finally {
       await queueApp.close();
       await queueCtx.close();
+      await downQueue.close();
     }
   });
 

@@ -28,7 +28,7 @@ describe('followups status', () => {
     const sent = await schedule('5581990000004');
     await testDb.db.query(`UPDATE follow_ups SET status = 'executed', sent_at = now() WHERE id = $1::uuid`, [sent.id]);
     await makeSendingGate({ db: testDb.db, clock: systemClock }).pause('whatsapp_disconnected', 'connection.update close');
-    const link = makeQueueLink({ url: REDIS_URL, queueName: QUEUE_NAME, prefix: '{followups}', commandTimeoutMs: 2_000 }, silent);
+    const link = makeQueueLink({ connection: { mode: 'standalone', url: REDIS_URL }, queueName: QUEUE_NAME, prefix: '{followups}', commandTimeoutMs: 2_000 }, silent);
     try {
       await link.publish([overdue.id]);
       const run = await followups(['status', '--json']);

@@ -25,7 +25,7 @@ describe('the pace while Redis is down', () => {
       timeZone: 'America/Recife',
       instance,
       keyPrefix,
-      redis: { url: DEAD_REDIS, commandTimeoutMs: 200 },
+      redis: { connection: { mode: 'standalone', url: DEAD_REDIS }, commandTimeoutMs: 200 },
       fallbackDb: testDb.db,
       maxWaitMs: 5_000,
       log: createLogger({ level: 'silent' }),

@@ -573,3 +573,20 @@ export async function bringDueNow(
   const { rows } = await db.query<FollowupRow>(bringDueNowSql, [options.id, options.now, options.ignoreWindow, options.detail ?? {}]);
   return rows[0] ?? null;
 }
+
+/**
+ * Redis lost the queue's jobs (restarted empty, flushed, evicted): every `queued` row's lease
+ * ends now, so the next sweep publishes them again at once instead of a lease later. Job ids
+ * and the worker's conditional claim make a publish of a job that still exists harmless.
+ */
+export async function expireQueuedLeases(db: Queryable, now: Date): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `WITH expired AS (
+       UPDATE follow_ups SET lease_until = $1::timestamptz
+        WHERE status = 'queued' AND lease_until > $1::timestamptz
+        RETURNING 1)
+     SELECT count(*)::int AS n FROM expired`,
+    [now],
+  );
+  return rows[0]?.n ?? 0;
+}

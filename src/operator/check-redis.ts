@@ -6,19 +6,22 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { makeRedisConnection, withTimeout } from '../queue/queue-link.js';
+import { withTimeout } from '../queue/queue-link.js';
+import { makeRedisClient, makeRedisErrorLog } from '../queue/redis-connection.js';
 import { type Check, fail, ok, skip, warn } from './check.js';
 
 const AUTH_ERROR = /NOAUTH|WRONGPASS|NOPERM|invalid password|invalid username/i;
 
 export async function checkRedis(config: Config, log: Logger): Promise<Check[]> {
   const { redis } = config;
-  if (!redis.url) return [skip('redis', 'REDIS_URL is not set: direct mode (the relay sends follow-ups itself)')];
-  const connection = makeRedisConnection(
-    { url: redis.url, queueName: redis.queueName, prefix: redis.prefix, commandTimeoutMs: redis.commandTimeoutMs },
-    log,
-    { blocking: false },
-  );
+  if (!redis.connection) return [skip('redis', 'REDIS_URL is not set: direct mode (the relay sends follow-ups itself)')];
+  const target = describeTarget(redis.connection);
+  const connection = makeRedisClient(redis.connection, {
+    use: 'commands',
+    commandTimeoutMs: redis.commandTimeoutMs,
+    name: 'followups-doctor',
+    errors: makeRedisErrorLog(log),
+  });
   let lastError: string | undefined;
   connection.on('error', (error: Error) => {
     lastError = error.message;
@@ -42,9 +45,9 @@ export async function checkRedis(config: Config, log: Logger): Promise<Check[]> 
       if (AUTH_ERROR.test(message)) {
         return [fail('redis.auth', `Redis refused us: ${message}`, 'put the right user and password in REDIS_URL (redis://user:password@host:6379), and give that ACL user what BullMQ needs on its keys (e.g. `+@all -@dangerous +info ~*`)')];
       }
-      return [fail('redis.reachable', `${redactUrl(redis.url)}: ${message}`, 'check REDIS_URL and that Redis is running; meanwhile the relay sends follow-ups directly', true)];
+      return [fail('redis.reachable', `${target}: ${message}`, 'check REDIS_URL and that Redis is running; meanwhile the relay sends follow-ups directly', true)];
     }
-    const checks: Check[] = [ok('redis.reachable', `${redactUrl(redis.url)} answers PING`), ok('redis.auth', 'authenticated')];
+    const checks: Check[] = [ok('redis.reachable', `${target} answers PING`), ok('redis.auth', 'authenticated')];
     const info = async (section: string): Promise<Record<string, string> | string> => {
       try {
         return parseInfo(await withTimeout(connection.info(section), timeout, `INFO ${section}`));
@@ -77,7 +80,9 @@ export async function checkRedis(config: Config, log: Logger): Promise<Check[]> 
       checks.push(warn('redis.cluster', `cannot read INFO cluster: ${cluster}`, 'allow INFO for this ACL user (+info)'));
     } else if (cluster.cluster_enabled === '1') {
       checks.push(
-        /\{.+\}/.test(redis.prefix)
+        /\{.+\}/.test(redis.prefix) && redis.connection.mode === 'cluster'
+          ? ok('redis.cluster', `Redis Cluster through ${redis.connection.nodes.length} seed nodes; QUEUE_PREFIX ${redis.prefix} is a hash tag`)
+          : /\{.+\}/.test(redis.prefix)
           ? warn('redis.cluster', `Redis Cluster mode; QUEUE_PREFIX ${redis.prefix} is a hash tag`, 'connect through the cluster nodes (REDIS_CLUSTER_NODES) so MOVED redirections are followed')
           : fail('redis.cluster', `Redis Cluster mode, but QUEUE_PREFIX ${redis.prefix} is not a hash tag: the queue's keys would span slots`, 'set QUEUE_PREFIX to a hash tag such as {followups}'),
       );
@@ -97,6 +102,14 @@ function parseInfo(text: string): Record<string, string> {
     if (at > 0 && !line.startsWith('#')) fields[line.slice(0, at)] = line.slice(at + 1).trim();
   }
   return fields;
+}
+
+/** Where the checks connect, without a password, for output. */
+function describeTarget(connection: NonNullable<Config['redis']['connection']>): string {
+  const hosts = (list: Array<{ host: string; port: number }>) => list.map((e) => `${e.host}:${e.port}`).join(',');
+  if (connection.mode === 'standalone') return redactUrl(connection.url);
+  if (connection.mode === 'sentinel') return `master ${connection.name} via sentinels ${hosts(connection.sentinels)}`;
+  return `cluster ${hosts(connection.nodes)}`;
 }
 
 /** The URL without its password, for output. */

@@ -28,10 +28,11 @@
  *
  * 0 means unlimited for either (the benchmarks turn both off).
  */
-import { Redis } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Queryable } from '../db/db.js';
+import type { RedisConnectionConfig } from '../config.js';
 import type { Logger } from '../log.js';
+import { makeRedisClient, makeRedisErrorLog, type RedisClient } from '../queue/redis-connection.js';
 import { instantOf, wallTimeIn } from './zoned-time.js';
 
 export interface SendLimitsOptions {
@@ -45,7 +46,7 @@ export interface SendLimitsOptions {
   instance: string;
   keyPrefix: string;
   /** Unset: in memory (direct mode). */
-  redis?: { url: string; commandTimeoutMs: number };
+  redis?: { connection: RedisConnectionConfig; commandTimeoutMs: number };
   /** Where the points are taken while Redis is down (PostgreSQL); unset: in memory. */
   fallbackDb?: Queryable;
   /** Longest a send may wait in-process for a booked slot; beyond, it is deferred. */
@@ -112,7 +113,7 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
   const dailyOn = options.dailyCap > 0;
   const slotMs = paceOn ? options.windowMs / Math.max(options.ratePerWindow - 1, 0.5) : 0;
   const usableMs = slotMs / 3;
-  let client: Redis | undefined;
+  let client: RedisClient | undefined;
   let firstConnect: Promise<void> | undefined;
   let limiters: { pace?: Limiter; daily?: Limiter } | undefined;
 
@@ -127,14 +128,16 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
     };
     if (options.redis && (paceOn || dailyOn)) {
       let warned = false;
-      client = new Redis(options.redis.url, {
-        commandTimeout: Math.min(options.redis.commandTimeoutMs, 1_000),
-        connectTimeout: 2_000,
-        enableOfflineQueue: false,
+      // Built like every other Redis connection (one server, Sentinel or Cluster).
+      client = makeRedisClient(options.redis.connection, {
+        use: 'commands',
+        commandTimeoutMs: Math.min(options.redis.commandTimeoutMs, 1_000),
+        connectTimeoutMs: 2_000,
         maxRetriesPerRequest: 0,
-        retryStrategy: (times) => Math.min(times * 500, 5_000),
+        name: 'rate-limit',
+        errors: makeRedisErrorLog(log),
       });
-      client.on('error', (error) => {
+      client.on('error', (error: Error) => {
         // Logged once per outage; the memory limiter carries on meanwhile.
         if (!warned) log.warn({ err: { message: error.message } }, 'rate-limit Redis unavailable; limiting in memory');
         warned = true;

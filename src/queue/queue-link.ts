@@ -4,17 +4,30 @@
  * bounded by a timeout: a hung Redis counts as down and never stalls the relay.
  */
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import { createHash } from 'node:crypto';
+import type { RedisConnectionConfig } from '../config.js';
 import type { Logger } from '../log.js';
+import { inspectRedis, type RedisInspection } from './inspect-redis.js';
+import {
+  CONFIGURATION_ERRORS,
+  hintFor,
+  makeRedisClient,
+  makeRedisErrorLog,
+  RedisConfigurationError,
+  type RedisClient,
+  type RedisErrorKind,
+  type RedisErrorLog,
+} from './redis-connection.js';
 
 export interface QueueSettings {
-  url: string;
+  connection: RedisConnectionConfig;
   queueName: string;
   prefix: string;
   commandTimeoutMs: number;
   /** Follow-ups per job (default DEFAULT_JOB_SIZE): one job carries a chunk of a relay batch. */
   jobSize?: number;
+  /** How often the Redis behind the queue is inspected (role, eviction policy, data lost; default 5 s). */
+  inspectIntervalMs?: number;
 }
 
 export const JOB_NAME = 'send-followups';
@@ -70,6 +83,34 @@ export interface QueueLink {
   depth(): Promise<{ waiting: number; active: number; delayed: number } | null>;
   close(): Promise<void>;
   readonly queue: Queue;
+  /**
+   * Start-up check: throws RedisConfigurationError when Redis can never work as configured
+   * (wrong password, ACL, wrong kind of server); warns about an eviction policy that may drop
+   * jobs. A Redis that does not answer is not an error here: direct mode takes over.
+   */
+  verify(): Promise<void>;
+  /** What is known now, without calling Redis (for /health/ready). */
+  state(): QueueState;
+  /**
+   * `listener` runs when the queue's jobs may have been lost: Redis restarted (new run_id), came
+   * back empty, was flushed, or evicted keys. Returns the unsubscribe function.
+   */
+  onJobsLost(listener: (reason: string) => void): () => void;
+}
+
+export interface QueueState {
+  /** up: connected and writable; read_only / full: connected, writes refused; misconfigured: see cause. */
+  status: 'up' | 'down' | 'read_only' | 'full' | 'misconfigured';
+  /** Why it is not up: the kind and Redis's own words. */
+  cause?: { kind: RedisErrorKind; message: string; since: string };
+  /** The topology configured: standalone, sentinel or cluster. */
+  mode: RedisConnectionConfig['mode'];
+  /** maxmemory-policy; anything but noeviction may evict queued jobs. */
+  evictionPolicy: string | null;
+  warnings: string[];
+  /** From the last inspection (every few seconds), with its time. */
+  depth: { waiting: number; active: number; delayed: number } | null;
+  checkedAt: string | null;
 }
 
 export class QueueUnavailableError extends Error {
@@ -86,37 +127,32 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
   ]).finally(() => clearTimeout(timer));
 }
 
+/** The key the inspection writes on the queue's own slot (and the marker whose loss means lost jobs). */
+export function markerKey(settings: Pick<QueueSettings, 'prefix' | 'queueName'>): string {
+  return `${settings.prefix}:${settings.queueName}:followups-marker`;
+}
+
+/** The queue's Redis connection, built by the one factory; errors go to `errors`. */
 export function makeRedisConnection(
   settings: QueueSettings,
-  log: Logger,
-  options: { blocking: boolean },
-): Redis {
-  const connection = new Redis(settings.url, {
-    // Workers block on BRPOPLPUSH-style calls and must wait for Redis forever (BullMQ requires null);
-    // producers fail fast instead, so the relay can switch to direct mode.
-    maxRetriesPerRequest: options.blocking ? null : 1,
-    enableOfflineQueue: options.blocking,
-    connectTimeout: Math.max(1_000, settings.commandTimeoutMs),
-    commandTimeout: options.blocking ? undefined : settings.commandTimeoutMs,
-    retryStrategy: (times) => Math.min(200 * times, 2_000),
-    lazyConnect: false,
+  errors: RedisErrorLog,
+  options: { blocking: boolean; name: string },
+): RedisClient {
+  return makeRedisClient(settings.connection, {
+    use: options.blocking ? 'blocking' : 'commands',
+    commandTimeoutMs: settings.commandTimeoutMs,
+    name: options.name,
+    errors,
   });
-  let lastErrorLog = 0;
-  connection.on('error', (error) => {
-    // Redis down produces an error per reconnect attempt; log one a minute.
-    if (Date.now() - lastErrorLog > 60_000) {
-      lastErrorLog = Date.now();
-      log.warn({ err: { message: error.message } }, 'redis connection error');
-    }
-  });
-  return connection;
 }
 
 export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
-  const connection = makeRedisConnection(settings, log, { blocking: false });
+  const errors = makeRedisErrorLog(log);
+  const connection = makeRedisConnection(settings, errors, { blocking: false, name: 'queue' });
   const queue = new Queue(settings.queueName, { connection, prefix: settings.prefix });
-  queue.on('error', () => undefined); // already logged by the connection
+  queue.on('error', (error) => errors.report(error, 'queue'));
   const timeout = settings.commandTimeoutMs;
+  const monitor = makeMonitor(settings, connection, queue, errors, log);
   const jobSize = Math.max(1, settings.jobSize ?? DEFAULT_JOB_SIZE);
 
   /** A connection still being set up (start-up, reconnect) gets one timeout's worth of patience. */
@@ -169,7 +205,11 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
     async ping() {
       try {
         await whenReady();
-        return (await withTimeout(connection.ping(), timeout, 'ping')) === 'PONG';
+        if ((await withTimeout(connection.ping(), timeout, 'ping')) !== 'PONG') return false;
+        // A Redis that answers but refuses writes (full, a replica, misconfigured) is not back.
+        if (monitor.state().status === 'up') return true;
+        await monitor.inspectNow();
+        return monitor.state().status === 'up';
       } catch {
         return false;
       }
@@ -183,9 +223,142 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
         return null;
       }
     },
+    verify: () => monitor.verify(),
+    state: () => monitor.state(),
+    onJobsLost: (listener) => monitor.onJobsLost(listener),
     async close() {
+      monitor.stop();
       await withTimeout(queue.close(), timeout, 'queue close').catch(() => undefined);
       connection.disconnect();
     },
   };
 }
+
+/**
+ * Inspects the Redis behind the queue every few seconds and right after each (re)connection, so
+ * /health/ready answers from what is known instead of calling Redis, and lost jobs are noticed.
+ */
+function makeMonitor(settings: QueueSettings, connection: RedisClient, queue: Queue, errors: RedisErrorLog, log: Logger) {
+  const timeout = settings.commandTimeoutMs;
+  const key = markerKey(settings);
+  const listeners = new Set<(reason: string) => void>();
+  let last: RedisInspection | null = null;
+  let misconfigured: RedisConfigurationError | null = null;
+  /** The last inspection failed (Redis did not answer it): not up, whatever the connection says. */
+  let inspectionFailed: { kind: RedisErrorKind; message: string; at: Date } | null = null;
+  let depth: QueueState['depth'] = null;
+  let checkedAt: Date | null = null;
+  let warnedPolicy: string | null = null;
+  let running: Promise<void> | null = null;
+
+  function jobsLost(reason: string) {
+    log.warn({ reason }, 'the queue may have lost jobs; queued follow-ups are published again');
+    for (const listener of listeners) listener(reason);
+  }
+
+  async function inspect(): Promise<void> {
+    const previous = last;
+    try {
+      const found = await inspectRedis(connection, { markerKey: key, mode: settings.connection.mode, timeoutMs: timeout });
+      misconfigured = null;
+      last = found;
+      checkedAt = new Date();
+      if (found.evictionPolicy && found.evictionPolicy !== 'noeviction' && warnedPolicy !== found.evictionPolicy) {
+        warnedPolicy = found.evictionPolicy;
+        log.warn(
+          { evictionPolicy: found.evictionPolicy },
+          'Redis maxmemory-policy is not noeviction: under memory pressure it may evict queued jobs (set maxmemory-policy noeviction)',
+        );
+      }
+      if (found.writeError) errors.report(new Error(found.writeError.message), 'inspection');
+      else if (errors.last && !CONFIGURATION_ERRORS.has(errors.last.kind)) errors.clear();
+      if (previous) {
+        if (previous.runIds.length > 0 && found.runIds.length > 0 && previous.runIds.join() !== found.runIds.join()) {
+          jobsLost('redis restarted or failed over (new run_id)');
+        } else if (previous.marker && found.marker && previous.marker !== found.marker) {
+          jobsLost('redis lost its data (flushed, or restarted empty)');
+        } else if (found.evictedKeys > previous.evictedKeys) {
+          jobsLost(`redis evicted ${found.evictedKeys - previous.evictedKeys} keys`);
+        }
+      }
+      depth = await withTimeout(queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized'), timeout, 'getJobCounts')
+        .then((c) => ({ waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0 }))
+        .catch(() => null);
+      inspectionFailed = null;
+    } catch (error) {
+      if (error instanceof RedisConfigurationError) misconfigured = error;
+      const kind = errors.report(error, 'inspection');
+      inspectionFailed = { kind, message: (error as Error).message, at: new Date() };
+    }
+  }
+
+  function inspectNow(): Promise<void> {
+    if (!running) running = inspect().finally(() => (running = null));
+    return running;
+  }
+
+  const onReady = () => void inspectNow();
+  connection.on('ready', onReady);
+  const timer = setInterval(() => {
+    if (connection.status === 'ready') void inspectNow();
+  }, settings.inspectIntervalMs ?? 5_000);
+  timer.unref();
+
+  return {
+    async verify() {
+      try {
+        await whenConnected(connection, timeout);
+      } catch {
+        // Unreachable at start: not a configuration error; direct mode covers it and the
+        // monitor inspects as soon as Redis answers. But a connection refused by the server for
+        // a configuration reason has already said so.
+        const lastError = errors.last;
+        if (lastError && CONFIGURATION_ERRORS.has(lastError.kind)) {
+          throw new RedisConfigurationError(lastError.kind, lastError.message, hintFor(lastError.kind, settings.connection.mode));
+        }
+        return;
+      }
+      await inspectNow();
+      if (misconfigured) throw misconfigured;
+    },
+    state(): QueueState {
+      const warnings: string[] = [];
+      const policy = last?.evictionPolicy ?? null;
+      if (policy && policy !== 'noeviction') warnings.push(`maxmemory-policy is ${policy}: Redis may evict queued jobs (use noeviction)`);
+      if (last && last.evictionPolicy === null) warnings.push('maxmemory-policy could not be read (INFO not allowed)');
+      const base = { mode: settings.connection.mode, evictionPolicy: policy, warnings, depth, checkedAt: checkedAt?.toISOString() ?? null };
+      const cause = (kind: RedisErrorKind, message: string, at?: Date) => ({ kind, message, since: (at ?? new Date()).toISOString() });
+      if (misconfigured) return { ...base, status: 'misconfigured', cause: cause(misconfigured.kind, misconfigured.redisMessage, errors.last?.at) };
+      const lastError = errors.last;
+      if (connection.status !== 'ready') {
+        if (lastError && CONFIGURATION_ERRORS.has(lastError.kind)) return { ...base, status: 'misconfigured', cause: cause(lastError.kind, lastError.message, lastError.at) };
+        return { ...base, status: 'down', cause: cause(lastError?.kind ?? 'unreachable', lastError?.message ?? `connection is ${connection.status}`, lastError?.at) };
+      }
+      if (inspectionFailed) return { ...base, status: 'down', cause: cause(inspectionFailed.kind, inspectionFailed.message, inspectionFailed.at) };
+      if (last?.writeError) return { ...base, status: last.writeError.kind === 'full' ? 'full' : 'read_only', cause: cause(last.writeError.kind, last.writeError.message, checkedAt ?? undefined) };
+      if (lastError && CONFIGURATION_ERRORS.has(lastError.kind)) return { ...base, status: 'misconfigured', cause: cause(lastError.kind, lastError.message, lastError.at) };
+      return { ...base, status: 'up' };
+    },
+    onJobsLost(listener: (reason: string) => void) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    inspectNow,
+    stop() {
+      clearInterval(timer);
+      connection.off('ready', onReady);
+    },
+  };
+}
+
+/** Resolves once the connection is ready; rejects after `ms`, or at once when it was closed. */
+async function whenConnected(connection: RedisClient, ms: number): Promise<void> {
+  if (connection.status === 'ready') return;
+  if (connection.status === 'end') throw new QueueUnavailableError('redis connection is closed');
+  await withTimeout(
+    new Promise<void>((resolve) => connection.once('ready', () => resolve())),
+    ms,
+    `waiting for redis (${connection.status})`,
+  );
+}
+

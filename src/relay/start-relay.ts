@@ -24,7 +24,7 @@
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { makeNotifyProbe } from '../db/notify-probe.js';
-import { claimDueFollowups, RECENT_DUE_MS, extendLeases, findExpiredLeases, markQueued, deferFollowup, markExecuted, noteReconcileFailure, markFailed, releaseClaims } from '../followups/transitions.js';
+import { claimDueFollowups, RECENT_DUE_MS, expireQueuedLeases, extendLeases, findExpiredLeases, markQueued, deferFollowup, markExecuted, noteReconcileFailure, markFailed, releaseClaims } from '../followups/transitions.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { QueueLink } from '../queue/queue-link.js';
@@ -396,6 +396,18 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
     }
   }
 
+  // Redis lost the queue's jobs (new run_id, data gone, keys evicted): publish the `queued` rows
+  // again now rather than after their lease.
+  const stopWatchingLoss = queue?.onJobsLost(() => {
+    void expireQueuedLeases(db, clock.now())
+      .then((count) => {
+        if (count > 0) log.info({ count }, 'queued follow-ups will be published again (Redis lost its jobs)');
+        nextSweepAt = 0;
+        wake();
+      })
+      .catch((error) => log.warn({ err: error }, 'could not expire queued leases; the sweeper recovers them after the lease'));
+  });
+
   const looping = loop();
 
   return {
@@ -412,6 +424,7 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
     sweep,
     async stop(timeoutMs = 10_000) {
       stopping = true;
+      stopWatchingLoss?.();
       if (probeTimer) clearTimeout(probeTimer);
       if (notifyTimer) clearTimeout(notifyTimer);
       wake();

@@ -17,6 +17,7 @@ import PQueue from 'p-queue';
 import type { Logger } from '../log.js';
 import type { RoleHealth } from '../role-health.js';
 import { DEFAULT_JOB_SIZE, followupIdsOf, type JobData, makeRedisConnection, type QueueSettings } from '../queue/queue-link.js';
+import { CONFIGURATION_ERRORS, makeRedisErrorLog } from '../queue/redis-connection.js';
 import { makeBatchedTransitions } from './batch-transitions.js';
 import { type ExecutorDeps, executeFollowup } from './execute-followup.js';
 
@@ -40,7 +41,8 @@ export function startQueueWorker(options: {
 }): QueueWorker {
   const batched = options.batchTransitions === false || options.executor.transitions ? undefined : makeBatchedTransitions(options.executor.db);
   const executor: ExecutorDeps = batched ? { ...options.executor, transitions: batched } : options.executor;
-  const connection = makeRedisConnection(options.queue, options.log, { blocking: true });
+  const errors = makeRedisErrorLog(options.log);
+  const connection = makeRedisConnection(options.queue, errors, { blocking: true, name: 'worker' });
   const lockDuration = options.lockDurationMs ?? 30_000;
   // Sends in flight, across jobs; follow-ups of urgent jobs (just came due during a backlog) go first.
   const sends = new PQueue({ concurrency: options.concurrency });
@@ -89,16 +91,41 @@ export function startQueueWorker(options: {
       autorun: true,
     },
   );
-  worker.on('error', (error) => options.log.warn({ err: { message: error.message } }, 'queue worker error'));
+  // A Redis error that persists (configuration, a full or read-only Redis) must not spin the
+  // worker's loop: it stops taking jobs for a while, twice as long each time up to a minute, and
+  // tries again. Errors are logged at most once a minute per kind.
+  let backoffMs = 0;
+  let resumeTimer: NodeJS.Timeout | undefined;
+  let stopping = false;
+  const backOff = () => {
+    if (resumeTimer || stopping) return;
+    backoffMs = Math.min(backoffMs ? backoffMs * 2 : 1_000, 60_000);
+    void worker.pause(true).catch(() => undefined);
+    resumeTimer = setTimeout(() => {
+      resumeTimer = undefined;
+      if (!stopping) void worker.resume().catch(() => undefined);
+    }, backoffMs);
+  };
+  worker.on('error', (error) => {
+    const kind = errors.report(error, 'worker');
+    if (CONFIGURATION_ERRORS.has(kind) || kind === 'full' || kind === 'read_only') backOff();
+  });
+  worker.on('completed', () => {
+    backoffMs = 0;
+    options.roleHealth?.succeeded('worker');
+  });
   worker.on('failed', (job, error) => {
     // An AggregateError of the job's follow-ups: the first one says why.
     options.roleHealth?.failed('worker', error instanceof AggregateError ? (error.errors[0] ?? error) : error);
-    options.log.warn({ jobId: job?.id, err: error }, 'job failed; BullMQ retries it, the sweeper covers the rest');
+    if (errors.report(error, 'worker') === 'other') {
+      options.log.warn({ jobId: job?.id, err: error }, 'job failed; BullMQ retries it, the sweeper covers the rest');
+    }
   });
-  worker.on('completed', () => options.roleHealth?.succeeded('worker'));
   return {
     worker,
     async stop(timeoutMs = 10_000) {
+      stopping = true;
+      if (resumeTimer) clearTimeout(resumeTimer);
       const graceful = worker.close();
       const timedOut = await Promise.race([
         graceful.then(() => false),

@@ -50,13 +50,15 @@ export interface OwnRedis {
   flushAll(): Promise<void>;
 }
 
-export async function startOwnRedis(options: { appendonly?: boolean } = {}): Promise<OwnRedis> {
+/** `args`: more redis-server arguments, e.g. ['--requirepass', 'secret'] or ['--maxmemory-policy', 'allkeys-lru']. */
+export async function startOwnRedis(options: { appendonly?: boolean; args?: string[]; password?: string } = {}): Promise<OwnRedis> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'followups-redis-'));
   let child: ChildProcess | undefined;
   const url = `redis://127.0.0.1:${port}`;
+  const adminUrl = options.password ? `redis://:${encodeURIComponent(options.password)}@127.0.0.1:${port}` : url;
 
-  const waitReady = () => waitForRedis(url);
+  const waitReady = () => waitForRedis(adminUrl);
 
   const redis: OwnRedis = {
     port,
@@ -64,7 +66,7 @@ export async function startOwnRedis(options: { appendonly?: boolean } = {}): Pro
     async start() {
       child = spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendonly ? 'yes' : 'no', '--dir', dir],
+        ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', options.appendonly ? 'yes' : 'no', '--dir', dir, ...(options.args ?? [])],
         { stdio: 'ignore' },
       );
       await waitReady();
@@ -85,7 +87,7 @@ export async function startOwnRedis(options: { appendonly?: boolean } = {}): Pro
       child?.kill('SIGCONT');
     },
     async flushAll() {
-      const c = new Redis(url, { maxRetriesPerRequest: 1 });
+      const c = new Redis(adminUrl, { maxRetriesPerRequest: 1 });
       try {
         await c.flushall();
       } finally {

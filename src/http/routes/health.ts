@@ -8,6 +8,7 @@
 import type { Context } from '../../context.js';
 import type { PauseState } from '../../followups/sending-gate.js';
 import { makeBearerMatcher } from '../auth.js';
+import type { QueueState } from '../../queue/queue-link.js';
 import { json } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
@@ -26,7 +27,9 @@ function within<T>(promise: Promise<T>, ms: number): Promise<T> {
 }
 
 type DatabaseCheck = { status: 'up'; latencyMs: number } | { status: 'down'; reason: 'timeout' | 'unreachable' };
-type QueueCheck = { status: 'direct' | 'up'; depth?: { waiting: number; active: number; delayed: number } } | { status: 'down'; note: string };
+type QueueCheck =
+  | { status: 'direct' }
+  | ({ status: QueueState['status']; note?: string } & Omit<QueueState, 'status'>);
 type SendingCheck = ({ status: 'active' } | ({ status: 'paused' } & Omit<PauseState, 'paused'>)) | { status: 'unknown' };
 
 async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
@@ -41,12 +44,21 @@ async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
   }
 }
 
-async function checkQueue(ctx: Context): Promise<QueueCheck> {
+/**
+ * From what the queue link knows now (its connection's state and its last inspection, a few
+ * seconds old at most), never a call to Redis: answers at once even while Redis hangs.
+ */
+function checkQueue(ctx: Context): QueueCheck {
   if (ctx.queue === null) return { status: 'direct' };
-  // ping() is bounded by the Redis command timeout and never throws.
-  const depth = await ctx.queue.depth();
-  if (depth) return { status: 'up', depth };
-  return { status: 'down', note: 'the relay runs due follow-ups itself (direct mode) until the queue returns' };
+  const state = ctx.queue.state();
+  if (state.status === 'up') return state;
+  const note =
+    state.status === 'misconfigured'
+      ? 'Redis refuses this configuration (see cause); the relay runs due follow-ups itself (direct mode) until it is fixed'
+      : state.status === 'down'
+        ? 'the relay runs due follow-ups itself (direct mode) until the queue returns'
+        : 'Redis refuses writes (see cause); the relay runs due follow-ups itself (direct mode) meanwhile';
+  return { ...state, note };
 }
 
 async function checkSending(ctx: Context, database: DatabaseCheck): Promise<SendingCheck> {
@@ -89,7 +101,8 @@ export const healthRoutes: RouteModule = {
     const mayReadDetails = makeBearerMatcher([ctx.config.apiToken, ctx.config.metrics.token]);
 
     app.get('/health/ready', async (request, reply) => {
-      const [database, queue] = await Promise.all([checkDatabase(ctx), checkQueue(ctx)]);
+      const queue = checkQueue(ctx);
+      const database = await checkDatabase(ctx);
       const [sending, webhooks] = await Promise.all([checkSending(ctx, database), checkWebhooks(ctx, database)]);
       // The relay and worker of this process: one that fails turn after turn sends nothing.
       const roles = ctx.roleHealth.read();
@@ -97,7 +110,11 @@ export const healthRoutes: RouteModule = {
       const status =
         database.status === 'down'
           ? 'down'
-          : queue.status === 'down' || sending.status !== 'active' || webhooks.status === 'silent' || rolesFailing
+          : (queue.status !== 'up' && queue.status !== 'direct') ||
+              ('warnings' in queue && queue.warnings.length > 0) ||
+              sending.status !== 'active' ||
+              webhooks.status === 'silent' ||
+              rolesFailing
             ? 'degraded'
             : 'ok';
       const details = mayReadDetails(request.headers.authorization);
@@ -140,7 +157,23 @@ export const healthRoutes: RouteModule = {
             type: 'object',
             properties: {
               database: { type: 'object', properties: { status: { enum: ['up', 'down'] }, latencyMs: { type: 'number' }, reason: { type: 'string' } } },
-              queue: { type: 'object', properties: { status: { enum: ['up', 'down', 'direct'] }, note: { type: 'string' }, depth: { type: 'object' } } },
+              queue: {
+                type: 'object',
+                properties: {
+                  status: { enum: ['up', 'down', 'read_only', 'full', 'misconfigured', 'direct'] },
+                  mode: { enum: ['standalone', 'sentinel', 'cluster'] },
+                  cause: {
+                    type: 'object',
+                    description: "why the queue is not up: kind (auth, acl, wrong_server, cluster_redirect, read_only, full, unreachable) and Redis's own words",
+                    properties: { kind: { type: 'string' }, message: { type: 'string' }, since: { type: 'string', format: 'date-time' } },
+                  },
+                  evictionPolicy: { type: ['string', 'null'], description: 'maxmemory-policy; anything but noeviction is a warning' },
+                  warnings: { type: 'array', items: { type: 'string' } },
+                  note: { type: 'string' },
+                  depth: { type: ['object', 'null'], description: 'waiting, active, delayed jobs at checkedAt' },
+                  checkedAt: { type: ['string', 'null'], format: 'date-time' },
+                },
+              },
               sending: {
                 type: 'object',
                 properties: {
