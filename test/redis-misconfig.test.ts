@@ -10,7 +10,7 @@ import { startRoles } from '../src/roles.js';
 import { makeEvolutionTransport } from '../src/whatsapp/evolution-client.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
-import { insertDueFollowups, startRole, testEnv, waitFor } from './helpers/pipeline.js';
+import { insertDueFollowups, startRole, TEST_TOKEN, testEnv, waitFor } from './helpers/pipeline.js';
 import { type OwnRedis, startOwnRedis } from './helpers/redis-server.js';
 import { startCluster, startLoneSentinel } from './helpers/redis-topologies.js';
 
@@ -140,7 +140,7 @@ describe('Redis that may lose jobs', () => {
     const app = await buildApp(ctx);
     try {
       assert.ok(lines.some((l) => /maxmemory-policy is not noeviction/.test(l) && /allkeys-lru/.test(l)), lines.join('\n'));
-      const res = await app.inject({ method: 'GET', url: '/health/ready' });
+      const res = await app.inject({ method: 'GET', url: '/health/ready', headers: { authorization: `Bearer ${TEST_TOKEN}` } });
       const queue = res.json().checks.queue;
       assert.equal(queue.evictionPolicy, 'allkeys-lru');
       assert.match(queue.warnings.join(), /allkeys-lru: Redis may evict queued jobs/);
