@@ -91,6 +91,9 @@ const schema = z.object({
   PAUSE_RETRY_SECONDS: int(1, 3_600).default(15),
 });
 
+/** Every setting's name, as the schema reads it (`.env.example` documents each one, tested). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(schema.shape);
+
 export type Config = {
   env: string;
   port: number;
