@@ -39,6 +39,9 @@ const { values: opts } = parseArgs({
   },
 });
 
+// Not npm_config_*: under `npm test` they carry the repository's own prefix.
+const NETWORK_ENV = /^(https?_proxy|no_proxy|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR)$/i;
+
 class CheckError extends Error {}
 const fail = (message) => {
   throw new CheckError(message);
@@ -221,7 +224,10 @@ async function main() {
     /** Absolute entries of a value that live in the stage's own tree point into its root. */
     const mapValue = (value, s) => value.split(':').map((part) => (part.startsWith('/') && existsSync(join(s.root, part.split('/')[1] ?? '')) && part.split('/')[1] ? join(s.root, part) : part)).join(':');
     const stageEnv = (s, extra = {}) => {
-      const env = { PATH: hostPath };
+      // This machine's way to the registry (proxy, extra CA certificates; ~/.npmrc through HOME)
+      // stands in for the builder's network.
+      const network = Object.fromEntries(Object.entries(process.env).filter(([k]) => NETWORK_ENV.test(k)));
+      const env = { ...network, PATH: hostPath };
       for (const [k, v] of Object.entries(s.env)) env[k] = mapValue(v, s);
       return { ...env, HOME: process.env.HOME ?? scratch, ...extra };
     };

@@ -32,8 +32,13 @@ let app: string;
 let tarball: string;
 let packedFiles: string[];
 const timings: Record<string, number> = {};
-/** A user's environment: no DATABASE_URL, REDIS_URL, … from this machine. */
-const userEnv = () => ({ PATH: process.env.PATH, HOME: process.env.HOME, npm_config_update_notifier: 'false' });
+/** A user's environment: no DATABASE_URL, REDIS_URL, … from this machine; its way to the registry (proxy, CA certificates) kept. */
+const userEnv = () => ({
+  ...Object.fromEntries(Object.entries(process.env).filter(([k]) => /^(https?_proxy|no_proxy|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR)$/i.test(k))),
+  PATH: process.env.PATH,
+  HOME: process.env.HOME,
+  npm_config_update_notifier: 'false',
+});
 
 // npm pack builds (tsc) and npm install fetches ~100 packages: minutes on a busy machine.
 before(async () => {
