@@ -152,6 +152,9 @@ export type RedisConnectionConfig =
     }
   | { mode: 'cluster'; nodes: RedisEndpoint[]; username?: string; password?: string };
 
+/** Every setting's name, as the schema reads it (`.env.example` documents each one, tested). */
+export const CONFIG_KEYS: readonly string[] = Object.keys(schema.shape);
+
 export type Config = {
   env: string;
   port: number;

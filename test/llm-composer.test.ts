@@ -6,6 +6,7 @@ import { loadConfig } from '../src/config.js';
 import { type Context, createContext } from '../src/context.js';
 import { composeFromTemplate } from '../src/compose/compose-from-template.js';
 import { allowancesOf, checkModelText, findAmounts, findUrls } from '../src/compose/guardrails.js';
+import { makeLlmWriter } from '../src/compose/llm-writer.js';
 import { getFollowup } from '../src/followups/find-followups.js';
 import { claimDueFollowups, markQueued } from '../src/followups/transitions.js';
 import { createLogger } from '../src/log.js';
@@ -30,6 +31,9 @@ const clock = makeFakeClock(START);
 before(async () => {
   testDb = await createTestDatabase();
   llm = await startFakeLlm();
+  // The first completion of a process pays the SDK's and fetch's cold start (hundreds of ms on a
+  // busy machine), which LLM_TIMEOUT_MS=400 below would count against the first test: pay it here.
+  await makeLlmWriter({ baseUrl: llm.url, apiKey: llm.apiKey, model: 'warm-up', timeoutMs: 60_000 }).write([{ role: 'user', content: 'warm-up' }]);
   const config = loadConfig({
     DATABASE_URL: testDb.url,
     FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl',

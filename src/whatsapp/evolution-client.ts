@@ -54,7 +54,9 @@ export function makeEvolutionTransport(options: EvolutionTransportOptions): Tran
   const instance = encodeURIComponent(options.instance);
   const doFetch = options.fetch;
   const { log } = options;
-  const pool = doFetch ? undefined : new Agent({ keepAliveTimeout: 30_000, connect: { timeout: 10_000 } });
+  // HTTP/1.1 only (undici 8 would negotiate HTTP/2 over TLS): the timeouts and the error codes
+  // classified below (UND_ERR_HEADERS_TIMEOUT, resets per connection) are HTTP/1.1's, as tested.
+  const pool = doFetch ? undefined : new Agent({ keepAliveTimeout: 30_000, connect: { timeout: 10_000 }, allowH2: false });
 
   async function call(method: 'GET' | 'POST', action: string, body: unknown, timeoutMs: number): Promise<Answer> {
     const headers: Record<string, string> = { apikey: options.apiKey, accept: 'application/json' };

@@ -93,3 +93,16 @@ export async function createTestDatabase(options: { poolSize?: number } = {}): P
     },
   };
 }
+
+/** An empty database (no migrations applied), e.g. for a `followups migrate` to fill. */
+export async function createEmptyDatabase(): Promise<{ name: string; url: string; drop(): Promise<void> }> {
+  const name = `followups_empty_${randomBytes(6).toString('hex')}`;
+  await withAdmin((admin) => admin.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`));
+  return {
+    name,
+    url: databaseUrl(name),
+    async drop() {
+      await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`));
+    },
+  };
+}
