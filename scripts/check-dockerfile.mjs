@@ -370,7 +370,7 @@ async function main() {
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
       ...(opts['database-url']
-        ? { DATABASE_URL: opts['database-url'], FOLLOWUPS_API_TOKEN: 'check-dockerfile-token' }
+        ? { DATABASE_URL: opts['database-url'], FOLLOWUPS_API_TOKEN: 'check-dockerfile-token-0123456789', ERASURE_KEY: 'check-dockerfile-erasure-key-0123456789abcdef' }
         : { DATA_DIR: dataDir }),
     });
     mkdirSync(runEnv.HOME, { recursive: true });

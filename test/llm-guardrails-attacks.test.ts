@@ -29,7 +29,7 @@ before(async () => {
   llm = await startFakeLlm();
   const config = loadConfig({
     DATABASE_URL: testDb.url,
-    FOLLOWUPS_API_TOKEN: 'test-token-123',
+    FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl',
     ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     LLM_BASE_URL: llm.url,
     LLM_API_KEY: llm.apiKey,

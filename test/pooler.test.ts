@@ -30,9 +30,9 @@ describe('detecting the pooler from DATABASE_URL', () => {
   });
 
   test('the setting is validated with the other settings, and non-libpq parameters are stripped before connecting', () => {
-    const config = loadConfig({ DATABASE_URL: 'postgresql://u:p@h:6543/db', FOLLOWUPS_API_TOKEN: 'token-1234' });
+    const config = loadConfig({ DATABASE_URL: 'postgresql://u:p@h:6543/db', FOLLOWUPS_API_TOKEN: 'token-1234-abcdefghijklmnop', ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789' });
     assert.equal(config.database.pooler, 'transaction');
-    assert.throws(() => loadConfig({ DATABASE_URL: 'postgresql://u:p@h/db', FOLLOWUPS_API_TOKEN: 'token-1234', DATABASE_POOLER: 'statement' }), /DATABASE_POOLER/);
+    assert.throws(() => loadConfig({ DATABASE_URL: 'postgresql://u:p@h/db', FOLLOWUPS_API_TOKEN: 'token-1234-abcdefghijklmnop', ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789', DATABASE_POOLER: 'statement' }), /DATABASE_POOLER/);
     assert.equal(stripPoolerParams('postgresql://u:p@h:6543/db?pgbouncer=true&connection_limit=1&sslmode=require'), 'postgresql://u:p@h:6543/db?sslmode=require');
   });
 });
@@ -116,7 +116,7 @@ describe('through a real PgBouncer', () => {
   test('a relay through transaction mode notices NOTIFY does not arrive and polls (every 200 ms): a follow-up written after it fell asleep goes out long before its 10 s sleep ends', async () => {
     const config = loadConfig({
       DATABASE_URL: `${transaction.url(testDb.name)}?pgbouncer=true`,
-      FOLLOWUPS_API_TOKEN: 'token-1234',
+      FOLLOWUPS_API_TOKEN: 'token-1234-abcdefghijklmnop', ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
       // A long sleep: without NOTIFY or polling, the follow-up would wait up to 10 s.
       RELAY_MAX_SLEEP_MS: '10000',
       TYPING_DELAY_ENABLED: 'false',
@@ -158,7 +158,7 @@ describe('through a real PgBouncer', () => {
     const started = Date.now();
     const p = await spawnFollowups('start', {
       DATABASE_URL: transaction.url(testDb.name, `not-${PGBOUNCER_PASSWORD}`),
-      FOLLOWUPS_API_TOKEN: 'token-1234',
+      FOLLOWUPS_API_TOKEN: 'token-1234-abcdefghijklmnop', ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     });
     const code = await Promise.race([p.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 30_000))]);
     if (code === 'hung') await p.stop();
@@ -177,7 +177,7 @@ describe('through a real PgBouncer', () => {
         return testDb.db.query(statement, values);
       }) as Db['query'],
     };
-    const config = loadConfig({ DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: 'token-1234', RELAY_MAX_SLEEP_MS: '50' });
+    const config = loadConfig({ DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: 'token-1234-abcdefghijklmnop', ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789', RELAY_MAX_SLEEP_MS: '50' });
     const ctx = await createContext(config, silent, { db: refusing, queue: null, skipMigrations: true });
     const running = await startRoles(ctx, ['relay'], { listen: false });
     const app = await buildApp(ctx);

@@ -14,7 +14,7 @@ import { type Deliveries, type FollowupsProcess, readDeliveries, scheduleFollowu
 import { waitFor } from './pipeline.js';
 import type { OwnPgBouncer } from './pgbouncer.js';
 
-export const TOKEN = 'pooler-test-token';
+export const TOKEN = 'pooler-test-token-abcdefghijkl';
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 export interface PooledRun {
@@ -49,6 +49,7 @@ export async function deliverThroughPooler(
       REDIS_URL,
       QUEUE_PREFIX: prefix,
       FOLLOWUPS_API_TOKEN: TOKEN,
+      ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
       TYPING_DELAY_ENABLED: 'false',
       SENDING_WINDOW_ENABLED: 'false',
       SEND_RATE_PER_MINUTE: '0',
