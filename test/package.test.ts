@@ -105,7 +105,7 @@ describe('the npm package', () => {
         '/health/ready',
         async () => {
           if (child.exitCode !== null) return { exited: child.exitCode };
-          const res = await fetch(`http://127.0.0.1:${port}/health/ready`).catch(() => null);
+          const res = await fetch(`http://127.0.0.1:${port}/health/ready`, { headers: { authorization: 'Bearer dev-token-change-me' } }).catch(() => null);
           return res?.ok ? ((await res.json()) as { status: string; checks: { transport: { name: string }; queue: { status: string } } }) : false;
         },
         { timeoutMs: 120_000, intervalMs: 250 },

@@ -133,7 +133,7 @@ describe('through a real PgBouncer', () => {
       const res = await running.app!.inject({
         method: 'POST',
         url: '/v1/followups',
-        headers: { authorization: 'Bearer token-1234' },
+        headers: { authorization: 'Bearer token-1234-abcdefghijklmnop' },
         payload: { phone: '5581988887777', message: 'Oi!', dueAt: dueAt.toISOString() },
       });
       assert.equal(res.statusCode, 201, res.body);
@@ -183,7 +183,7 @@ describe('through a real PgBouncer', () => {
     const app = await buildApp(ctx);
     try {
       const body = await waitFor('relay reported failing', async () => {
-        const res = await app.inject({ method: 'GET', url: '/health/ready' });
+        const res = await app.inject({ method: 'GET', url: '/health/ready', headers: { authorization: 'Bearer token-1234-abcdefghijklmnop' } });
         const json = res.json() as { status: string; checks: { roles: { relay?: { status: string; reason?: string; code?: string } } } };
         return json.checks.roles.relay?.status === 'failing' && json;
       }, { timeoutMs: 15_000 });
