@@ -290,16 +290,7 @@ async function presendCheck(deps: ExecutorDeps, claimed: ClaimedFollowup, log: L
   const now = clock.now();
   const error = result.error;
   if (isConfigurationFault(error)) {
-    await deps.gate.pause(`evolution_${error.reason}`, error.message);
-    await deferFollowup(db, {
-      id: claimed.id,
-      now,
-      dueAt: new Date(now.getTime() + deps.settings.pauseRetryMs),
-      reason: 'sending_paused',
-      error: error.message,
-      giveBackAttempt: true,
-      detail: { pause: `evolution_${error.reason}`, source: 'presend_check' },
-    });
+    await pauseForConfiguration(deps, claimed.id, now, error, { source: 'presend_check' });
     log.error({ stage: 'deferred', reason: error.reason }, 'transport misconfigured (pre-send check); sending paused');
     return 'paused';
   }
@@ -380,16 +371,7 @@ async function handleSendError(
     }
     case 'configuration': {
       // Our side is broken (bad key, unknown instance): pause every worker, give the follow-up back.
-      await deps.gate.pause(`evolution_${error.reason}`, error.message);
-      await deferFollowup(db, {
-        id: claimed.id,
-        now,
-        dueAt: new Date(now.getTime() + deps.settings.pauseRetryMs),
-        reason: 'sending_paused',
-        error: error.message,
-        giveBackAttempt: true,
-        detail: { pause: `evolution_${error.reason}` },
-      });
+      await pauseForConfiguration(deps, claimed.id, now, error);
       log.error({ stage: 'deferred', reason: error.reason, status: error.status }, 'transport misconfigured; sending paused');
       return 'paused';
     }
@@ -510,4 +492,27 @@ async function findLateDelivery(
   } catch {
     return 'unknown';
   }
+}
+
+/**
+ * Our side is broken (bad key, unknown instance): pause every worker's sending and give the
+ * follow-up back, its attempt returned — a configuration fault must not burn it.
+ */
+async function pauseForConfiguration(
+  deps: ExecutorDeps,
+  id: string,
+  now: Date,
+  error: { reason: string; message: string },
+  detail: Record<string, unknown> = {},
+): Promise<void> {
+  await deps.gate.pause(`evolution_${error.reason}`, error.message);
+  await deferFollowup(deps.db, {
+    id,
+    now,
+    dueAt: new Date(now.getTime() + deps.settings.pauseRetryMs),
+    reason: 'sending_paused',
+    error: error.message,
+    giveBackAttempt: true,
+    detail: { pause: `evolution_${error.reason}`, ...detail },
+  });
 }
