@@ -227,8 +227,9 @@ export async function insertFollowups(
     const n = Math.min(chunk, options.count - start);
     await db.query(
       `WITH l AS (
-         INSERT INTO leads (phone, number_checked_at, number_valid)
-         SELECT '55819' || lpad(($1::int + g)::text, 8, '0'), now(), true FROM generate_series($2::int, $3::int) g
+         INSERT INTO leads (phone, number_checked_at, number_valid, whatsapp_jid)
+         SELECT p.phone, now(), true, p.phone || '@s.whatsapp.net'
+           FROM generate_series($2::int, $3::int) g, LATERAL (SELECT '55819' || lpad(($1::int + g)::text, 8, '0') AS phone) p
          RETURNING id, phone
        ), f AS (
          INSERT INTO follow_ups (lead_id, message, due_at, planned_at, anchor_at)
