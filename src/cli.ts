@@ -269,6 +269,14 @@ program
   });
 
 program
+  .command('mcp')
+  .description('serve the agent tools (MCP) on stdin/stdout, for agents that spawn their tools; needs DATABASE_URL (with the embedded database use POST /mcp)')
+  .action(async () => {
+    const { runMcpStdio } = await import('./agent/mcp-stdio.js');
+    await runMcpStdio(readConfig());
+  });
+
+program
   .command('cancel')
   .description('cancel every pending or queued follow-up of a lead (reason: operator)')
   .requiredOption('--lead <phone>', 'the lead\'s phone number, any spelling')

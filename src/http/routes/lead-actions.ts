@@ -8,6 +8,8 @@
  * first time is kept.
  */
 import { z } from 'zod';
+import type { Clock } from '../../clock.js';
+import type { Db } from '../../db/db.js';
 import { NotFoundError, ValidationError } from '../../errors.js';
 import { eraseLead } from '../../leads/erase-lead.js';
 import { toLead } from '../../leads/lead.js';
@@ -35,25 +37,34 @@ const ACTIONS: Array<{ path: string; reason: StopReason; summary: string; create
   { path: 'converted', reason: 'converted', summary: 'The lead became a member: stop the follow-ups', createIfMissing: false },
 ];
 
+/**
+ * Opt-out, hand-off or conversion of one lead, from a request body (stopLeadSchema): the
+ * routes below and the MCP tools opt_out_lead, handoff_to_human and mark_converted.
+ */
+export async function applyLeadAction(ctx: { db: Db; clock: Clock }, reason: StopReason, rawPhone: string, rawBody: unknown, defaultSource = 'api') {
+  const action = ACTIONS.find((a) => a.reason === reason)!;
+  const phone = normalizePhone(rawPhone, 'phone');
+  const body = parseInput(stopLeadSchema, rawBody);
+  const now = ctx.clock.now();
+  const at = body?.at ? new Date(body.at) : now;
+  if (at.getTime() > now.getTime() + FUTURE_TOLERANCE_MS) throw new ValidationError('at: is in the future', 'at');
+  const result = await stopLead(
+    ctx.db,
+    { phone, reason, at, messageId: body?.messageId ?? null, source: body?.source ?? defaultSource, createIfMissing: action.createIfMissing },
+    ctx.clock,
+  );
+  if (!result) throw new NotFoundError(`no lead with phone ${phone}`);
+  return { lead: toLead(result.lead), changed: result.changed, cancelled: result.cancelled };
+}
+
 export const leadActionRoutes: RouteModule = {
   name: 'lead-actions',
   auth: 'bearer',
   async plugin(app, { ctx }) {
     for (const action of ACTIONS) {
-      app.post<{ Params: { phone: string } }>(`/v1/leads/:phone/${action.path}`, async (request) => {
-        const phone = normalizePhone(request.params.phone, 'phone');
-        const body = parseInput(stopLeadSchema, request.body);
-        const now = ctx.clock.now();
-        const at = body?.at ? new Date(body.at) : now;
-        if (at.getTime() > now.getTime() + FUTURE_TOLERANCE_MS) throw new ValidationError('at: is in the future', 'at');
-        const result = await stopLead(
-          ctx.db,
-          { phone, reason: action.reason, at, messageId: body?.messageId ?? null, source: body?.source ?? 'api', createIfMissing: action.createIfMissing },
-          ctx.clock,
-        );
-        if (!result) throw new NotFoundError(`no lead with phone ${phone}`);
-        return { lead: toLead(result.lead), changed: result.changed, cancelled: result.cancelled };
-      });
+      app.post<{ Params: { phone: string } }>(`/v1/leads/:phone/${action.path}`, async (request) =>
+        applyLeadAction(ctx, action.reason, request.params.phone, request.body),
+      );
     }
 
     app.delete<{ Params: { phone: string } }>('/v1/leads/:phone', async (request) => {
