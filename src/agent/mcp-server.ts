@@ -12,19 +12,9 @@ import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { CallToolRequestSchema, type CallToolResult, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Context } from '../context.js';
 import { toErrorResponse } from '../http/error-response.js';
-import { jsonSchemaOf } from '../http/openapi.js';
-import { AGENT_TOOLS, findAgentTool } from './tools.js';
+import { AGENT_TOOLS, findAgentTool, listAgentTools } from './tools.js';
 
 const VERSION = '0.1.0';
-
-/** Each tool as MCP lists it: name, description, JSON schema of its arguments. */
-export function listAgentTools() {
-  return AGENT_TOOLS.map((tool) => ({
-    name: tool.name,
-    description: tool.description,
-    inputSchema: jsonSchemaOf(tool.inputSchema) as { type: 'object'; properties?: Record<string, object>; required?: string[] },
-  }));
-}
 
 /**
  * Runs one tool call: its result as JSON text, or a tool error carrying the HTTP API's

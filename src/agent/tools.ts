@@ -12,6 +12,7 @@ import type { Context } from '../context.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { cancelFollowup } from '../followups/operator-actions.js';
 import { phoneField, scheduleFollowup, scheduleFollowupSchema } from '../followups/schedule-followup.js';
+import { jsonSchemaOf } from '../http/openapi.js';
 import { applyLeadAction, stopLeadSchema } from '../http/routes/lead-actions.js';
 import { sendDepsOf } from '../http/routes/lead-send.js';
 import { readLeadTimeline } from '../leads/read-timeline.js';
@@ -207,4 +208,29 @@ export const AGENT_TOOLS: readonly AgentTool[] = [
 
 export function findAgentTool(name: string): AgentTool | undefined {
   return AGENT_TOOLS.find((tool) => tool.name === name);
+}
+
+/** Each tool as MCP lists it: name, description, JSON schema of its arguments (from the zod schema). */
+export function listAgentTools() {
+  return AGENT_TOOLS.map((tool) => ({
+    name: tool.name,
+    description: tool.description,
+    inputSchema: jsonSchemaOf(tool.inputSchema) as { type: 'object'; properties?: Record<string, object>; required?: string[] },
+  }));
+}
+
+export const TOOL_FORMATS = ['openai', 'anthropic'] as const;
+export type ToolFormat = (typeof TOOL_FORMATS)[number];
+
+/**
+ * The same tools as function-calling definitions: OpenAI's Chat Completions `tools`
+ * (`{type: 'function', function: {name, description, parameters}}`) or Anthropic's
+ * Messages `tools` (`{name, description, input_schema}`).
+ */
+export function toolDefinitions(format: ToolFormat) {
+  return listAgentTools().map((tool) =>
+    format === 'openai'
+      ? { type: 'function' as const, function: { name: tool.name, description: tool.description, parameters: tool.inputSchema } }
+      : { name: tool.name, description: tool.description, input_schema: tool.inputSchema },
+  );
 }
