@@ -17,6 +17,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
+import type { Context } from '../context.js';
 import type { Db } from '../db/db.js';
 import { ConflictError, SendError, UnavailableError } from '../errors.js';
 import type { SendingGate } from '../followups/sending-gate.js';
@@ -53,6 +54,20 @@ export interface SendMessageDeps {
   sendLimits: SendLimits | null;
   /** How long to tell the caller to wait while sending is paused. */
   pauseRetryMs: number;
+}
+
+/** What sendAgentMessage needs, from the context (the route and the agent tool alike). */
+export function sendDepsOf(ctx: Context): SendMessageDeps {
+  return {
+    db: ctx.db,
+    clock: ctx.clock,
+    log: ctx.log,
+    transport: ctx.transport,
+    gate: ctx.gate,
+    policy: ctx.policy,
+    sendLimits: ctx.sendLimits,
+    pauseRetryMs: ctx.config.pauseRetryMs,
+  };
 }
 
 export interface SentMessage {

@@ -7,55 +7,20 @@
  * Each cancels everything still open for the lead. Repeats are harmless: the
  * first time is kept.
  */
-import { z } from 'zod';
-import type { Clock } from '../../clock.js';
-import type { Db } from '../../db/db.js';
-import { NotFoundError, ValidationError } from '../../errors.js';
+import { NotFoundError } from '../../errors.js';
+import { applyLeadAction, CREATE_IF_MISSING, stopLeadSchema } from '../../leads/apply-lead-action.js';
 import { eraseLead } from '../../leads/erase-lead.js';
-import { toLead } from '../../leads/lead.js';
-import { type StopReason, stopLead } from '../../leads/stop-lead.js';
-import { parseInput } from '../../validation.js';
+import type { StopReason } from '../../leads/stop-lead.js';
 import { normalizePhone } from '../../whatsapp/phone.js';
 import { errorRef, json, jsonSchemaOf, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 import { phoneParameter } from '../openapi.js';
 
-const FUTURE_TOLERANCE_MS = 60_000;
-
-export const stopLeadSchema = z
-  .object({
-    at: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with time zone' }).optional().describe('when it happened; absent = now'),
-    messageId: z.string().trim().min(1).max(200).optional().describe('the WhatsApp message that carried it (kept for an opt-out)'),
-    source: z.string().trim().min(1).max(64).regex(/^[a-z0-9_.-]+$/i, 'letters, digits, _ . - only').optional().describe("who reports it; default 'api'"),
-  })
-  .strict()
-  .optional();
-
 const ACTIONS: Array<{ path: string; reason: StopReason; summary: string; createIfMissing: boolean }> = [
-  { path: 'opt-out', reason: 'opted_out', summary: 'The lead opted out: never contact it again', createIfMissing: true },
-  { path: 'handoff', reason: 'handoff', summary: 'A person took the conversation over: stop the follow-ups', createIfMissing: false },
-  { path: 'converted', reason: 'converted', summary: 'The lead became a member: stop the follow-ups', createIfMissing: false },
+  { path: 'opt-out', reason: 'opted_out', summary: 'The lead opted out: never contact it again', createIfMissing: CREATE_IF_MISSING.opted_out },
+  { path: 'handoff', reason: 'handoff', summary: 'A person took the conversation over: stop the follow-ups', createIfMissing: CREATE_IF_MISSING.handoff },
+  { path: 'converted', reason: 'converted', summary: 'The lead became a member: stop the follow-ups', createIfMissing: CREATE_IF_MISSING.converted },
 ];
-
-/**
- * Opt-out, hand-off or conversion of one lead, from a request body (stopLeadSchema): the
- * routes below and the MCP tools opt_out_lead, handoff_to_human and mark_converted.
- */
-export async function applyLeadAction(ctx: { db: Db; clock: Clock }, reason: StopReason, rawPhone: string, rawBody: unknown, defaultSource = 'api') {
-  const action = ACTIONS.find((a) => a.reason === reason)!;
-  const phone = normalizePhone(rawPhone, 'phone');
-  const body = parseInput(stopLeadSchema, rawBody);
-  const now = ctx.clock.now();
-  const at = body?.at ? new Date(body.at) : now;
-  if (at.getTime() > now.getTime() + FUTURE_TOLERANCE_MS) throw new ValidationError('at: is in the future', 'at');
-  const result = await stopLead(
-    ctx.db,
-    { phone, reason, at, messageId: body?.messageId ?? null, source: body?.source ?? defaultSource, createIfMissing: action.createIfMissing },
-    ctx.clock,
-  );
-  if (!result) throw new NotFoundError(`no lead with phone ${phone}`);
-  return { lead: toLead(result.lead), changed: result.changed, cancelled: result.cancelled };
-}
 
 export const leadActionRoutes: RouteModule = {
   name: 'lead-actions',

@@ -6,25 +6,10 @@
  * echo is never taken for a person. The work is sendAgentMessage's (also the MCP
  * tool send_message).
  */
-import { sendAgentMessage, sendMessageSchema } from '../../leads/send-agent-message.js';
+import { sendAgentMessage, sendDepsOf, sendMessageSchema } from '../../leads/send-agent-message.js';
 import { errorRef, json, jsonSchemaOf, phoneParameter, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
-import type { Context } from '../../context.js';
 import { idempotencyKeyOf } from './followups.js';
-
-/** What sendAgentMessage needs, from the context. */
-export function sendDepsOf(ctx: Context) {
-  return {
-    db: ctx.db,
-    clock: ctx.clock,
-    log: ctx.log,
-    transport: ctx.transport,
-    gate: ctx.gate,
-    policy: ctx.policy,
-    sendLimits: ctx.sendLimits,
-    pauseRetryMs: ctx.config.pauseRetryMs,
-  };
-}
 
 const error = (description: string) => json(ref('Error'), description);
 
