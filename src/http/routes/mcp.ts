@@ -24,8 +24,17 @@ export const mcpRoutes: RouteModule = {
         void transport.close();
         void server.close();
       });
-      await server.connect(transport);
-      await transport.handleRequest(request.raw, reply.raw, request.body);
+      try {
+        await server.connect(transport);
+        await transport.handleRequest(request.raw, reply.raw, request.body);
+      } catch (error) {
+        // Hijacked: fastify's error handler no longer answers for this request.
+        ctx.log.error({ err: error, reqId: request.id }, 'MCP request failed');
+        if (!reply.raw.headersSent) {
+          reply.raw.writeHead(500, { 'content-type': 'application/json' });
+          reply.raw.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32603, message: 'internal error' }, id: null }));
+        }
+      }
     });
 
     const noStream = async (_request: unknown, reply: import('fastify').FastifyReply) =>
