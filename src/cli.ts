@@ -269,6 +269,28 @@ program
   });
 
 program
+  .command('mcp')
+  .description('serve the agent tools (MCP) on stdin/stdout, for agents that spawn their tools; needs DATABASE_URL (with the embedded database use POST /mcp)')
+  .action(async () => {
+    const { runMcpStdio } = await import('./agent/mcp-stdio.js');
+    await runMcpStdio(readConfig());
+  });
+
+program
+  .command('tools')
+  .description("print the agent's tools as function-calling definitions (JSON), as GET /v1/agent/tools does")
+  .option('--format <format>', 'openai | anthropic', 'openai')
+  .action(async (o: { format: string }) => {
+    const { TOOL_FORMATS, toolDefinitions } = await import('./agent/tools.js');
+    const format = TOOL_FORMATS.find((f) => f === o.format);
+    if (!format) {
+      process.stderr.write(`--format: must be one of ${TOOL_FORMATS.join(', ')}\n`);
+      process.exit(2);
+    }
+    process.stdout.write(`${JSON.stringify(toolDefinitions(format), null, 2)}\n`);
+  });
+
+program
   .command('cancel')
   .description('cancel every pending or queued follow-up of a lead (reason: operator)')
   .requiredOption('--lead <phone>', 'the lead\'s phone number, any spelling')

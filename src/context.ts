@@ -40,6 +40,8 @@ export interface Context {
   composer: Composer;
   gate: SendingGate;
   policy: SendPolicy;
+  /** The number's pace and daily cap (shared with the policy); null when both are off or a test brought its own policy. */
+  sendLimits: SendLimits | null;
   /** Null in direct mode (no REDIS_URL). */
   queue: QueueLink | null;
   metrics: Metrics;
@@ -166,6 +168,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
         },
         campaignSending: (name) => campaigns.get(name)?.sending,
       }),
+    sendLimits: limits,
     queue,
     metrics,
     roleHealth: makeRoleHealth(),

@@ -30,6 +30,23 @@ export class NotFoundError extends Error {
   override name = 'NotFoundError';
 }
 
+/**
+ * The request is fine but cannot be done now (429: the number's pace or daily cap; 503: sending
+ * paused, WhatsApp unreachable; 502: WhatsApp refused it) or its outcome is unknown (504: a send
+ * that timed out; repeat with the same idempotency key). Carries how long to wait (Retry-After).
+ */
+export class UnavailableError extends Error {
+  override name = 'UnavailableError';
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly retryAfterSeconds: number,
+    readonly statusCode: 429 | 502 | 503 | 504 = 503,
+  ) {
+    super(message);
+  }
+}
+
 /** Misconfiguration found at start-up: every problem, listed at once. */
 export class ConfigError extends Error {
   override name = 'ConfigError';

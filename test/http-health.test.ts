@@ -162,6 +162,8 @@ describe('metrics and documentation', () => {
       '/v1/followups/{id}/cancel',
       '/v1/followups/{id}/retry',
       '/v1/stats',
+      '/v1/leads/{phone}/send',
+      '/mcp',
       '/health/live',
       '/health/ready',
       '/metrics',
@@ -182,7 +184,8 @@ describe('metrics and documentation', () => {
         const url = path.replace(/\{(\w+)\}/g, ':$1');
         assert.ok(app.hasRoute({ method: method.toUpperCase() as HTTPMethods, url }), `${method} ${path} is a route`);
         const op = item[method]!;
-        if (path.startsWith('/v1/')) {
+        // The MCP endpoint takes the API token too (issue 13).
+        if (path.startsWith('/v1/') || path === '/mcp') {
           assert.deepEqual(op.security, [{ bearerAuth: [] }], `${method} ${path} needs the token`);
           assert.ok(op.responses['401'], `${method} ${path} documents 401`);
         } else {

@@ -11,10 +11,13 @@ import { toErrorResponse } from './error-response.js';
 import { assertJsonDepth, assertNoNul, stripNul } from './json-body.js';
 import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
+import { agentToolRoutes } from './routes/agent-tools.js';
 import { enrollmentRoutes } from './routes/enrollments.js';
 import { followupRoutes } from './routes/followups.js';
 import { healthRoutes } from './routes/health.js';
 import { leadActionRoutes } from './routes/lead-actions.js';
+import { leadSendRoutes } from './routes/lead-send.js';
+import { mcpRoutes } from './routes/mcp.js';
 import { leadTimelineRoutes } from './routes/lead-timeline.js';
 import { metaRoutes } from './routes/meta.js';
 import { statsRoutes } from './routes/stats.js';
@@ -23,7 +26,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 export const BODY_LIMIT = 1024 * 1024;
 
 /** Every route module the app serves; `auth: 'bearer'` ones get the token check. */
-export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, webhookRoutes];
+export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, mcpRoutes, agentToolRoutes, webhookRoutes];
 
 export async function buildApp(ctx: Context, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {

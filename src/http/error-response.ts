@@ -4,7 +4,7 @@
  */
 import type { FastifyError } from 'fastify';
 import { isConnectionError } from '../db/db.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors.js';
 import { TooManyRequestsError, UnauthorizedError } from './auth.js';
 
 export interface ErrorEnvelope {
@@ -93,6 +93,9 @@ export function toErrorResponse(error: unknown, options: { bodyLimit: number }):
   }
   if (error instanceof NotFoundError) return { statusCode: 404, body: envelope('not_found', error.message), internal: false };
   if (error instanceof ConflictError) return { statusCode: 409, body: envelope(error.code, error.message), internal: false };
+  if (error instanceof UnavailableError) {
+    return { statusCode: error.statusCode, body: envelope(error.code, error.message), headers: { 'retry-after': String(error.retryAfterSeconds) }, internal: false };
+  }
   const fromFramework = error instanceof Error ? fromFastify(error as FastifyError, options.bodyLimit) : null;
   if (fromFramework) return fromFramework;
   if (isConnectionError(error)) {

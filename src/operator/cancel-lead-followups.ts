@@ -18,8 +18,13 @@ export interface CancelLeadResult {
   inFlight: string[];
 }
 
-export async function cancelLeadFollowups(ctx: Pick<Context, 'db' | 'clock'>, rawPhone: string): Promise<CancelLeadResult> {
-  const phone = normalizePhone(rawPhone, 'lead');
+export async function cancelLeadFollowups(
+  ctx: Pick<Context, 'db' | 'clock'>,
+  rawPhone: string,
+  /** Who asks (the event's detail.source) and the field a bad phone is named as: the CLI by default, the MCP tool 'agent'. */
+  options: { source?: string; field?: string; reason?: string } = {},
+): Promise<CancelLeadResult> {
+  const phone = normalizePhone(rawPhone, options.field ?? 'lead');
   const now = ctx.clock.now();
   return ctx.db.transaction(async (tx) => {
     const { rows } = await tx.query<{ id: string }>('SELECT id FROM leads WHERE phone = $1::text', [phone]);
@@ -27,7 +32,7 @@ export async function cancelLeadFollowups(ctx: Pick<Context, 'db' | 'clock'>, ra
     if (!lead) throw new OperatorError(`no lead with phone ${phone}`, EXIT.failed, 'lead_not_found');
     const ids = await lockOpenFollowups(tx, lead.id);
     // Locked while pending or queued, so each of them moves to cancelled.
-    await cancelLocked(tx, { leadId: lead.id, ids, reason: 'operator', now, detail: { source: 'cli' } });
+    await cancelLocked(tx, { leadId: lead.id, ids, reason: options.reason ?? 'operator', now, detail: { source: options.source ?? 'cli' } });
     const inFlight = await tx.query<{ id: string }>(
       `SELECT id FROM follow_ups WHERE lead_id = $1::uuid AND status = 'sending' ORDER BY id`,
       [lead.id],

@@ -18,8 +18,9 @@
  * is ours when its id is known, or when a follow-up of that lead is being sent
  * (or was sent in the last minutes) with the same text, or when we logged the
  * same text out to that lead moments ago (an opt-out confirmation). Only
- * otherwise is it a person. Messages the agent sends through the same number
- * must be logged by it (POST /v1/leads/:phone/messages) or they look like a person.
+ * otherwise is it a person. The agent sends through POST /v1/leads/:phone/send (or the
+ * MCP tool send_message), which logs the message before sending it; a message it sends
+ * some other way must be logged by it (POST /v1/leads/:phone/messages) or it looks like a person.
  */
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';

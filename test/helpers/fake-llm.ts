@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 
 export type FakeLlmAnswer =
   | { content: string; delayMs?: number }
+  /** An assistant message that calls tools (finish_reason `tool_calls`), as a function-calling model answers. */
+  | { toolCalls: Array<{ name: string; arguments: Record<string, unknown> }> }
   | { status: number; message?: string }
   /** Never answers (until the server closes). */
   | { hang: true };
@@ -20,7 +22,8 @@ export interface FakeLlmRequest {
   headers: IncomingHttpHeaders;
   body: {
     model?: string;
-    messages?: Array<{ role: string; content: string }>;
+    /** An assistant message that called tools (function calling) has `content: null` at run time. */
+    messages?: Array<{ role: string; content: string; tool_call_id?: string; tool_calls?: unknown[] }>;
     [key: string]: unknown;
   };
   at: Date;
@@ -76,6 +79,23 @@ export async function startFakeLlm(options: { apiKey?: string } = {}): Promise<F
     if ('status' in answer) {
       return sendJson(res, answer.status, {
         error: { message: answer.message ?? 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null },
+      });
+    }
+    if ('toolCalls' in answer) {
+      completionSeq += 1;
+      const toolCalls = answer.toolCalls.map((call, i) => ({
+        id: `call_fake${completionSeq}_${i}`,
+        type: 'function',
+        function: { name: call.name, arguments: JSON.stringify(call.arguments) },
+      }));
+      return sendJson(res, 200, {
+        id: `chatcmpl-fake${completionSeq}`,
+        object: 'chat.completion',
+        created: Math.floor(Date.now() / 1000),
+        model: body.model,
+        choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: toolCalls, refusal: null }, logprobs: null, finish_reason: 'tool_calls' }],
+        usage: { prompt_tokens: Math.ceil(raw.length / 4), completion_tokens: 20, total_tokens: Math.ceil(raw.length / 4) + 20 },
+        system_fingerprint: 'fp_fake',
       });
     }
     if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));

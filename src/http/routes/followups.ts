@@ -19,7 +19,7 @@ const cancelBodySchema = z
 const MAX_IDEMPOTENCY_KEY = 200;
 
 /** The `Idempotency-Key` header, checked like the body's `idempotencyKey`; both may be given only if equal. */
-function idempotencyKeyOf(header: string | string[] | undefined, body: unknown): string | undefined {
+export function idempotencyKeyOf(header: string | string[] | undefined, body: unknown): string | undefined {
   if (header === undefined) return undefined;
   if (Array.isArray(header)) throw new ValidationError('Idempotency-Key: give the header once', 'Idempotency-Key');
   if (header.length === 0 || header.length > MAX_IDEMPOTENCY_KEY) {

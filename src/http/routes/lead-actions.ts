@@ -7,32 +7,19 @@
  * Each cancels everything still open for the lead. Repeats are harmless: the
  * first time is kept.
  */
-import { z } from 'zod';
-import { NotFoundError, ValidationError } from '../../errors.js';
+import { NotFoundError } from '../../errors.js';
+import { applyLeadAction, CREATE_IF_MISSING, stopLeadSchema } from '../../leads/apply-lead-action.js';
 import { eraseLead } from '../../leads/erase-lead.js';
-import { toLead } from '../../leads/lead.js';
-import { type StopReason, stopLead } from '../../leads/stop-lead.js';
-import { parseInput } from '../../validation.js';
+import type { StopReason } from '../../leads/stop-lead.js';
 import { normalizePhone } from '../../whatsapp/phone.js';
 import { errorRef, json, jsonSchemaOf, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 import { phoneParameter } from '../openapi.js';
 
-const FUTURE_TOLERANCE_MS = 60_000;
-
-export const stopLeadSchema = z
-  .object({
-    at: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with time zone' }).optional().describe('when it happened; absent = now'),
-    messageId: z.string().trim().min(1).max(200).optional().describe('the WhatsApp message that carried it (kept for an opt-out)'),
-    source: z.string().trim().min(1).max(64).regex(/^[a-z0-9_.-]+$/i, 'letters, digits, _ . - only').optional().describe("who reports it; default 'api'"),
-  })
-  .strict()
-  .optional();
-
 const ACTIONS: Array<{ path: string; reason: StopReason; summary: string; createIfMissing: boolean }> = [
-  { path: 'opt-out', reason: 'opted_out', summary: 'The lead opted out: never contact it again', createIfMissing: true },
-  { path: 'handoff', reason: 'handoff', summary: 'A person took the conversation over: stop the follow-ups', createIfMissing: false },
-  { path: 'converted', reason: 'converted', summary: 'The lead became a member: stop the follow-ups', createIfMissing: false },
+  { path: 'opt-out', reason: 'opted_out', summary: 'The lead opted out: never contact it again', createIfMissing: CREATE_IF_MISSING.opted_out },
+  { path: 'handoff', reason: 'handoff', summary: 'A person took the conversation over: stop the follow-ups', createIfMissing: CREATE_IF_MISSING.handoff },
+  { path: 'converted', reason: 'converted', summary: 'The lead became a member: stop the follow-ups', createIfMissing: CREATE_IF_MISSING.converted },
 ];
 
 export const leadActionRoutes: RouteModule = {
@@ -40,20 +27,9 @@ export const leadActionRoutes: RouteModule = {
   auth: 'bearer',
   async plugin(app, { ctx }) {
     for (const action of ACTIONS) {
-      app.post<{ Params: { phone: string } }>(`/v1/leads/:phone/${action.path}`, async (request) => {
-        const phone = normalizePhone(request.params.phone, 'phone');
-        const body = parseInput(stopLeadSchema, request.body);
-        const now = ctx.clock.now();
-        const at = body?.at ? new Date(body.at) : now;
-        if (at.getTime() > now.getTime() + FUTURE_TOLERANCE_MS) throw new ValidationError('at: is in the future', 'at');
-        const result = await stopLead(
-          ctx.db,
-          { phone, reason: action.reason, at, messageId: body?.messageId ?? null, source: body?.source ?? 'api', createIfMissing: action.createIfMissing },
-          ctx.clock,
-        );
-        if (!result) throw new NotFoundError(`no lead with phone ${phone}`);
-        return { lead: toLead(result.lead), changed: result.changed, cancelled: result.cancelled };
-      });
+      app.post<{ Params: { phone: string } }>(`/v1/leads/:phone/${action.path}`, async (request) =>
+        applyLeadAction(ctx, action.reason, request.params.phone, request.body),
+      );
     }
 
     app.delete<{ Params: { phone: string } }>('/v1/leads/:phone', async (request) => {
