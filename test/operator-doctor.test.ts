@@ -30,7 +30,7 @@ describe('followups doctor', () => {
   });
 
   it('passes every check when everything is right', async () => {
-    evolution.presetWebhook({ url: `${PUBLIC_URL}/webhooks/evolution`, headers: { 'x-webhook-secret': SECRET }, events: ['MESSAGES_UPSERT', 'CONNECTION_UPDATE', 'SEND_MESSAGE'] });
+    evolution.presetWebhook({ url: `${PUBLIC_URL}/webhooks/evolution`, headers: { 'x-webhook-secret': SECRET }, events: ['MESSAGES_UPSERT', 'MESSAGES_UPDATE', 'SEND_MESSAGE', 'CONNECTION_UPDATE'] });
     evolution.setConnectionState('open');
     const run = await followups(['doctor', '--json']);
     assert.equal(run.code, 0, run.stdout + run.stderr);

@@ -30,7 +30,7 @@ describe('followups webhook setup', () => {
         headers: { 'x-webhook-secret': SECRET },
         byEvents: false,
         base64: false,
-        events: ['MESSAGES_UPSERT', 'CONNECTION_UPDATE'],
+        events: ['MESSAGES_UPSERT', 'MESSAGES_UPDATE', 'SEND_MESSAGE', 'CONNECTION_UPDATE'],
       },
     });
     assert.equal(set?.headers.apikey, evolution.apiKey);

@@ -1,16 +1,17 @@
 /**
  * What the instance's webhook on Evolution must look like for this service: our
  * URL (`<PUBLIC_URL>/webhooks/evolution`), our secret (the `x-webhook-secret` header,
- * or Evolution's `jwt_key`), and the events src/webhooks acts on. Evolution sends
- * nothing else we use: `messages.upsert` carries replies, opt-outs and hand-offs
- * (a person typing on the club's phone), `connection.update` pauses and resumes
- * sending; receipts (MESSAGES_UPDATE) and SEND_MESSAGE are ignored by the parser,
- * so subscribing to them would only cost traffic.
+ * or Evolution's `jwt_key`), and the events src/webhooks acts on: `messages.upsert`
+ * carries replies, opt-outs and hand-offs (a person typing on the club's phone),
+ * `connection.update` pauses and resumes sending, and `send.message` and
+ * `messages.update` are the echoes of our own sends that the webhook-silence
+ * detector waits for (src/webhooks/webhook-silence.ts): without them every
+ * deployment would look silent.
  */
 import type { Config } from '../config.js';
 import type { EvolutionWebhook } from '../whatsapp/evolution-webhook.js';
 
-export const WEBHOOK_EVENTS = ['MESSAGES_UPSERT', 'CONNECTION_UPDATE'] as const;
+export const WEBHOOK_EVENTS = ['MESSAGES_UPSERT', 'MESSAGES_UPDATE', 'SEND_MESSAGE', 'CONNECTION_UPDATE'] as const;
 export const WEBHOOK_PATH = '/webhooks/evolution';
 
 /** `https://host` or `https://host/base` → `https://host[/base]/webhooks/evolution` (a URL already ending so is kept). */
