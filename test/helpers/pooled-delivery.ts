@@ -4,13 +4,14 @@
  * through their APIs are delivered (dry-run transport) by their relays and workers.
  * Returns what a test asserts on.
  */
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import pg from 'pg';
 import { Redis } from 'ioredis';
 import { readMigrations } from '../../src/db/migrate.js';
 import { PG_ADMIN_URL } from './db.js';
-import { type Deliveries, type FollowupsProcess, readDeliveries, scheduleFollowups, spawnFollowups, waitUntilReady } from './followups-processes.js';
+import { type Deliveries, type FollowupsProcess, percentile, readDeliveries, scheduleFollowups, spawnFollowups, waitUntilReady } from './followups-processes.js';
 import { waitFor } from './pipeline.js';
 import type { OwnPgBouncer } from './pgbouncer.js';
 
@@ -115,4 +116,25 @@ export function latenessBoundMs(): { boundMs: number; note: string } {
   return perCore > 4
     ? { boundMs: 5_000, note: `machine oversubscribed (load ${perCore.toFixed(1)} per core): bound 5 s instead of 1 s` }
     : { boundMs: 1_000, note: 'bound 1 s' };
+}
+
+/**
+ * What both pooler modes must show: every POST answered 201, each of `count` follow-ups
+ * delivered once to its own lead, each migration applied by one process, p99 lateness
+ * within the bound and none early, both processes stopped cleanly on SIGTERM.
+ */
+export function assertDeliveredOnce(run: PooledRun, mode: string, count: number): void {
+  assert.deepEqual([...new Set(run.statuses)], [201], 'every POST /v1/followups answered 201');
+  assert.equal(run.deliveries.messages, count, 'one message per follow-up');
+  assert.equal(run.deliveries.numbers, count, 'each lead got exactly one');
+  assert.equal(run.deliveries.executed, count);
+  assert.equal(run.migrationLines, MIGRATION_COUNT, 'each migration applied by one process');
+  assert.equal(run.migrationsRecorded, MIGRATION_COUNT);
+  const p50 = percentile(run.deliveries.latenessMs, 50);
+  const p99 = percentile(run.deliveries.latenessMs, 99);
+  const bound = latenessBoundMs();
+  console.log(`${mode} mode: lateness p50 ${p50.toFixed(0)} ms, p99 ${p99.toFixed(0)} ms (${bound.note})`);
+  assert.ok(p99 <= bound.boundMs, `p99 lateness ${p99} ms (${bound.note})`);
+  assert.ok(run.deliveries.latenessMs[0]! >= 0, 'none before its time');
+  assert.deepEqual(run.exitCodes, [0, 0], 'both stopped cleanly on SIGTERM');
 }
