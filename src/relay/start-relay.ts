@@ -260,8 +260,9 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
         await releaseClaims(db, ids.slice(room));
         return;
       }
+      // Counted as published even when a fast worker claimed a row before markQueued moved it.
+      metrics?.published.inc(ids.length);
       const moved = await markQueued(db, ids, clock.now(), s.leaseMs);
-      metrics?.published.inc(moved.length);
       for (const id of moved) log.info({ followupId: id, stage: 'queued' }, 'follow-up queued');
       return;
     }
