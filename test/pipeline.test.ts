@@ -138,7 +138,11 @@ describe('the pipeline on PostgreSQL, Redis and a fake Evolution API', () => {
         const depth = await relay.ctx.queue!.depth();
         return depth !== null && depth.waiting === 0 && depth.active === 0;
       });
-      await new Promise((r) => setTimeout(r, 300));
+      // A positive marker before asserting absence: a follow-up published after the cancelled one's
+      // job goes out, so the worker has long been past that job.
+      const marker = 'Esta mensagem veio depois da cancelada';
+      await scheduleFollowup(relay.ctx, { phone: '5581988880011', message: marker });
+      await waitFor('the marker delivered', async () => fake.delivered.some((d) => d.text === marker));
       assert.equal(fake.delivered.filter((d) => d.text === text).length, 0);
       const after = await getFollowup(testDb.db, followup.id);
       assert.equal(after.followup.status, 'cancelled');
@@ -156,7 +160,11 @@ describe('the pipeline on PostgreSQL, Redis and a fake Evolution API', () => {
     await role.stop();
     role = await startRole({ roles: ['relay', 'worker'], databaseUrl: testDb.url, env, fake });
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      // A positive marker: a follow-up due now goes out through the restarted roles, so they have
+      // been through the pending rows at least once.
+      const marker = 'Logo depois do reinício';
+      await scheduleFollowup(role.ctx, { phone: '5581988880012', message: marker });
+      await waitFor('the marker delivered', async () => fake.delivered.some((d) => d.text === marker));
       const f = await getFollowup(testDb.db, followup.id);
       assert.equal(f.followup.status, 'pending', 'a restart neither cancels nor loses it');
       assert.ok((await countByStatus(testDb.db)).pending! >= 1);
