@@ -14,6 +14,7 @@
  * follow-ups are: a repeat returns the first send; a repeat whose first send
  * timed out asks Evolution whether it went out before sending again.
  */
+import { markNumberInvalid } from './mark-number-invalid.js';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
@@ -221,10 +222,7 @@ async function handleSendError(deps: SendMessageDeps, logged: LoggedRow, phone: 
   await deps.db.query('DELETE FROM messages WHERE id = $1::uuid', [logged.id]);
   if (error.kind === 'permanent' && error.reason === 'invalid_number') {
     const now = deps.clock.now();
-    await deps.db.query(
-      `UPDATE leads SET number_valid = false, number_checked_at = $2::timestamptz, updated_at = $2::timestamptz WHERE id = $1::uuid`,
-      [logged.lead_id, now],
-    );
+    await markNumberInvalid(deps.db, { leadId: logged.lead_id, now, detail: { source: 'agent_send', followupsCancelled: 0 } });
     throw new ConflictError(REFUSED.invalid_number!, 'lead_invalid_number');
   }
   if (error.kind === 'configuration') {
