@@ -14,7 +14,6 @@
  * follow-ups are: a repeat returns the first send; a repeat whose first send
  * timed out asks Evolution whether it went out before sending again.
  */
-import { markNumberInvalid } from './mark-number-invalid.js';
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { Clock } from '../clock.js';
@@ -30,6 +29,7 @@ import { normalizePhone } from '../whatsapp/phone.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { erasedPhone } from './erasure-key.js';
 import { findLeadByPhone, stopReasonOf, upsertLead } from './lead.js';
+import { markNumberInvalid } from './mark-number-invalid.js';
 
 /** WhatsApp takes up to 65,536 characters; a chat message from the agent is far shorter. */
 export const MAX_AGENT_TEXT = 4_096;
