@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { verifyAgentWebhookSignature, signAgentWebhook } from '../src/agent/webhook-signature.js';
 import { markExecuted } from '../src/followups/transitions.js';
+import { agentEventBody, backoffMs } from '../src/forwarding/dispatch-agent-events.js';
 import { setAgentForwarding } from '../src/forwarding/record-agent-event.js';
 import { loadConfig } from '../src/config.js';
 import { markNumberInvalid } from '../src/leads/mark-number-invalid.js';
@@ -222,6 +223,23 @@ describe('forwarding to the agent', () => {
     }
   });
 
+  test('a relay stopped mid-delivery stops at once; the event goes out again after its lease', async () => {
+    const phone = '5581991110006';
+    await relay.stop();
+    const impatient = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env: { ...agentEnv(agent.url), AGENT_WEBHOOK_TIMEOUT_MS: '3000', SHUTDOWN_TIMEOUT_MS: '100' } });
+    agent.answerFor(phone, { hang: true });
+    await hook(fanMessage(phone, 'STOP-1', 'alô?'));
+    await waitFor('the delivery in flight', async () => agent.deliveries.some((d) => d.event.lead.phone === phone));
+    const stopping = Date.now();
+    await impatient.stop();
+    assert.ok(Date.now() - stopping < 5_000, 'the stop does not wait for the agent');
+    relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env: agentEnv(agent.url) });
+    await waitFor('the event, delivered by the next relay', async () => (await statusesFor(phone))[0] === 'delivered', { timeoutMs: 120_000 });
+    const tries = agent.deliveries.filter((d) => d.event.lead.phone === phone);
+    assert.deepEqual(tries.map((d) => d.status), ['hang', 200]);
+    assert.equal(tries[0]!.event.id, tries[1]!.event.id);
+  });
+
   test('the OpenAPI document covers the outbox routes', async () => {
     const doc = (await w.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     assert.ok(doc.paths['/v1/agent/outbox'].get);
@@ -251,6 +269,22 @@ describe('the signature', () => {
     for (const bad of [undefined, '', 'garbage', t, `v1=${header.split('v1=')[1]}`, `t=${Number(t.slice(2)) + 1},v1=${header.split('v1=')[1]}`]) {
       assert.equal(verifyAgentWebhookSignature({ secret: AGENT_SECRET, header: bad, body, now }), false, String(bad));
     }
+  });
+});
+
+describe('the backoff and the body', () => {
+  test('doubles from the base up to the cap, with 50–100 % jitter', () => {
+    const settings = { retryBaseMs: 1_000, retryMaxMs: 600_000 };
+    assert.deepEqual([1, 2, 3, 10, 11, 40].map((n) => backoffMs(n, settings, () => 1)), [1_000, 2_000, 4_000, 512_000, 600_000, 600_000]);
+    assert.equal(backoffMs(3, settings, () => 0), 2_000);
+  });
+
+  test('carries the contract: id, type, occurredAt, lead, data (raw only when kept)', () => {
+    const row = { id: 'e1', type: 'message.received', occurred_at: new Date('2026-11-29T12:00:00Z'), lead_id: 'l1', phone: '5581999998888', name: null, data: { text: 'Opa' } };
+    assert.deepEqual(JSON.parse(agentEventBody({ ...row, raw: null })), {
+      id: 'e1', type: 'message.received', occurredAt: '2026-11-29T12:00:00.000Z', lead: { id: 'l1', phone: '5581999998888', name: null }, data: { text: 'Opa' },
+    });
+    assert.deepEqual(JSON.parse(agentEventBody({ ...row, raw: { event: 'messages.upsert' } })).data, { text: 'Opa', raw: { event: 'messages.upsert' } });
   });
 });
 
