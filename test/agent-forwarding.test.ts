@@ -210,15 +210,18 @@ describe('forwarding to the agent', () => {
   });
 
   test('AGENT_WEBHOOK_RAW=true forwards the raw Evolution payload with message.received', async () => {
-    await setAgentForwarding(testDb.db, { enabled: true, raw: true });
+    // A process started with AGENT_WEBHOOK_RAW=true keeps the payload (for every writer).
+    const rawApp = await startWebhookApp(testDb.db, { env: agentEnv(agent.url, { AGENT_WEBHOOK_RAW: 'true' }), start: new Date().toISOString() });
     try {
       const phone = '5581991110005';
       const body = fanMessage(phone, 'RAW-1', 'Manda o link do sócio');
-      await hook(body);
+      const res = await rawApp.app.inject({ method: 'POST', url: '/webhooks/evolution', headers: { 'content-type': 'application/json', ...secretHeader }, payload: JSON.stringify(body) });
+      assert.equal(res.statusCode, 200, res.body);
       const [delivery] = await waitFor('the event', async () => (acceptedFor(phone).length > 0 ? acceptedFor(phone) : null));
       assert.deepEqual(delivery!.event.data.raw, body);
       assert.equal(delivery!.event.data.text, 'Manda o link do sócio');
     } finally {
+      await rawApp.close();
       await setAgentForwarding(testDb.db, { enabled: true, raw: false });
     }
   });
