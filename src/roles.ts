@@ -5,6 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { type Context, queueSettingsOf } from './context.js';
+import { startAgentDispatcher } from './forwarding/dispatch-agent-events.js';
+import { setAgentForwarding } from './forwarding/record-agent-event.js';
 import { buildApp } from './http/build-app.js';
 import { type Relay, startRelay } from './relay/start-relay.js';
 import { type ExecutorDeps, type Outcome } from './worker/execute-followup.js';
@@ -78,6 +80,11 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
     log.info({ concurrency: ctx.config.worker.concurrency, queue: ctx.config.redis.queueName }, 'worker started');
   }
 
+  // The relay delivers the agent outbox. Without AGENT_WEBHOOK_URL there is no one to deliver to:
+  // forwarding is switched off for every writer, so the outbox does not grow. (Before the relay
+  // starts: its "relay started" line tells a supervisor that start-up is over.)
+  if (wanted.has('relay') && !ctx.config.agentWebhook) await setAgentForwarding(ctx.db, { enabled: false, raw: false });
+
   if (wanted.has('relay')) {
     const log = ctx.log.child({ role: 'relay' });
     const deps = executorDeps(ctx, 'relay');
@@ -98,6 +105,13 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
       },
     });
     stops.push(() => running.relay!.stop(ctx.config.shutdownTimeoutMs));
+    const agentWebhook = ctx.config.agentWebhook;
+    if (agentWebhook) {
+      const dispatcherLog = ctx.log.child({ role: 'agent-dispatcher' });
+      const dispatcher = startAgentDispatcher({ db: ctx.db, log: dispatcherLog, metrics: ctx.metrics, settings: agentWebhook });
+      stops.push(() => dispatcher.stop(ctx.config.shutdownTimeoutMs));
+      dispatcherLog.info({ url: new URL(agentWebhook.url).origin, raw: agentWebhook.raw }, 'forwarding events to the agent');
+    }
     log.info({ mode: running.relay.mode }, 'relay started');
   }
 
