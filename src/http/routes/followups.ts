@@ -1,20 +1,14 @@
 /** /v1/followups: schedule, list, read, cancel and retry follow-ups. */
-import { z } from 'zod';
 import { ValidationError } from '../../errors.js';
-import { getFollowup, listFollowups, listFollowupsSchema } from '../../followups/find-followups.js';
+import { getFollowup, listFollowups } from '../../followups/find-followups.js';
+import { cancelFollowupSchema, listFollowupsSchema, scheduleFollowupSchema } from '../../followups/followup-schemas.js';
 import { STATUSES, toFollowup, toFollowupEvent, type FollowupEventRow, type FollowupRow } from '../../followups/followup.js';
 import { cancelFollowup, retryFollowup } from '../../followups/operator-actions.js';
-import { scheduleFollowup, scheduleFollowupSchema } from '../../followups/schedule-followup.js';
+import { scheduleFollowup } from '../../followups/schedule-followup.js';
 import { parseInput } from '../../validation.js';
 import { errorRef, json, jsonSchemaOf, queryParametersOf, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
-const cancelBodySchema = z
-  .object({
-    reason: z.string().trim().min(1, 'must not be blank').max(64, 'must be at most 64 characters').optional(),
-  })
-  .strict()
-  .optional();
 
 const MAX_IDEMPOTENCY_KEY = 200;
 
@@ -64,7 +58,7 @@ export const followupRoutes: RouteModule = {
     app.get<{ Params: { id: string } }>('/v1/followups/:id', async (request) => withEvents(await getFollowup(ctx.db, request.params.id)));
 
     app.post<{ Params: { id: string } }>('/v1/followups/:id/cancel', async (request) => {
-      const body = parseInput(cancelBodySchema, request.body);
+      const body = parseInput(cancelFollowupSchema, request.body);
       return withEvents(await cancelFollowup(ctx, request.params.id, body?.reason ?? 'operator'));
     });
 
@@ -137,7 +131,7 @@ export const followupRoutes: RouteModule = {
           nextCursor: { type: ['string', 'null'], description: 'pass as `cursor` for the next page; null on the last page' },
         },
       },
-      CancelFollowupRequest: jsonSchemaOf(cancelBodySchema.unwrap()),
+      CancelFollowupRequest: jsonSchemaOf(cancelFollowupSchema.unwrap()),
     },
     paths: {
       '/v1/followups': {

@@ -8,7 +8,8 @@
  * first time is kept.
  */
 import { NotFoundError } from '../../errors.js';
-import { applyLeadAction, CREATE_IF_MISSING, stopLeadSchema } from '../../leads/apply-lead-action.js';
+import { applyLeadAction, CREATE_IF_MISSING } from '../../leads/apply-lead-action.js';
+import { stopLeadSchema } from '../../leads/lead-schemas.js';
 import { eraseLead } from '../../leads/erase-lead.js';
 import type { StopReason } from '../../leads/stop-lead.js';
 import { normalizePhone } from '../../whatsapp/phone.js';
