@@ -9,7 +9,7 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import { toLead } from './lead.js';
-import { stopLeadSchema } from './lead-schemas.js';
+import { stopLeadSchema, type StoppedLead } from './lead-schemas.js';
 import { type StopReason, stopLead } from './stop-lead.js';
 
 const FUTURE_TOLERANCE_MS = 60_000;
@@ -19,7 +19,7 @@ const FUTURE_TOLERANCE_MS = 60_000;
 export const CREATE_IF_MISSING: Record<StopReason, boolean> = { opted_out: true, handoff: false, converted: false };
 
 /** 400 naming the field for a bad body or phone; 404 when the lead is unknown (except for an opt-out). */
-export async function applyLeadAction(ctx: { db: Db; clock: Clock }, reason: StopReason, rawPhone: string, rawBody: unknown, defaultSource = 'api') {
+export async function applyLeadAction(ctx: { db: Db; clock: Clock }, reason: StopReason, rawPhone: string, rawBody: unknown, defaultSource = 'api'): Promise<StoppedLead> {
   const phone = normalizePhone(rawPhone, 'phone');
   const body = parseInput(stopLeadSchema, rawBody);
   const now = ctx.clock.now();

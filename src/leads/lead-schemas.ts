@@ -4,6 +4,7 @@
  * can take its types from this file without pulling in the server.
  */
 import { z } from 'zod';
+import type { Lead } from './lead.js';
 
 /** The body of an opt-out, hand-off or conversion (optional). */
 export const stopLeadSchema = z
@@ -26,3 +27,31 @@ export const recordMessageSchema = z
     messageType: z.string().min(1).max(64).optional(),
   })
   .strict();
+
+/** The answer of POST /v1/leads/:phone/messages. */
+export interface RecordedMessage {
+  leadId: string;
+  messageId: string | null;
+  direction: 'in' | 'out';
+  /** providerMessageId was already recorded; nothing else was done. */
+  duplicate: boolean;
+  /** Follow-ups cancelled because the lead replied. */
+  cancelled: number;
+}
+
+/** The answer of POST /v1/leads/:phone/opt-out | handoff | converted. */
+export interface StoppedLead {
+  lead: Lead;
+  /** False when it had already happened (the first time is kept). */
+  changed: boolean;
+  /** Follow-ups cancelled now. */
+  cancelled: number;
+}
+
+/** The answer of DELETE /v1/leads/:phone (LGPD erasure). */
+export interface ErasedLead {
+  leadId: string;
+  erasedAt: string;
+  alreadyErased: boolean;
+  cancelled: number;
+}

@@ -2,7 +2,16 @@
 import { ValidationError } from '../../errors.js';
 import { getFollowup, listFollowups } from '../../followups/find-followups.js';
 import { cancelFollowupSchema, listFollowupsSchema, scheduleFollowupSchema } from '../../followups/followup-schemas.js';
-import { STATUSES, toFollowup, toFollowupEvent, type FollowupEventRow, type FollowupRow } from '../../followups/followup.js';
+import {
+  type FollowupEventRow,
+  type FollowupPage,
+  type FollowupRow,
+  type FollowupWithEvents,
+  type ScheduledFollowup,
+  STATUSES,
+  toFollowup,
+  toFollowupEvent,
+} from '../../followups/followup.js';
 import { cancelFollowup, retryFollowup } from '../../followups/operator-actions.js';
 import { scheduleFollowup } from '../../followups/schedule-followup.js';
 import { parseInput } from '../../validation.js';
@@ -26,7 +35,7 @@ export function idempotencyKeyOf(header: string | string[] | undefined, body: un
   return header;
 }
 
-const withEvents = (result: { followup: FollowupRow & { phone: string }; events: FollowupEventRow[] }) => ({
+const withEvents = (result: { followup: FollowupRow & { phone: string }; events: FollowupEventRow[] }): FollowupWithEvents => ({
   ...toFollowup(result.followup),
   events: result.events.map(toFollowupEvent),
 });
@@ -47,12 +56,12 @@ export const followupRoutes: RouteModule = {
       return reply
         .code(created ? 201 : 200)
         .header('location', `/v1/followups/${followup.id}`)
-        .send({ id: followup.id, leadId: followup.lead_id, status: followup.status, dueAt: new Date(followup.due_at).toISOString() });
+        .send({ id: followup.id, leadId: followup.lead_id, status: followup.status, dueAt: new Date(followup.due_at).toISOString() } satisfies ScheduledFollowup);
     });
 
     app.get('/v1/followups', async (request) => {
       const page = await listFollowups(ctx.db, request.query);
-      return { items: page.items.map(toFollowup), nextCursor: page.nextCursor };
+      return { items: page.items.map(toFollowup), nextCursor: page.nextCursor } satisfies FollowupPage;
     });
 
     app.get<{ Params: { id: string } }>('/v1/followups/:id', async (request) => withEvents(await getFollowup(ctx.db, request.params.id)));

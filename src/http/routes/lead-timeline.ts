@@ -5,7 +5,7 @@
  * as the Evolution webhook's would.
  */
 import { ValidationError } from '../../errors.js';
-import { recordMessageSchema } from '../../leads/lead-schemas.js';
+import { recordMessageSchema, type RecordedMessage } from '../../leads/lead-schemas.js';
 import { recordInboundMessage } from '../../leads/record-inbound.js';
 import { recordOutboundMessage } from '../../leads/record-outbound.js';
 import { readLeadTimeline } from '../../leads/read-timeline.js';
@@ -37,7 +37,7 @@ export const leadTimelineRoutes: RouteModule = {
           ctx.clock,
         );
         const { stopAt: _stopAt, ...answer } = result;
-        return reply.code(result.duplicate ? 200 : 201).send({ ...answer, direction: 'in' });
+        return reply.code(result.duplicate ? 200 : 201).send({ ...answer, direction: 'in' } satisfies RecordedMessage);
       }
       const result = await recordOutboundMessage(
         ctx.db,
@@ -51,7 +51,7 @@ export const leadTimelineRoutes: RouteModule = {
         },
         ctx.clock,
       );
-      return reply.code(result.duplicate ? 200 : 201).send({ ...result, direction: 'out', cancelled: 0 });
+      return reply.code(result.duplicate ? 200 : 201).send({ ...result, direction: 'out', cancelled: 0 } satisfies RecordedMessage);
     });
 
     app.get<{ Params: { phone: string } }>('/v1/leads/:phone', async (request) => readLeadTimeline(ctx.db, request.params.phone));
