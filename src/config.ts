@@ -127,6 +127,19 @@ const schema = z.object({
   PRESEND_CHECK_RETRY_SECONDS: int(1, 3_600).default(30),
   // best_effort: after this many failed checks of one follow-up it may go out unchecked.
   PRESEND_CHECK_MAX_FAILURES: int(1, 1_000).default(5),
+  // Forwarding to the agent (src/forwarding/): every fan message and lifecycle event is POSTed here, signed. Unset: off.
+  AGENT_WEBHOOK_URL: url(['http:', 'https:']).optional(),
+  AGENT_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters (e.g. openssl rand -hex 32)').optional(),
+  // After this many failed deliveries an event is parked (GET /v1/agent/outbox?status=parked; retry with POST …/retry).
+  AGENT_WEBHOOK_MAX_ATTEMPTS: int(1, 100).default(12),
+  // Also forward Evolution's raw webhook payload with message.received (data.raw).
+  AGENT_WEBHOOK_RAW: flag.default(false),
+  AGENT_WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  // Backoff between attempts: doubling from the base, capped, with jitter.
+  AGENT_WEBHOOK_RETRY_BASE_MS: int(10, 3_600_000).default(1_000),
+  AGENT_WEBHOOK_RETRY_MAX_MS: int(10, 86_400_000).default(600_000),
+  // Leads delivered to at the same time by one relay (one event in flight per lead).
+  AGENT_WEBHOOK_CONCURRENCY: int(1, 1_000).default(16),
   WEBHOOK_ECHO_TIMEOUT_SECONDS: int(1, 86_400).default(60),
   WEBHOOK_SILENCE_MINUTES: int(1, 10_080).default(10),
   PAUSE_WHEN_WEBHOOKS_SILENT: flag.default(false),
@@ -228,6 +241,17 @@ export type Config = {
   presend: { mode: 'off' | 'best_effort' | 'required'; timeoutMs: number; retryMs: number; maxFailures: number };
   /** The webhook silence detector (src/webhooks/webhook-silence.ts); off with the dry-run transport. */
   webhookSilence: { echoTimeoutMs: number; silenceMs: number; pauseWhenSilent: boolean };
+  /** Forwarding events to the agent (src/forwarding/); undefined when AGENT_WEBHOOK_URL is unset. */
+  agentWebhook?: {
+    url: string;
+    secret: string;
+    maxAttempts: number;
+    raw: boolean;
+    timeoutMs: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+    concurrency: number;
+  };
 };
 
 /** The token `npm start` accepts on the embedded default, documented in the README. */
@@ -271,6 +295,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       if (!e.EVOLUTION_INSTANCE_NAME) problems.push('EVOLUTION_INSTANCE_NAME: required when EVOLUTION_API_URL is set');
     }
     if (e.LLM_BASE_URL && !e.LLM_MODEL) problems.push('LLM_MODEL: required when LLM_BASE_URL is set');
+    if (e.AGENT_WEBHOOK_URL && !e.AGENT_WEBHOOK_SECRET) {
+      problems.push('AGENT_WEBHOOK_SECRET: required when AGENT_WEBHOOK_URL is set (at least 16 characters; the agent verifies each event with it)');
+    }
     // The development token is public (it is in the README): it may only guard an instance
     // that can reach no one (dry-run transport, no LLM) and that no one else can reach.
     const host = hostFor(e);
@@ -377,6 +404,18 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       silenceMs: e.WEBHOOK_SILENCE_MINUTES * 60_000,
       pauseWhenSilent: e.PAUSE_WHEN_WEBHOOKS_SILENT,
     },
+    agentWebhook: e.AGENT_WEBHOOK_URL
+      ? {
+          url: e.AGENT_WEBHOOK_URL,
+          secret: e.AGENT_WEBHOOK_SECRET!,
+          maxAttempts: e.AGENT_WEBHOOK_MAX_ATTEMPTS,
+          raw: e.AGENT_WEBHOOK_RAW,
+          timeoutMs: e.AGENT_WEBHOOK_TIMEOUT_MS,
+          retryBaseMs: e.AGENT_WEBHOOK_RETRY_BASE_MS,
+          retryMaxMs: Math.max(e.AGENT_WEBHOOK_RETRY_MAX_MS, e.AGENT_WEBHOOK_RETRY_BASE_MS),
+          concurrency: e.AGENT_WEBHOOK_CONCURRENCY,
+        }
+      : undefined,
   };
 }
 

@@ -15,6 +15,8 @@ import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { makePgDb } from './db/pg-db.js';
 import { makePgliteDb } from './db/pglite-db.js';
+import { countAgentOutbox } from './forwarding/agent-outbox.js';
+import { setAgentForwarding } from './forwarding/record-agent-event.js';
 import { embeddedErasureKey, useErasureKey } from './leads/erasure-key.js';
 import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
@@ -129,6 +131,14 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
       })
     : null;
   if (webhookSilence) metrics.collectors.webhooksSilent = async () => void (await webhookSilence.state());
+  metrics.collectors.agentOutbox = () => countAgentOutbox(db);
+  if (config.agentWebhook) {
+    // Forwarding on for every writer (a relay started without AGENT_WEBHOOK_URL turns it off: roles.ts).
+    await setAgentForwarding(db, { enabled: true, raw: config.agentWebhook.raw }).catch((error: { code?: string }) => {
+      if (error.code !== '42P01') throw error;
+      log.warn('agent forwarding not switched on: the database is not migrated yet (agent_outbox missing)');
+    });
+  }
   return {
     config,
     log,

@@ -5,7 +5,15 @@ export function makeMetrics(options: { defaults?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaults) collectDefaultMetrics({ register: registry, prefix: 'followups_' });
   /** Refreshers run at scrape time, for state that lives in the database (set by createContext). */
-  const collectors: { webhooksSilent?: () => Promise<void> } = {};
+  const collectors: { webhooksSilent?: () => Promise<void>; agentOutbox?: () => Promise<{ pending: number; parked: number }> } = {};
+  /** Both outbox gauges come from one query per scrape. */
+  let outboxRead: Promise<{ pending: number; parked: number } | undefined> | null = null;
+  const readOutbox = () => {
+    outboxRead ??= (collectors.agentOutbox?.() ?? Promise.resolve(undefined)).catch(() => undefined).finally(() => {
+      setTimeout(() => (outboxRead = null), 0);
+    });
+    return outboxRead;
+  };
   return {
     registry,
     collectors,
@@ -49,6 +57,47 @@ export function makeMetrics(options: { defaults?: boolean } = {}) {
       name: 'followups_presend_checks_total',
       help: 'Pre-send reply checks with WhatsApp, by outcome (clear, replied, failed, skipped)',
       labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+    agentOutboxPending: new Gauge({
+      name: 'followups_agent_outbox_pending',
+      help: 'Events waiting to be delivered to the agent (AGENT_WEBHOOK_URL)',
+      registers: [registry],
+      async collect() {
+        const counts = await readOutbox();
+        if (counts) this.set(counts.pending);
+      },
+    }),
+    agentOutboxParked: new Gauge({
+      name: 'followups_agent_outbox_parked',
+      help: 'Events parked after AGENT_WEBHOOK_MAX_ATTEMPTS failed deliveries (retry: POST /v1/agent/outbox/retry)',
+      registers: [registry],
+      async collect() {
+        const counts = await readOutbox();
+        if (counts) this.set(counts.parked);
+      },
+    }),
+    agentEventsDelivered: new Counter({
+      name: 'followups_agent_events_delivered_total',
+      help: 'Events delivered to the agent (2xx), by type',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    agentDeliveryFailures: new Counter({
+      name: 'followups_agent_delivery_failures_total',
+      help: 'Failed deliveries to the agent, by kind (timeout, network, http_4xx, http_5xx)',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    }),
+    agentEventsParked: new Counter({
+      name: 'followups_agent_events_parked_total',
+      help: 'Events parked after their last attempt',
+      registers: [registry],
+    }),
+    agentEventLag: new Histogram({
+      name: 'followups_agent_delivery_latency_seconds',
+      help: 'From the event being written to its delivery to the agent (retries included)',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15, 60, 300, 1800, 7200],
       registers: [registry],
     }),
     lateness: new Histogram({

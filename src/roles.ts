@@ -5,6 +5,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { type Context, queueSettingsOf } from './context.js';
+import { startAgentDispatcher } from './forwarding/dispatch-agent-events.js';
+import { setAgentForwarding } from './forwarding/record-agent-event.js';
 import { buildApp } from './http/build-app.js';
 import { type Relay, startRelay } from './relay/start-relay.js';
 import { type ExecutorDeps, type Outcome } from './worker/execute-followup.js';
@@ -99,6 +101,20 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
     });
     stops.push(() => running.relay!.stop(ctx.config.shutdownTimeoutMs));
     log.info({ mode: running.relay.mode }, 'relay started');
+  }
+
+  if (wanted.has('relay')) {
+    // The relay delivers the agent outbox. Without AGENT_WEBHOOK_URL there is no one to deliver
+    // to: forwarding is switched off for every writer, so the outbox does not grow.
+    const agentWebhook = ctx.config.agentWebhook;
+    if (agentWebhook) {
+      const log = ctx.log.child({ role: 'agent-dispatcher' });
+      const dispatcher = startAgentDispatcher({ db: ctx.db, log, metrics: ctx.metrics, settings: agentWebhook });
+      stops.push(() => dispatcher.stop(ctx.config.shutdownTimeoutMs));
+      log.info({ url: new URL(agentWebhook.url).origin, raw: agentWebhook.raw }, 'forwarding events to the agent');
+    } else {
+      await setAgentForwarding(ctx.db, { enabled: false, raw: false });
+    }
   }
 
   if (wanted.has('api')) {

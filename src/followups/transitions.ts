@@ -306,7 +306,7 @@ WITH input AS (
      SET status = 'executed', provider_message_id = t.provider_message_id, sent_text = t.text, composer = t.composer,
          sent_at = t.now, lease_until = NULL, last_error = NULL, updated_at = t.now
     FROM target t WHERE f.id = t.id
-  RETURNING f.id, f.lead_id, t.provider_message_id, t.text, t.now, t.reason
+  RETURNING f.id, f.lead_id, f.campaign, f.step, t.provider_message_id, t.text, t.now, t.reason
 ), events AS (
   INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
   SELECT id, now, 'sending', 'executed', reason, jsonb_build_object('providerMessageId', provider_message_id) FROM done
@@ -318,6 +318,16 @@ WITH input AS (
   UPDATE leads l SET last_outbound_at = d.at, updated_at = d.at
     FROM (SELECT lead_id, max(now) AS at FROM done GROUP BY lead_id ORDER BY lead_id) d
    WHERE l.id = d.lead_id
+  RETURNING l.id
+), forwarded AS (
+  -- followup.sent for the agent (src/forwarding/): read from lead, so drawn once the lead is locked.
+  INSERT INTO agent_outbox (lead_id, type, occurred_at, data)
+  SELECT d.lead_id, 'followup.sent', d.now,
+         jsonb_build_object('followupId', d.id, 'text', d.text, 'providerMessageId', d.provider_message_id, 'sentAt', agent_iso(d.now),
+                            'campaign', d.campaign, 'step', d.step)
+    FROM lead JOIN done d ON d.lead_id = lead.id, agent_forwarding s
+   WHERE s.enabled
+   ORDER BY d.now, d.id
 )
 SELECT id FROM done`,
 };

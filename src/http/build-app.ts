@@ -11,6 +11,7 @@ import { toErrorResponse } from './error-response.js';
 import { assertJsonDepth, assertNoNul, stripNul } from './json-body.js';
 import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
+import { agentOutboxRoutes } from './routes/agent-outbox.js';
 import { agentToolRoutes } from './routes/agent-tools.js';
 import { enrollmentRoutes } from './routes/enrollments.js';
 import { followupRoutes } from './routes/followups.js';
@@ -26,7 +27,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 export const BODY_LIMIT = 1024 * 1024;
 
 /** Every route module the app serves; `auth: 'bearer'` ones get the token check. */
-export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, mcpRoutes, agentToolRoutes, webhookRoutes];
+export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, mcpRoutes, agentToolRoutes, agentOutboxRoutes, webhookRoutes];
 
 export async function buildApp(ctx: Context, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {

@@ -96,6 +96,8 @@ export async function eraseLead(db: Db, phone: string, clock: Clock): Promise<Er
       [leadId, KEPT_DETAIL_KEYS, SYSTEM_CANCEL_REASONS],
     );
     await tx.query('UPDATE messages SET text = NULL, provider_message_id = NULL, idempotency_key = NULL, idempotency_hash = NULL WHERE lead_id = $1::uuid', [leadId]);
+    // Events for the agent carry the phone, the name and the texts: undelivered ones are not sent any more.
+    await tx.query('DELETE FROM agent_outbox WHERE lead_id = $1::uuid', [leadId]);
     const spellings = phoneVariants(phone);
     await tx.query(`UPDATE dry_run_messages SET number = $2::text, text = '' WHERE number = ANY($1::text[])`, [spellings, hashed]);
     // Stored answers to earlier requests (enrollments, imports) that name the number or the lead.

@@ -36,6 +36,7 @@
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { cancelFollowupRow } from '../followups/transitions.js';
+import { recordAgentEvent } from '../forwarding/record-agent-event.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import { upsertLead } from './lead.js';
 
@@ -50,6 +51,10 @@ export interface InboundMessage {
   /** When it reached us (webhook arrival); unset for a message recorded with its own time by the agent. */
   receivedAt?: Date | null;
   source: 'lead';
+  /** The Evolution instance it came through (forwarded to the agent). */
+  instance?: string | null;
+  /** Evolution's raw webhook payload, forwarded with AGENT_WEBHOOK_RAW=true. */
+  raw?: unknown;
 }
 
 export interface InboundResult {
@@ -106,13 +111,24 @@ WITH logged AS (
 ), stamped AS (
   UPDATE leads SET last_inbound_at = GREATEST(COALESCE(last_inbound_at, $5::timestamptz), $5::timestamptz), updated_at = $6::timestamptz
    WHERE id = $1::uuid AND EXISTS (SELECT 1 FROM logged)
+  RETURNING id
 ), stopped AS (
   UPDATE enrollments SET status = 'stopped', stop_reason = 'lead_replied', updated_at = $6::timestamptz
    WHERE lead_id = $1::uuid AND status = 'active' AND created_at < $7::timestamptz AND EXISTS (SELECT 1 FROM logged)
+  RETURNING id
+), forwarded AS (
+  -- message.received for the agent (src/forwarding/): read from stamped, so drawn once the lead is locked.
+  INSERT INTO agent_outbox (lead_id, type, occurred_at, data, raw)
+  SELECT stamped.id, 'message.received', $5::timestamptz,
+         jsonb_build_object('messageId', logged.id, 'providerMessageId', $4::text, 'text', $2::text, 'messageType', $3::text,
+                            'receivedAt', agent_iso(COALESCE($9::timestamptz, $6::timestamptz)), 'instance', $8::text),
+         CASE WHEN s.raw THEN $10::jsonb END
+    FROM stamped, logged, agent_forwarding s
+   WHERE s.enabled
 )
-SELECT id, false AS duplicate FROM logged
+SELECT id, false AS duplicate, (SELECT count(*)::int FROM stopped) AS enrollments_stopped FROM logged
 UNION ALL
-SELECT id, true FROM messages WHERE lead_id = $1::uuid AND provider_message_id = $4::text AND NOT EXISTS (SELECT 1 FROM logged)`,
+SELECT id, true, 0 FROM messages WHERE lead_id = $1::uuid AND provider_message_id = $4::text AND NOT EXISTS (SELECT 1 FROM logged)`,
 };
 
 export async function recordInboundMessage(db: Db, input: InboundMessage, clock: Clock): Promise<InboundResult> {
@@ -134,7 +150,7 @@ export async function recordInboundMessage(db: Db, input: InboundMessage, clock:
     }
     const leadId = locked[0]!.lead_id;
     const stopAt = new Date(locked[0]!.stop_at);
-    const { rows: logged } = await tx.query<{ id: string; duplicate: boolean }>(logSql, [
+    const { rows: logged } = await tx.query<{ id: string; duplicate: boolean; enrollments_stopped: number }>(logSql, [
       leadId,
       input.text,
       input.messageType ?? null,
@@ -142,6 +158,9 @@ export async function recordInboundMessage(db: Db, input: InboundMessage, clock:
       input.at,
       now,
       stopAt,
+      input.instance ?? null,
+      input.receivedAt ?? null,
+      input.raw === undefined ? null : JSON.stringify(input.raw),
     ]);
     const messageId = logged[0]?.id ?? null;
     if (!logged[0] || logged[0].duplicate) return { leadId, messageId, duplicate: true, cancelled: 0, stopAt };
@@ -150,6 +169,11 @@ export async function recordInboundMessage(db: Db, input: InboundMessage, clock:
     let cancelled = 0;
     for (const { id } of pending) {
       if (await cancelFollowupRow(tx, { id: id!, now, reason: 'lead_replied', detail: { messageId } })) cancelled++;
+    }
+    const enrollmentStopped = logged[0].enrollments_stopped > 0;
+    if (cancelled > 0 || enrollmentStopped) {
+      // The reply stopped the sequence: after message.received (the lead is locked since logSql).
+      await recordAgentEvent(tx, { leadId, type: 'lead.replied', at: input.at, data: { messageId, followupsCancelled: cancelled, enrollmentStopped } });
     }
     return { leadId, messageId, duplicate: false, cancelled, stopAt };
   });

@@ -28,6 +28,7 @@ import { normalizePhone } from '../whatsapp/phone.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { erasedPhone } from './erasure-key.js';
 import { findLeadByPhone, stopReasonOf, upsertLead } from './lead.js';
+import { markNumberInvalid } from './mark-number-invalid.js';
 import { sendMessageSchema, type SentMessage } from './send-message-schema.js';
 
 const UNIQUE_VIOLATION = '23505';
@@ -197,10 +198,7 @@ async function handleSendError(deps: SendMessageDeps, logged: LoggedRow, phone: 
   await deps.db.query('DELETE FROM messages WHERE id = $1::uuid', [logged.id]);
   if (error.kind === 'permanent' && error.reason === 'invalid_number') {
     const now = deps.clock.now();
-    await deps.db.query(
-      `UPDATE leads SET number_valid = false, number_checked_at = $2::timestamptz, updated_at = $2::timestamptz WHERE id = $1::uuid`,
-      [logged.lead_id, now],
-    );
+    await markNumberInvalid(deps.db, { leadId: logged.lead_id, now, detail: { source: 'agent_send', followupsCancelled: 0 } });
     throw new ConflictError(REFUSED.invalid_number!, 'lead_invalid_number');
   }
   if (error.kind === 'configuration') {

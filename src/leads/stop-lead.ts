@@ -15,10 +15,13 @@
 import type { Clock } from '../clock.js';
 import type { Db, Queryable } from '../db/db.js';
 import { cancelFollowupRow } from '../followups/transitions.js';
+import { type AgentEventType, recordAgentEvent } from '../forwarding/record-agent-event.js';
 import { phoneHmac } from './erasure-key.js';
 import type { LeadRow } from './lead.js';
 
 export type StopReason = 'opted_out' | 'handoff' | 'converted';
+
+const AGENT_EVENT_OF = { opted_out: 'lead.opted_out', handoff: 'lead.handed_off', converted: 'lead.converted' } as const satisfies Record<StopReason, AgentEventType>;
 
 export interface StopLeadInput {
   /** Canonical phone (normalizePhone). */
@@ -119,6 +122,15 @@ export async function stopLead(db: Db, input: StopLeadInput, clock: Clock): Prom
     ]);
     const { changed, ...lead } = rows[0]!;
     const cancelled = await cancelLocked(tx, { leadId, ids, reason: input.reason, now, detail: { source: input.source } });
+    // Only the first time: a repeat changes nothing the agent does not already know (the lead is locked by stampSql).
+    if (changed) {
+      await recordAgentEvent(tx, {
+        leadId,
+        type: AGENT_EVENT_OF[input.reason],
+        at,
+        data: { source: input.source, messageId: input.messageId ?? null, followupsCancelled: cancelled },
+      });
+    }
     return { lead, changed, created, cancelled };
   });
 }

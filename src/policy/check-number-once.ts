@@ -10,6 +10,7 @@
  * lost, and the check is tried again at the next send.
  */
 import type { Queryable } from '../db/db.js';
+import { markNumberInvalid } from '../leads/mark-number-invalid.js';
 import type { Logger } from '../log.js';
 import type { NumberChecks } from './number-checks.js';
 import type { Reservation } from './send-limits.js';
@@ -37,6 +38,11 @@ export async function checkNumberOnce(
   if (answer.kind === 'unknown') return 'unknown';
   const exists = answer.check.exists;
   const jid = answer.check.jid ?? null;
+  if (!exists) {
+    // The follow-up it was checked for is cancelled next (invalid_number) by the policy's caller.
+    await markNumberInvalid(deps.db, { leadId: lead.id, now, detail: { source: 'number_check' } });
+    return 'invalid';
+  }
   await deps.db.query(
     `UPDATE leads SET number_checked_at = $2::timestamptz, number_valid = $3::boolean,
             whatsapp_jid = COALESCE($4::text, whatsapp_jid), updated_at = $2::timestamptz

@@ -63,8 +63,20 @@ export async function handleEvolutionWebhook(deps: WebhookDeps, body: unknown, p
   const events = parseEvolutionWebhook(body, pathEvent);
   if (deps.webhookSilence) for (const event of events) deps.webhookSilence.noteWebhook(isEcho(event));
   const outcomes: WebhookOutcome[] = [];
-  for (const event of events) outcomes.push(await withRetry(() => handleEvent(deps, event)));
+  const origin: MessageOrigin = { raw: body, instance: instanceOf(body) };
+  for (const event of events) outcomes.push(await withRetry(() => handleEvent(deps, event, origin)));
   return outcomes;
+}
+
+/** Where a lead's message came from, for the agent (message.received): the instance, and the raw payload. */
+export interface MessageOrigin {
+  instance: string | null;
+  raw?: unknown;
+}
+
+function instanceOf(body: unknown): string | null {
+  const instance = (body as { instance?: unknown } | null)?.instance;
+  return typeof instance === 'string' && instance.length > 0 && instance.length <= 200 ? instance : null;
 }
 
 /** An echo of a message sent from our number: fromMe upserts, send.message, messages.update (receipts). */
@@ -86,7 +98,7 @@ async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-async function handleEvent(deps: WebhookDeps, event: WebhookEvent): Promise<WebhookOutcome> {
+async function handleEvent(deps: WebhookDeps, event: WebhookEvent, origin: MessageOrigin): Promise<WebhookOutcome> {
   switch (event.kind) {
     case 'ignored':
       deps.log.debug({ event: event.event, reason: event.reason }, 'webhook ignored');
@@ -94,7 +106,7 @@ async function handleEvent(deps: WebhookDeps, event: WebhookEvent): Promise<Webh
     case 'connection':
       return handleConnection(deps, event);
     case 'message':
-      return event.message.fromMe ? handleOwnNumber(deps, event.event, event.message) : handleFromLead(deps, event.event, event.message);
+      return event.message.fromMe ? handleOwnNumber(deps, event.event, event.message) : handleFromLead(deps, event.event, event.message, origin);
   }
 }
 
@@ -135,7 +147,7 @@ async function alreadyLogged(db: Db, phone: string, providerMessageId: string): 
  * (src/worker/check-reply-before-send.ts): both record it through here, so a
  * late webhook for a message the check found is a duplicate, not a second reply.
  */
-export async function handleFromLead(deps: WebhookDeps, eventName: string, message: WebhookMessage): Promise<WebhookOutcome> {
+export async function handleFromLead(deps: WebhookDeps, eventName: string, message: WebhookMessage, origin?: MessageOrigin): Promise<WebhookOutcome> {
   const { db, clock } = deps;
   const now = clock.now();
   const at = messageTime(message, now);
@@ -149,6 +161,8 @@ export async function handleFromLead(deps: WebhookDeps, eventName: string, messa
     // A reply that reached us after a follow-up was planned cancels it (record-inbound.ts).
     receivedAt: now,
     source: 'lead' as const,
+    instance: origin?.instance ?? null,
+    raw: origin?.raw,
   };
 
   if (isOptOutMessage(message.text)) {

@@ -28,6 +28,7 @@ import {
   recordComposedText,
   renewSendingLease,
 } from '../followups/transitions.js';
+import { markNumberInvalid } from '../leads/mark-number-invalid.js';
 import type { Logger } from '../log.js';
 import type { WebhookSilence } from '../webhooks/webhook-silence.js';
 import type { Transport } from '../whatsapp/transport.js';
@@ -356,11 +357,7 @@ async function handleSendError(
       if (error.reason === 'invalid_number') {
         await db.transaction(async (tx) => {
           await cancelFollowupRow(tx, { id: claimed.id, now, reason: 'invalid_number', from: ['sending'], detail: { error: error.message } });
-          await tx.query(
-            `UPDATE leads SET number_valid = false, number_checked_at = $2::timestamptz, updated_at = $2::timestamptz
-              WHERE id = $1::uuid`,
-            [claimed.lead_id, now],
-          );
+          await markNumberInvalid(tx, { leadId: claimed.lead_id, now, detail: { source: 'followup_send', followupId: claimed.id, followupsCancelled: 1 } });
         });
         log.warn({ stage: 'cancelled', reason: 'invalid_number' }, 'number is not on WhatsApp; follow-up cancelled');
         return 'cancelled';
