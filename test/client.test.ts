@@ -118,6 +118,12 @@ describe('the typed client', () => {
     assert.equal((called.result as { status: string }).status, 'pending');
     const lead = await client.callAgentTool('get_lead', JSON.parse(`{"phone": "${toolPhone}"}`) as unknown);
     assert.equal((lead.result as { openFollowups: unknown[] }).openFollowups.length, 1);
+
+    // the agent outbox (nothing forwarded here: no AGENT_WEBHOOK_URL)
+    const outbox = await client.listAgentOutbox({ status: 'pending', limit: 10 });
+    assert.deepEqual(outbox, { events: [], counts: { pending: 0, parked: 0 } });
+    assert.deepEqual(await client.retryParkedAgentEvents(), { retried: 0 });
+    await assert.rejects(client.retryAgentEvent('7d4f7c0e-2a55-4b8e-9f5e-1c2d3e4f5a6b'), (e: unknown) => e instanceof FollowupsApiError && e.status === 404);
   });
 
   it('a rejected request is a FollowupsApiError carrying the status and the envelope naming the field; nothing is written', async () => {

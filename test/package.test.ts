@@ -89,17 +89,17 @@ describe('the npm package', () => {
       registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r; } });
       const client = await import('nautico-followups/client');
       const api = client.createFollowupsClient({ baseUrl: 'http://127.0.0.1:9', token: 't' });
-      console.log(JSON.stringify({ loaded, exports: Object.keys(client).sort(), methods: Object.keys(api).length }));`;
+      console.log(JSON.stringify({ loaded, exports: Object.keys(client).sort(), methods: Object.keys(api) }));`;
     const { code, stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env: userEnv() });
     assert.equal(code, 0, stderr);
-    const result = JSON.parse(stdout) as { loaded: string[]; exports: string[]; methods: number };
+    const result = JSON.parse(stdout) as { loaded: string[]; exports: string[]; methods: string[] };
     const packageDir = `${app}/node_modules/nautico-followups/`;
     assert.deepEqual(
       result.loaded.map((url) => (url.startsWith('node:') ? url : decodeURIComponent(new URL(url).pathname).replace(packageDir, ''))).sort(),
       ['dist/agent/webhook-signature.js', 'dist/client/index.js', 'node:crypto'],
     );
     assert.ok(result.exports.includes('FollowupsApiError') && result.exports.includes('verifyAgentWebhookSignature'));
-    assert.ok(result.methods >= 18);
+    for (const method of ['scheduleFollowup', 'sendMessage', 'callAgentTool', 'listAgentOutbox']) assert.ok(result.methods.includes(method), method);
   });
 
   test('a TypeScript program using the client type-checks against the installed declarations (strict, no skipLibCheck)', async () => {

@@ -19,6 +19,7 @@ import type {
   ToolFormat,
 } from '../agent/tool-schemas.js';
 import type { bulkEnrollSchema, BulkEnrollResult, enrollLeadSchema, EnrollmentView } from '../campaigns/enrollment-schemas.js';
+import type { AgentOutboxEvent, listAgentOutbox, outboxQuerySchema, retryAgentEvent, retryParkedAgentEvents } from '../forwarding/agent-outbox.js';
 import type { Followup, FollowupEvent, FollowupPage, FollowupStatus, FollowupWithEvents, ScheduledFollowup } from '../followups/followup.js';
 import type { cancelFollowupSchema, listFollowupsSchema, scheduleFollowupSchema } from '../followups/followup-schemas.js';
 import type { Stats } from '../followups/read-stats.js';
@@ -40,10 +41,13 @@ export type BulkEnrollInput = z.input<typeof bulkEnrollSchema>;
 export type SendMessageInput = z.input<typeof sendMessageSchema>;
 export type RecordMessageInput = z.input<typeof recordMessageSchema>;
 export type StopLeadInput = NonNullable<z.input<typeof stopLeadSchema>>;
+export type AgentOutboxQuery = z.input<typeof outboxQuerySchema>;
+export type AgentOutboxPage = Awaited<ReturnType<typeof listAgentOutbox>>;
 /** The arguments of each agent tool (POST /v1/agent/tools/:name), by name. */
 export type AgentToolArgs = { [N in AgentToolName]: z.input<(typeof AGENT_TOOL_ARGS)[N]> };
 
 export type {
+  AgentOutboxEvent,
   AgentToolName,
   AnthropicToolDefinition,
   BulkEnrollResult,
@@ -268,6 +272,17 @@ export function createFollowupsClient(options: FollowupsClientOptions) {
      * whose `body` is what to show the model.
      */
     callAgentTool,
+
+    // ---- the events forwarded to the agent that did not arrive
+    /** GET /v1/agent/outbox: parked (default) or pending events, oldest first, with the counts. */
+    listAgentOutbox: (filter: AgentOutboxQuery = {}, opts?: RequestOptions) =>
+      request<AgentOutboxPage>('GET', `/v1/agent/outbox${query(filter)}`, undefined, opts),
+    /** POST /v1/agent/outbox/:id/retry: one parked event back in line (409 when it is not parked). */
+    retryAgentEvent: (id: string, opts?: RequestOptions) =>
+      request<Awaited<ReturnType<typeof retryAgentEvent>>>('POST', `/v1/agent/outbox/${encodeURIComponent(id)}/retry`, undefined, opts),
+    /** POST /v1/agent/outbox/retry: every parked event back in line. */
+    retryParkedAgentEvents: (opts?: RequestOptions) =>
+      request<Awaited<ReturnType<typeof retryParkedAgentEvents>>>('POST', '/v1/agent/outbox/retry', undefined, opts),
   };
 }
 
