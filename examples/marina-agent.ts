@@ -83,6 +83,8 @@ function systemPrompt(persona: string, lead: AgentWebhookEvent['lead']): string 
 const MAX_ROUNDS = 6;
 /** What we remember per fan: the last few messages (what they said, what we sent). Nothing else. */
 const HISTORY = 20;
+/** Fans remembered at once; the one quiet the longest is forgotten first. */
+const MAX_FANS = 10_000;
 /** Event ids already handled, for de-duplication (delivery is at least once). */
 const SEEN_EVENTS = 10_000;
 const MAX_BODY_BYTES = 1_000_000;
@@ -101,7 +103,9 @@ export async function startMarinaAgent(options: MarinaAgentOptions): Promise<Mar
   const remember = (phone: string, message: ChatMessage) => {
     const messages = history.get(phone) ?? [];
     messages.push(message);
+    history.delete(phone); // re-inserted last: a Map keeps insertion order, so the first is the quietest
     history.set(phone, messages.slice(-HISTORY));
+    if (history.size > MAX_FANS) history.delete(history.keys().next().value!);
   };
   const seen = new Set<string>();
   // One chain per fan: their events are handled one after the other, in the order they came.

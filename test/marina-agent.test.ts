@@ -22,6 +22,7 @@ import { freePort } from './helpers/redis-server.js';
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const WEBHOOK_SECRET = 'webhook-secret-123-abcdefghijkl';
 const AGENT_SECRET = 'agent-secret-0123456789abcdef';
+const MODEL_LATENCY_MS = 1_100;
 const ANA = '5581998100001';
 const BETO = '5581998100002';
 
@@ -35,6 +36,12 @@ const SECOND_ANSWER_BETO = 'Claro, Beto! Vou confirmar os detalhes do plano e jÃ
  * The "model": to a fan's new message it answers with tool calls (send_message, and
  * schedule_followup in 4 hours the first time); once the tools' results are back, with a
  * short text and no tools (the agent's turn ends).
+ *
+ * It takes a little over a second to answer a fan, as a real model does (more, usually).
+ * That matters: WhatsApp stamps messages in whole seconds, and a reply cancels the
+ * follow-ups planned in the same second as it (the respectful side wins, see README "Where
+ * this differs from DESIGN.md"), so a follow-up scheduled within that second would be
+ * cancelled by the very message it answers.
  */
 function marinaScript(request: FakeLlmRequest): FakeLlmAnswer | undefined {
   const messages = request.body.messages ?? [];
@@ -44,15 +51,17 @@ function marinaScript(request: FakeLlmRequest): FakeLlmAnswer | undefined {
   const said = last?.content ?? '';
   if (phone === ANA) {
     return {
+      delayMs: MODEL_LATENCY_MS,
       toolCalls: [
         { name: 'send_message', arguments: { phone, text: ANSWER_ANA } },
         { name: 'schedule_followup', arguments: { phone, delayHours: 4, message: FOLLOWUP_ANA } },
       ],
     };
   }
-  if (phone === BETO && /link/.test(said)) return { toolCalls: [{ name: 'send_message', arguments: { phone, text: SECOND_ANSWER_BETO } }] };
+  if (phone === BETO && /link/.test(said)) return { delayMs: MODEL_LATENCY_MS, toolCalls: [{ name: 'send_message', arguments: { phone, text: SECOND_ANSWER_BETO } }] };
   if (phone === BETO) {
     return {
+      delayMs: MODEL_LATENCY_MS,
       toolCalls: [
         { name: 'send_message', arguments: { phone, text: ANSWER_BETO } },
         { name: 'schedule_followup', arguments: { phone, delayHours: 4, message: FOLLOWUP_BETO } },
@@ -145,7 +154,10 @@ describe('the reference agent (examples/marina-agent.ts), end to end', () => {
 
     // Ana goes quiet. Four hours pass: her follow-up is made due now.
     await testDb.db.query('UPDATE follow_ups SET due_at = now() WHERE id = $1::uuid', [scheduled!.id]);
-    await waitFor('the follow-up goes out', async () => texts(ANA).includes(FOLLOWUP_ANA), { timeoutMs: 60_000 });
+    await waitFor('the follow-up goes out', async () => texts(ANA).includes(FOLLOWUP_ANA), { timeoutMs: 60_000 }).catch(async (error: Error) => {
+      const { rows } = await testDb.db.query('SELECT to_status, reason, detail FROM follow_up_events WHERE follow_up_id = $1::uuid ORDER BY id', [scheduled!.id]);
+      throw new Error(`${error.message}; its events: ${JSON.stringify(rows)}; messages: ${JSON.stringify((await testDb.db.query('SELECT m.direction, m.source, m.at, m.created_at FROM messages m JOIN leads l ON l.id = m.lead_id WHERE l.phone = $1 ORDER BY m.at', [ANA])).rows)}`);
+    });
     const [sent] = await waitFor('executed', async () => {
       const rows = await followupsOf(ANA);
       return rows[0]?.status === 'executed' ? rows : null;

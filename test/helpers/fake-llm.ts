@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 export type FakeLlmAnswer =
   | { content: string; delayMs?: number }
   /** An assistant message that calls tools (finish_reason `tool_calls`), as a function-calling model answers. */
-  | { toolCalls: Array<{ name: string; arguments: Record<string, unknown> }> }
+  | { toolCalls: Array<{ name: string; arguments: Record<string, unknown> }>; delayMs?: number }
   | { status: number; message?: string }
   /** Never answers (until the server closes). */
   | { hang: true };
@@ -89,6 +89,7 @@ export async function startFakeLlm(options: { apiKey?: string } = {}): Promise<F
       });
     }
     if ('toolCalls' in answer) {
+      if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
       completionSeq += 1;
       const toolCalls = answer.toolCalls.map((call, i) => ({
         id: `call_fake${completionSeq}_${i}`,
