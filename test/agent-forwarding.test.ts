@@ -8,8 +8,11 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { verifyAgentWebhookSignature, signAgentWebhook } from '../src/agent/webhook-signature.js';
 import { markExecuted } from '../src/followups/transitions.js';
+import { agentEventBody, backoffMs } from '../src/forwarding/dispatch-agent-events.js';
 import { setAgentForwarding } from '../src/forwarding/record-agent-event.js';
+import { loadConfig } from '../src/config.js';
 import { markNumberInvalid } from '../src/leads/mark-number-invalid.js';
+import { formatStatus, readStatus } from '../src/operator/read-status.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { type AgentDelivery, type FakeAgent, startFakeAgent } from './helpers/fake-agent.js';
 import { startRole, type RoleHandle, waitFor } from './helpers/pipeline.js';
@@ -73,6 +76,8 @@ describe('forwarding to the agent', () => {
     w.app.inject({ method: 'POST', url: '/webhooks/evolution', headers: { 'content-type': 'application/json', ...secretHeader }, payload: JSON.stringify(body) });
   const acceptedFor = (phone: string) => agent.accepted().filter((d) => d.event.lead.phone === phone);
   const typesFor = (phone: string) => [...new Map(acceptedFor(phone).map((d) => [d.event.id, d.event.type])).values()];
+  const statusesFor = async (phone: string) =>
+    (await testDb.db.query<{ status: string }>('SELECT o.status FROM agent_outbox o JOIN leads l ON l.id = o.lead_id WHERE l.phone = $1', [phone])).rows.map((r) => r.status);
   const outboxRow = async (id: string) =>
     (await testDb.db.query<{ status: string; attempts: number }>('SELECT status, attempts FROM agent_outbox WHERE id = $1', [id])).rows[0];
 
@@ -140,20 +145,22 @@ describe('forwarding to the agent', () => {
 
   test('a 500 and a timeout are retried until the agent answers 2xx', async () => {
     const phone = '5581991110001';
-    agent.answer({ status: 500 }, { hang: true });
+    agent.answerFor(phone, { status: 500 }, { hang: true });
     await hook(fanMessage(phone, 'RETRY-1', 'Quanto custa o plano?'));
-    await waitFor('the event, accepted', async () => acceptedFor(phone).length >= 1, { timeoutMs: 20_000 });
+    await waitFor('the event, delivered', async () => (await statusesFor(phone)).every((s) => s === 'delivered') && acceptedFor(phone).length > 0, { timeoutMs: 20_000 });
     const tries = agent.deliveries.filter((d) => d.event.lead.phone === phone);
-    assert.deepEqual(tries.map((d) => d.status), [500, 'hang', 200]);
+    assert.deepEqual(tries.slice(0, 3).map((d) => d.status), [500, 'hang', 200]);
     assert.equal(new Set(tries.map((d) => d.event.id)).size, 1, 'the same event id on every attempt');
-    assert.deepEqual(await outboxRow(tries[0]!.event.id), { status: 'delivered', attempts: 3 });
+    // A 200 the dispatcher did not hear in time (a loaded machine) is one more attempt, never fewer.
+    assert.equal((await outboxRow(tries[0]!.event.id))!.status, 'delivered');
+    assert.ok((await outboxRow(tries[0]!.event.id))!.attempts >= 3);
     // The counters live in the relay's process (its own metrics).
     assert.ok((await relay.ctx.metrics.agentDeliveryFailures.get()).values.reduce((n, v) => n + v.value, 0) >= 2);
   });
 
   test('parked after the last attempt: visible in the API and /metrics, later events go on, a retry re-delivers it', async () => {
     const phone = '5581991110002';
-    agent.answer({ status: 500 }, { status: 503 }, { status: 502 }); // AGENT_WEBHOOK_MAX_ATTEMPTS=3
+    agent.answerFor(phone, { status: 500 }, { status: 503 }, { status: 502 }); // AGENT_WEBHOOK_MAX_ATTEMPTS=3
     await hook(fanMessage(phone, 'PARK-1', 'primeira'));
     const parked = await waitFor('the event parked', async () => {
       const res = await w.app.inject({ method: 'GET', url: '/v1/agent/outbox?status=parked', headers: bearer });
@@ -164,6 +171,11 @@ describe('forwarding to the agent', () => {
     assert.equal(parked.attempts, 3);
     assert.equal(parked.lastError, 'HTTP 502');
     assert.equal(await metric(w, 'followups_agent_outbox_parked'), 1);
+    const ready = await w.app.inject({ method: 'GET', url: '/health/ready', headers: bearer });
+    assert.equal(ready.json().checks.agentOutbox.parked, 1);
+    const status = await readStatus(w.ctx);
+    assert.deepEqual({ ...status.agentOutbox, pending: 0 }, { forwarding: true, pending: 0, parked: 1 });
+    assert.match(formatStatus(status), /agent events .* 1 parked/);
 
     // One poison event does not silence the lead: the next one is delivered.
     await hook(fanMessage(phone, 'PARK-2', 'segunda'));
@@ -180,32 +192,55 @@ describe('forwarding to the agent', () => {
     const retried = await w.app.inject({ method: 'POST', url: `/v1/agent/outbox/${parked.id}/retry`, headers: bearer });
     assert.equal(retried.statusCode, 200, retried.body);
     assert.deepEqual(retried.json(), { id: parked.id, status: 'pending' });
-    await waitFor('the parked event, delivered', async () => acceptedFor(phone).some((d) => d.event.id === parked.id));
-    assert.deepEqual(await outboxRow(parked.id), { status: 'delivered', attempts: 1 });
+    await waitFor('the parked event, delivered', async () => (await outboxRow(parked.id))!.status === 'delivered');
+    assert.ok(acceptedFor(phone).some((d) => d.event.id === parked.id));
     assert.equal(await metric(w, 'followups_agent_outbox_parked'), 0);
 
     // Retry all: two more parked, both back.
-    agent.answer({ status: 500 }, { status: 500 }, { status: 500 }, { status: 500 }, { status: 500 }, { status: 500 });
+    const fail3 = [{ status: 500 }, { status: 500 }, { status: 500 }];
+    agent.answerFor('5581991110003', ...fail3);
+    agent.answerFor('5581991110004', ...fail3);
     await hook(fanMessage('5581991110003', 'PARK-3', 'x'));
     await hook(fanMessage('5581991110004', 'PARK-4', 'y'));
     await waitFor('two parked', async () => (await w.app.inject({ method: 'GET', url: '/v1/agent/outbox?status=parked', headers: bearer })).json().counts.parked === 2);
     const all = await w.app.inject({ method: 'POST', url: '/v1/agent/outbox/retry', headers: bearer });
     assert.deepEqual(all.json(), { retried: 2 });
-    await waitFor('both delivered', async () => acceptedFor('5581991110003').length > 0 && acceptedFor('5581991110004').length > 0);
+    await waitFor('both delivered', async () => [...(await statusesFor('5581991110003')), ...(await statusesFor('5581991110004'))].every((s) => s === 'delivered'));
+    assert.ok(acceptedFor('5581991110003').length > 0 && acceptedFor('5581991110004').length > 0);
   });
 
   test('AGENT_WEBHOOK_RAW=true forwards the raw Evolution payload with message.received', async () => {
-    await setAgentForwarding(testDb.db, { enabled: true, raw: true });
+    // A process started with AGENT_WEBHOOK_RAW=true keeps the payload (for every writer).
+    const rawApp = await startWebhookApp(testDb.db, { env: agentEnv(agent.url, { AGENT_WEBHOOK_RAW: 'true' }), start: new Date().toISOString() });
     try {
       const phone = '5581991110005';
       const body = fanMessage(phone, 'RAW-1', 'Manda o link do sócio');
-      await hook(body);
+      const res = await rawApp.app.inject({ method: 'POST', url: '/webhooks/evolution', headers: { 'content-type': 'application/json', ...secretHeader }, payload: JSON.stringify(body) });
+      assert.equal(res.statusCode, 200, res.body);
       const [delivery] = await waitFor('the event', async () => (acceptedFor(phone).length > 0 ? acceptedFor(phone) : null));
       assert.deepEqual(delivery!.event.data.raw, body);
       assert.equal(delivery!.event.data.text, 'Manda o link do sócio');
     } finally {
+      await rawApp.close();
       await setAgentForwarding(testDb.db, { enabled: true, raw: false });
     }
+  });
+
+  test('a relay stopped mid-delivery stops at once; the event goes out again after its lease', async () => {
+    const phone = '5581991110006';
+    await relay.stop();
+    const impatient = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env: { ...agentEnv(agent.url), AGENT_WEBHOOK_TIMEOUT_MS: '3000', SHUTDOWN_TIMEOUT_MS: '100' } });
+    agent.answerFor(phone, { hang: true });
+    await hook(fanMessage(phone, 'STOP-1', 'alô?'));
+    await waitFor('the delivery in flight', async () => agent.deliveries.some((d) => d.event.lead.phone === phone));
+    const stopping = Date.now();
+    await impatient.stop();
+    assert.ok(Date.now() - stopping < 5_000, 'the stop does not wait for the agent');
+    relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env: agentEnv(agent.url) });
+    await waitFor('the event, delivered by the next relay', async () => (await statusesFor(phone))[0] === 'delivered', { timeoutMs: 120_000 });
+    const tries = agent.deliveries.filter((d) => d.event.lead.phone === phone);
+    assert.deepEqual(tries.map((d) => d.status), ['hang', 200]);
+    assert.equal(tries[0]!.event.id, tries[1]!.event.id);
   });
 
   test('the OpenAPI document covers the outbox routes', async () => {
@@ -237,6 +272,37 @@ describe('the signature', () => {
     for (const bad of [undefined, '', 'garbage', t, `v1=${header.split('v1=')[1]}`, `t=${Number(t.slice(2)) + 1},v1=${header.split('v1=')[1]}`]) {
       assert.equal(verifyAgentWebhookSignature({ secret: AGENT_SECRET, header: bad, body, now }), false, String(bad));
     }
+  });
+});
+
+describe('the backoff and the body', () => {
+  test('doubles from the base up to the cap, with 50–100 % jitter', () => {
+    const settings = { retryBaseMs: 1_000, retryMaxMs: 600_000 };
+    assert.deepEqual([1, 2, 3, 10, 11, 40].map((n) => backoffMs(n, settings, () => 1)), [1_000, 2_000, 4_000, 512_000, 600_000, 600_000]);
+    assert.equal(backoffMs(3, settings, () => 0), 2_000);
+  });
+
+  test('carries the contract: id, type, occurredAt, lead, data (raw only when kept)', () => {
+    const row = { id: 'e1', type: 'message.received', occurred_at: new Date('2026-11-29T12:00:00Z'), lead_id: 'l1', phone: '5581999998888', name: null, data: { text: 'Opa' } };
+    assert.deepEqual(JSON.parse(agentEventBody({ ...row, raw: null })), {
+      id: 'e1', type: 'message.received', occurredAt: '2026-11-29T12:00:00.000Z', lead: { id: 'l1', phone: '5581999998888', name: null }, data: { text: 'Opa' },
+    });
+    assert.deepEqual(JSON.parse(agentEventBody({ ...row, raw: { event: 'messages.upsert' } })).data, { text: 'Opa', raw: { event: 'messages.upsert' } });
+  });
+});
+
+describe('the settings', () => {
+  test('AGENT_WEBHOOK_SECRET is required with AGENT_WEBHOOK_URL, and long enough', () => {
+    assert.throws(() => loadConfig({ AGENT_WEBHOOK_URL: 'https://agent.example.com/events' }), /AGENT_WEBHOOK_SECRET: required when AGENT_WEBHOOK_URL is set/);
+    assert.throws(() => loadConfig({ AGENT_WEBHOOK_URL: 'https://agent.example.com/events', AGENT_WEBHOOK_SECRET: 'short' }), /AGENT_WEBHOOK_SECRET: must be at least 16/);
+    assert.throws(() => loadConfig({ AGENT_WEBHOOK_URL: 'ftp://agent.example.com' }), /AGENT_WEBHOOK_URL: must be a URL/);
+    assert.throws(() => loadConfig({ AGENT_WEBHOOK_MAX_ATTEMPTS: '0' }), /AGENT_WEBHOOK_MAX_ATTEMPTS/);
+    assert.equal(loadConfig({}).agentWebhook, undefined);
+    const config = loadConfig({ AGENT_WEBHOOK_URL: 'https://agent.example.com/events', AGENT_WEBHOOK_SECRET: AGENT_SECRET });
+    assert.deepEqual(config.agentWebhook, {
+      url: 'https://agent.example.com/events', secret: AGENT_SECRET, maxAttempts: 12, raw: false, timeoutMs: 10_000,
+      retryBaseMs: 1_000, retryMaxMs: 600_000, concurrency: 16,
+    });
   });
 });
 

@@ -273,7 +273,8 @@ export async function recordComposedText(
 
 /**
  * sending → executed, with the provider's message id; also logs the message in
- * the conversation and stamps the lead's last outbound time, in one statement.
+ * the conversation, stamps the lead's last outbound time and, with forwarding on,
+ * writes `followup.sent` for the agent (src/forwarding/), in one statement.
  */
 export async function markExecuted(
   db: Queryable,

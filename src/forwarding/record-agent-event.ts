@@ -13,19 +13,11 @@
  * Every insert reads `agent_forwarding`: with forwarding off (no AGENT_WEBHOOK_URL) it
  * inserts nothing, and the writers need no setting of their own.
  */
+import type { AgentEventType } from '../agent/agent-events.js';
 import type { Db, Queryable } from '../db/db.js';
 
-export const AGENT_EVENT_TYPES = [
-  'message.received',
-  'followup.sent',
-  'lead.replied',
-  'lead.opted_out',
-  'lead.handed_off',
-  'lead.converted',
-  'lead.number_invalid',
-] as const;
+export type { AgentEventType };
 
-export type AgentEventType = (typeof AGENT_EVENT_TYPES)[number];
 
 /**
  * One event for one lead whose row this transaction has already locked. `raw` is kept only

@@ -32,6 +32,9 @@
  * message id is only unique within its chat: a webhook delivered twice logs
  * once and cancels once (`duplicate: true` the second time), while another
  * lead's message that happens to carry the same id is still a reply.
+ *
+ * The agent hears it (src/forwarding/): `message.received` in the statement that logs it,
+ * and `lead.replied` when it stopped the sequence, both in this transaction.
  */
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';

@@ -13,6 +13,7 @@ import type { Context } from '../context.js';
 import type { FollowupStatus } from '../followups/followup.js';
 import { readStats } from '../followups/read-stats.js';
 import { instantOf, wallTimeIn } from '../policy/zoned-time.js';
+import { countAgentOutbox } from '../forwarding/agent-outbox.js';
 
 export interface StatusReport {
   at: string;
@@ -31,6 +32,8 @@ export interface StatusReport {
     reachable: boolean | null;
   };
   sending: { paused: boolean; reason: string | null; detail: string | null; since: string | null };
+  /** Events for the agent (AGENT_WEBHOOK_URL): forwarding on in this configuration, waiting, parked. */
+  agentOutbox: { forwarding: boolean; pending: number; parked: number };
   today: { since: string; timeZone: string; sent: number; dailyCap: number | null };
 }
 
@@ -40,7 +43,7 @@ export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 
   const wall = wallTimeIn(now, timeZone);
   const midnight = instantOf({ year: wall.year, month: wall.month, day: wall.day }, timeZone);
 
-  const [stats, pending, oldest, sent, pause, depth] = await Promise.all([
+  const [stats, pending, oldest, sent, pause, depth, outbox] = await Promise.all([
     readStats(ctx.db),
     // Both read the partial index of pending rows by due time.
     ctx.db.query<{ overdue: number; due_next_hour: number }>(
@@ -61,6 +64,7 @@ export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 
     ),
     ctx.gate.state(),
     ctx.queue ? ctx.queue.depth() : Promise.resolve(null),
+    countAgentOutbox(ctx.db),
   ]);
   const counts = pending.rows[0];
   const first = oldest.rows[0];
@@ -82,6 +86,7 @@ export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 
     queue: { mode: ctx.queue ? 'redis' : 'direct', depth, reachable: ctx.queue ? depth !== null : null },
     sending: { paused: pause.paused, reason: pause.reason ?? null, detail: pause.detail ?? null, since: pause.since ?? null },
     today: { since: midnight.toISOString(), timeZone, sent: sent.rows[0]?.sent ?? 0, dailyCap: ctx.config.sending.dailyCap || null },
+    agentOutbox: { forwarding: ctx.config.agentWebhook !== undefined, ...outbox },
   };
 }
 
@@ -109,6 +114,13 @@ export function formatStatus(s: StatusReport): string {
     `queue          ${queue}`,
     `sending        ${sending}`,
     `sent today     ${s.today.sent} ${cap} (since ${s.today.since}, ${s.today.timeZone})`,
+    ...(s.agentOutbox.forwarding || s.agentOutbox.pending + s.agentOutbox.parked > 0
+      ? [
+          `agent events   ${s.agentOutbox.pending} waiting, ${s.agentOutbox.parked} parked${
+            s.agentOutbox.parked > 0 ? ' (GET /v1/agent/outbox?status=parked; retry: POST /v1/agent/outbox/retry)' : ''
+          }`,
+        ]
+      : []),
   ].join('\n');
 }
 

@@ -24,7 +24,10 @@ export interface FakeAgent {
   deliveries: AgentDelivery[];
   /** Only the requests answered 2xx: what the agent "got". */
   accepted(): AgentDelivery[];
+  /** The next answers, to any event. */
   answer(...answers: FakeAgentAnswer[]): void;
+  /** The next answers to the events of one lead (by phone); they come before the general ones. */
+  answerFor(phone: string, ...answers: FakeAgentAnswer[]): void;
   down(): Promise<void>;
   up(): Promise<void>;
   close(): Promise<void>;
@@ -33,6 +36,7 @@ export interface FakeAgent {
 export async function startFakeAgent(): Promise<FakeAgent> {
   const deliveries: AgentDelivery[] = [];
   const queue: FakeAgentAnswer[] = [];
+  const queues = new Map<string, FakeAgentAnswer[]>();
   const hanging = new Set<ServerResponse>();
   let server: Server | null = null;
   let port = 0;
@@ -43,13 +47,13 @@ export async function startFakeAgent(): Promise<FakeAgent> {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
-        const answer = queue.shift() ?? { status: 200 };
         let event: AgentDelivery['event'];
         try {
           event = JSON.parse(body);
         } catch {
           event = { id: '', type: '', occurredAt: '', lead: { id: '', phone: '', name: null }, data: {} };
         }
+        const answer = queues.get(event.lead?.phone)?.shift() ?? queue.shift() ?? { status: 200 };
         deliveries.push({ headers: req.headers, body, event, status: 'hang' in answer ? 'hang' : answer.status, at: Date.now() });
         if ('hang' in answer) {
           hanging.add(res);
@@ -82,6 +86,7 @@ export async function startFakeAgent(): Promise<FakeAgent> {
     deliveries,
     accepted: () => deliveries.filter((d) => typeof d.status === 'number' && d.status >= 200 && d.status < 300),
     answer: (...answers) => void queue.push(...answers),
+    answerFor: (phone, ...answers) => void queues.set(phone, [...(queues.get(phone) ?? []), ...answers]),
     down: shut,
     up: listen,
     close: shut,

@@ -7,6 +7,7 @@
  */
 import type { Context } from '../../context.js';
 import type { PauseState } from '../../followups/sending-gate.js';
+import { countAgentOutbox } from '../../forwarding/agent-outbox.js';
 import { makeBearerMatcher } from '../auth.js';
 import type { QueueState } from '../../queue/queue-link.js';
 import { json } from '../openapi.js';
@@ -91,6 +92,20 @@ async function checkWebhooks(ctx: Context, database: DatabaseCheck): Promise<Web
   }
 }
 
+/**
+ * Events for the agent, when forwarding is configured: informative only (a parked event is
+ * the agent's problem to look at, not a reason to take this service out of rotation).
+ */
+async function checkAgentOutbox(ctx: Context, database: DatabaseCheck): Promise<{ pending: number; parked: number } | { status: 'unknown' } | null> {
+  if (!ctx.config.agentWebhook) return null;
+  if (database.status === 'down') return { status: 'unknown' };
+  try {
+    return await within(countAgentOutbox(ctx.db), READY_DATABASE_TIMEOUT_MS);
+  } catch {
+    return { status: 'unknown' };
+  }
+}
+
 export const healthRoutes: RouteModule = {
   name: 'health',
   auth: 'none',
@@ -103,7 +118,7 @@ export const healthRoutes: RouteModule = {
     app.get('/health/ready', async (request, reply) => {
       const queue = checkQueue(ctx);
       const database = await checkDatabase(ctx);
-      const [sending, webhooks] = await Promise.all([checkSending(ctx, database), checkWebhooks(ctx, database)]);
+      const [sending, webhooks, agentOutbox] = await Promise.all([checkSending(ctx, database), checkWebhooks(ctx, database), checkAgentOutbox(ctx, database)]);
       // The relay and worker of this process: one that fails turn after turn sends nothing.
       const roles = ctx.roleHealth.read();
       const rolesFailing = Object.values(roles).some((r) => r.status === 'failing');
@@ -121,7 +136,7 @@ export const healthRoutes: RouteModule = {
       return reply
         .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
-        .send(details ? { status, checks: { database, queue, sending, webhooks, transport: { name: ctx.transport.name }, roles } } : { status });
+        .send(details ? { status, checks: { database, queue, sending, webhooks, transport: { name: ctx.transport.name }, roles, ...(agentOutbox ? { agentOutbox } : {}) } } : { status });
     });
   },
   openapi: {
@@ -194,6 +209,11 @@ export const healthRoutes: RouteModule = {
                 },
               },
               transport: { type: 'object', properties: { name: { type: 'string' } } },
+              agentOutbox: {
+                type: 'object',
+                description: 'With AGENT_WEBHOOK_URL: events for the agent waiting and parked (GET /v1/agent/outbox)',
+                properties: { pending: { type: 'integer' }, parked: { type: 'integer' }, status: { const: 'unknown' } },
+              },
               roles: {
                 type: 'object',
                 description: "This process's relay and worker: `failing` after 3 turns in a row failed (makes the status degraded)",
