@@ -24,7 +24,7 @@ import { pathToFileURL } from 'node:url';
 import OpenAI from 'openai';
 // In your project: from 'nautico-followups/client'.
 import {
-  type AgentWebhookEvent,
+  type AgentEvent,
   createFollowupsClient,
   FollowupsApiError,
   type OpenAiToolDefinition,
@@ -57,7 +57,7 @@ export interface MarinaAgent {
 }
 
 /** Marina's voice and rules: the only place the model is told who it is. */
-function systemPrompt(persona: string, lead: AgentWebhookEvent['lead']): string {
+function systemPrompt(persona: string, lead: AgentEvent['lead']): string {
   return [
     `Você é ${persona}, do time de sócios do Clube Náutico Capibaribe (o Timbu, alvirrubro dos Aflitos), e conversa pelo WhatsApp`,
     'com torcedores sobre o programa "Sócio Mais Fiel do Nordeste".',
@@ -112,7 +112,7 @@ export async function startMarinaAgent(options: MarinaAgentOptions): Promise<Mar
   const chains = new Map<string, Promise<void>>();
 
   /** Runs one of the model's tool calls through the service; the answer (or the error) goes back to the model. */
-  async function runTool(call: OpenAI.Chat.Completions.ChatCompletionMessageToolCall, lead: AgentWebhookEvent['lead']): Promise<string> {
+  async function runTool(call: OpenAI.Chat.Completions.ChatCompletionMessageToolCall, lead: AgentEvent['lead']): Promise<string> {
     if (call.type !== 'function') return JSON.stringify({ error: { code: 'unknown_tool', message: 'only function tools exist' } });
     let args: Record<string, unknown>;
     try {
@@ -138,8 +138,8 @@ export async function startMarinaAgent(options: MarinaAgentOptions): Promise<Mar
   }
 
   /** A fan wrote: ask the model, run its tool calls, give it their results, until it answers without tools. */
-  async function answer(event: Extract<AgentWebhookEvent, { type: 'message.received' }>): Promise<void> {
-    remember(event.lead.phone, { role: 'user', content: event.data.text });
+  async function answer(event: Extract<AgentEvent, { type: 'message.received' }>): Promise<void> {
+    remember(event.lead.phone, { role: 'user', content: event.data.text ?? '(o torcedor mandou uma mídia sem texto: áudio, imagem…)' });
     const messages: ChatMessage[] = [{ role: 'system', content: systemPrompt(persona, event.lead) }, ...(history.get(event.lead.phone) ?? [])];
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const completion = await model.chat.completions.create({ model: options.openai.model, messages, tools: await toolsOnce() });
@@ -151,7 +151,7 @@ export async function startMarinaAgent(options: MarinaAgentOptions): Promise<Mar
     log('gave up: the model kept calling tools', { rounds: MAX_ROUNDS });
   }
 
-  async function handle(event: AgentWebhookEvent): Promise<void> {
+  async function handle(event: AgentEvent): Promise<void> {
     switch (event.type) {
       case 'message.received':
         return answer(event);
@@ -182,7 +182,7 @@ export async function startMarinaAgent(options: MarinaAgentOptions): Promise<Mar
     if (!verifyAgentWebhookSignature({ secret: options.webhookSecret, header: req.headers['x-followups-signature'] as string | undefined, body })) {
       return res.writeHead(401).end();
     }
-    const event = JSON.parse(body) as AgentWebhookEvent;
+    const event = JSON.parse(body) as AgentEvent;
     // Answer at once and work after: a model can take longer than the service waits for us.
     // (A crash in between loses this turn; store the event first if that matters to you.)
     res.writeHead(204).end();

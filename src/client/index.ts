@@ -70,35 +70,18 @@ export type {
   ToolFormat,
 };
 
-// ---- the events the service forwards to the agent (AGENT_WEBHOOK_URL)
+// ---- the events the service forwards to the agent (AGENT_WEBHOOK_URL): verify, then parse as AgentEvent
 
-/** The lead an event is about. */
-export interface AgentEventLead {
-  id: string;
-  /** Canonical digits, e.g. 5581999998888. */
-  phone: string;
-  name: string | null;
-}
-
-interface AgentEventOf<T extends string, D> {
-  /** Unique per event: de-duplicate on it (delivery is at least once). */
-  id: string;
-  type: T;
-  occurredAt: string;
-  lead: AgentEventLead;
-  data: D;
-}
-
-/**
- * The JSON body POSTed to AGENT_WEBHOOK_URL (verify it first with
- * verifyAgentWebhookSignature over the raw body). Events of one lead arrive in order.
- */
-export type AgentWebhookEvent =
-  | AgentEventOf<'message.received', { messageId: string; providerMessageId: string | null; text: string; receivedAt: string; instance: string | null; raw?: unknown }>
-  | AgentEventOf<'followup.sent', { followupId: string; text: string; providerMessageId: string | null; sentAt: string; campaign?: string | null; step?: number | null }>
-  | AgentEventOf<'lead.replied' | 'lead.opted_out' | 'lead.handed_off' | 'lead.converted' | 'lead.number_invalid', Record<string, unknown>>;
-
-export type AgentWebhookEventType = AgentWebhookEvent['type'];
+export type {
+  AgentEvent,
+  AgentEventLead,
+  AgentEventType,
+  FollowupSentData,
+  LeadNumberInvalidData,
+  LeadRepliedData,
+  LeadStoppedData,
+  MessageReceivedData,
+} from '../agent/agent-events.js';
 
 /** The API's error envelope: `{"error": {"code", "message", "details"?}}`. */
 export interface ErrorEnvelope {
