@@ -114,12 +114,16 @@ export async function startMarinaAgent(options: MarinaAgentOptions): Promise<Mar
   /** Runs one of the model's tool calls through the service; the answer (or the error) goes back to the model. */
   async function runTool(call: OpenAI.Chat.Completions.ChatCompletionMessageToolCall, lead: AgentEvent['lead']): Promise<string> {
     if (call.type !== 'function') return JSON.stringify({ error: { code: 'unknown_tool', message: 'only function tools exist' } });
-    let args: Record<string, unknown>;
+    let parsed: unknown = null;
     try {
-      args = JSON.parse(call.function.arguments || '{}') as Record<string, unknown>;
+      parsed = JSON.parse(call.function.arguments || '{}');
     } catch {
-      return JSON.stringify({ error: { code: 'bad_arguments', message: 'arguments are not valid JSON' } });
+      // not JSON: answered below
     }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      return JSON.stringify({ error: { code: 'bad_arguments', message: 'arguments must be a JSON object' } });
+    }
+    const args = parsed as Record<string, unknown>;
     // The model acts on the fan who wrote, and on no one else (cancel_followups by id aside).
     if (call.function.name !== 'cancel_followups' || args.id === undefined) args.phone = lead.phone;
     try {
