@@ -15,7 +15,7 @@ import type { Db } from './db/db.js';
 import { migrate } from './db/migrate.js';
 import { makePgDb } from './db/pg-db.js';
 import { makePgliteDb } from './db/pglite-db.js';
-import { countAgentOutbox } from './forwarding/agent-outbox.js';
+import { makeCachedOutboxCounts } from './forwarding/agent-outbox.js';
 import { setAgentForwarding } from './forwarding/record-agent-event.js';
 import { embeddedErasureKey, useErasureKey } from './leads/erasure-key.js';
 import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
@@ -131,7 +131,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
       })
     : null;
   if (webhookSilence) metrics.collectors.webhooksSilent = async () => void (await webhookSilence.state());
-  metrics.collectors.agentOutbox = () => countAgentOutbox(db);
+  metrics.collectors.agentOutbox = makeCachedOutboxCounts({ db, refreshMs: config.metrics.refreshMs });
   if (config.agentWebhook) {
     // Forwarding on for every writer (a relay started without AGENT_WEBHOOK_URL turns it off: roles.ts).
     await setAgentForwarding(db, { enabled: true, raw: config.agentWebhook.raw }).catch((error: { code?: string }) => {

@@ -5,15 +5,8 @@ export function makeMetrics(options: { defaults?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaults) collectDefaultMetrics({ register: registry, prefix: 'followups_' });
   /** Refreshers run at scrape time, for state that lives in the database (set by createContext). */
-  const collectors: { webhooksSilent?: () => Promise<void>; agentOutbox?: () => Promise<{ pending: number; parked: number }> } = {};
-  /** Both outbox gauges come from one query per scrape. */
-  let outboxRead: Promise<{ pending: number; parked: number } | undefined> | null = null;
-  const readOutbox = () => {
-    outboxRead ??= (collectors.agentOutbox?.() ?? Promise.resolve(undefined)).catch(() => undefined).finally(() => {
-      setTimeout(() => (outboxRead = null), 0);
-    });
-    return outboxRead;
-  };
+  const collectors: { webhooksSilent?: () => Promise<void>; agentOutbox?: () => Promise<{ pending: number; parked: number } | undefined> } = {};
+  const readOutbox = () => (collectors.agentOutbox?.() ?? Promise.resolve(undefined)).catch(() => undefined);
   return {
     registry,
     collectors,

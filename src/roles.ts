@@ -80,6 +80,11 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
     log.info({ concurrency: ctx.config.worker.concurrency, queue: ctx.config.redis.queueName }, 'worker started');
   }
 
+  // The relay delivers the agent outbox. Without AGENT_WEBHOOK_URL there is no one to deliver to:
+  // forwarding is switched off for every writer, so the outbox does not grow. (Before the relay
+  // starts: its "relay started" line tells a supervisor that start-up is over.)
+  if (wanted.has('relay') && !ctx.config.agentWebhook) await setAgentForwarding(ctx.db, { enabled: false, raw: false });
+
   if (wanted.has('relay')) {
     const log = ctx.log.child({ role: 'relay' });
     const deps = executorDeps(ctx, 'relay');
@@ -100,21 +105,14 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
       },
     });
     stops.push(() => running.relay!.stop(ctx.config.shutdownTimeoutMs));
-    log.info({ mode: running.relay.mode }, 'relay started');
-  }
-
-  if (wanted.has('relay')) {
-    // The relay delivers the agent outbox. Without AGENT_WEBHOOK_URL there is no one to deliver
-    // to: forwarding is switched off for every writer, so the outbox does not grow.
     const agentWebhook = ctx.config.agentWebhook;
     if (agentWebhook) {
-      const log = ctx.log.child({ role: 'agent-dispatcher' });
-      const dispatcher = startAgentDispatcher({ db: ctx.db, log, metrics: ctx.metrics, settings: agentWebhook });
+      const dispatcherLog = ctx.log.child({ role: 'agent-dispatcher' });
+      const dispatcher = startAgentDispatcher({ db: ctx.db, log: dispatcherLog, metrics: ctx.metrics, settings: agentWebhook });
       stops.push(() => dispatcher.stop(ctx.config.shutdownTimeoutMs));
-      log.info({ url: new URL(agentWebhook.url).origin, raw: agentWebhook.raw }, 'forwarding events to the agent');
-    } else {
-      await setAgentForwarding(ctx.db, { enabled: false, raw: false });
+      dispatcherLog.info({ url: new URL(agentWebhook.url).origin, raw: agentWebhook.raw }, 'forwarding events to the agent');
     }
+    log.info({ mode: running.relay.mode }, 'relay started');
   }
 
   if (wanted.has('api')) {

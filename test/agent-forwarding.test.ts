@@ -42,6 +42,7 @@ export function fanMessage(phone: string, id: string, text: string, at = new Dat
 
 function agentEnv(url: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
+    METRICS_REFRESH_SECONDS: '1',
     AGENT_WEBHOOK_URL: url,
     AGENT_WEBHOOK_SECRET: AGENT_SECRET,
     AGENT_WEBHOOK_TIMEOUT_MS: '1000',
@@ -170,7 +171,7 @@ describe('forwarding to the agent', () => {
     assert.equal(parked.status, 'parked');
     assert.equal(parked.attempts, 3);
     assert.equal(parked.lastError, 'HTTP 502');
-    assert.equal(await metric(w, 'followups_agent_outbox_parked'), 1);
+    await waitFor('/metrics shows it', async () => (await metric(w, 'followups_agent_outbox_parked')) === 1, { timeoutMs: 10_000 });
     const ready = await w.app.inject({ method: 'GET', url: '/health/ready', headers: bearer });
     assert.equal(ready.json().checks.agentOutbox.parked, 1);
     const status = await readStatus(w.ctx);
@@ -194,7 +195,7 @@ describe('forwarding to the agent', () => {
     assert.deepEqual(retried.json(), { id: parked.id, status: 'pending' });
     await waitFor('the parked event, delivered', async () => (await outboxRow(parked.id))!.status === 'delivered');
     assert.ok(acceptedFor(phone).some((d) => d.event.id === parked.id));
-    assert.equal(await metric(w, 'followups_agent_outbox_parked'), 0);
+    await waitFor('/metrics shows none', async () => (await metric(w, 'followups_agent_outbox_parked')) === 0, { timeoutMs: 10_000 });
 
     // Retry all: two more parked, both back.
     const fail3 = [{ status: 500 }, { status: 500 }, { status: 500 }];

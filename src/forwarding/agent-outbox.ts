@@ -68,6 +68,38 @@ export async function countAgentOutbox(db: Queryable): Promise<{ pending: number
   return rows[0] ?? { pending: 0, parked: 0 };
 }
 
+/**
+ * The counts for /metrics, served from memory as the follow-up counts are (cached-stats.ts):
+ * the first scrape waits for the first count; later ones get the last count at once and start
+ * a new one in the background when it is older than `refreshMs` (one in flight at most). A
+ * scrape never waits on a slow or unreachable database.
+ */
+export function makeCachedOutboxCounts(options: { db: Queryable; refreshMs: number }): () => Promise<{ pending: number; parked: number } | undefined> {
+  let last: { pending: number; parked: number } | undefined;
+  let readAt = -Infinity;
+  let inFlight: Promise<void> | null = null;
+  const refresh = () =>
+    (inFlight ??= countAgentOutbox(options.db)
+      .then((counts) => {
+        last = counts;
+      })
+      .catch(() => {
+        last = undefined; // stale counts would mislead: the gauges keep their last value
+      })
+      .finally(() => {
+        readAt = performance.now();
+        inFlight = null;
+      }));
+  return async () => {
+    if (readAt === -Infinity) {
+      await refresh();
+      return last;
+    }
+    if (performance.now() - readAt >= options.refreshMs) void refresh();
+    return last;
+  };
+}
+
 export async function listAgentOutbox(db: Queryable, query: z.infer<typeof outboxQuerySchema>): Promise<{ events: AgentOutboxEvent[]; counts: { pending: number; parked: number } }> {
   const { rows } = await db.query<OutboxRow>(
     `SELECT o.id, o.type, o.status, o.occurred_at, o.lead_id, l.phone, l.name, o.attempts, o.last_error, o.next_attempt_at, o.parked_at, o.created_at

@@ -216,6 +216,11 @@ export function startAgentDispatcher(deps: { db: Db; log: Logger; metrics: Metri
         await sleep(Math.min(5_000, POLL_MS * 2 ** Math.min(failures, 5)));
         continue;
       }
+      if (stopping && claimed.length > 0) {
+        // Claimed while stopping: handed back at once rather than left to their lease.
+        await db.query('UPDATE agent_outbox SET locked_until = NULL WHERE id = ANY($1::uuid[]) AND status = $2::text', [claimed.map((r) => r.id), 'pending']).catch(() => undefined);
+        break;
+      }
       for (const row of claimed.sort((a, b) => a.seq - b.seq)) {
         inFlight++;
         void deliver(row)

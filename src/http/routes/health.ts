@@ -118,7 +118,13 @@ export const healthRoutes: RouteModule = {
     app.get('/health/ready', async (request, reply) => {
       const queue = checkQueue(ctx);
       const database = await checkDatabase(ctx);
-      const [sending, webhooks, agentOutbox] = await Promise.all([checkSending(ctx, database), checkWebhooks(ctx, database), checkAgentOutbox(ctx, database)]);
+      const details = mayReadDetails(request.headers.authorization);
+      // Only for a caller who sees the details: an anonymous probe costs no count.
+      const [sending, webhooks, agentOutbox] = await Promise.all([
+        checkSending(ctx, database),
+        checkWebhooks(ctx, database),
+        details ? checkAgentOutbox(ctx, database) : null,
+      ]);
       // The relay and worker of this process: one that fails turn after turn sends nothing.
       const roles = ctx.roleHealth.read();
       const rolesFailing = Object.values(roles).some((r) => r.status === 'failing');
@@ -132,7 +138,6 @@ export const healthRoutes: RouteModule = {
               rolesFailing
             ? 'degraded'
             : 'ok';
-      const details = mayReadDetails(request.headers.authorization);
       return reply
         .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
