@@ -281,7 +281,8 @@ program
   .description("print the agent's tools as function-calling definitions (JSON), as GET /v1/agent/tools does")
   .option('--format <format>', 'openai | anthropic', 'openai')
   .action(async (o: { format: string }) => {
-    const { TOOL_FORMATS, toolDefinitions } = await import('./agent/tools.js');
+    const { toolDefinitions } = await import('./agent/tools.js');
+    const { TOOL_FORMATS } = await import('./agent/tool-schemas.js');
     const format = TOOL_FORMATS.find((f) => f === o.format);
     if (!format) {
       process.stderr.write(`--format: must be one of ${TOOL_FORMATS.join(', ')}\n`);

@@ -1,11 +1,12 @@
 /**
  * The npm package installs and its `followups` command works, as a user gets it:
  * `npm pack` (which runs `prepare`, the build), `npm install <tarball>` in an empty folder
- * (dependencies from the npm registry), then `npx followups …` there.
+ * (dependencies from the npm registry), then `npx followups …` there, and the typed client
+ * (`nautico-followups/client`) imported and type-checked from there.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -67,17 +68,69 @@ after(() => {
 
 describe('the npm package', () => {
   test('holds the compiled command, its migrations and campaigns, and no sources, tests or source maps', (t) => {
-    for (const file of ['package.json', 'README.md', 'dist/cli.js', 'dist/db/migrations/001_init.sql', 'dist/campaigns/definitions/nautico.json']) {
+    for (const file of ['package.json', 'README.md', 'dist/cli.js', 'dist/client/index.js', 'dist/client/index.d.ts', 'dist/db/migrations/001_init.sql', 'dist/campaigns/definitions/nautico.json']) {
       assert.ok(packedFiles.includes(file), `${file} is in the package`);
     }
     assert.deepEqual(packedFiles.filter((f) => !f.startsWith('dist/') && !['package.json', 'README.md'].includes(f)), []);
-    assert.deepEqual(packedFiles.filter((f) => f.endsWith('.map') || f.endsWith('.ts')), []);
+    assert.deepEqual(packedFiles.filter((f) => f.endsWith('.map') || (f.endsWith('.ts') && !f.endsWith('.d.ts'))), []);
     const manifest = JSON.parse(readFileSync(join(app, 'node_modules/nautico-followups/package.json'), 'utf8')) as Record<string, unknown>;
     assert.equal(manifest.main, undefined, 'no main pointing at a file that does not exist');
-    for (const target of Object.values(manifest.exports as Record<string, string>)) {
+    const targets = Object.values(manifest.exports as Record<string, string | Record<string, string>>).flatMap((t) => (typeof t === 'string' ? [t] : Object.values(t)));
+    for (const target of targets) {
       assert.ok(existsSync(join(app, 'node_modules/nautico-followups', target)), `exports target ${target} exists`);
     }
     t.diagnostic(`${packedFiles.length} files; npm pack ${timings.packMs} ms, npm install ${timings.installMs} ms`);
+  });
+
+  test("`import('nautico-followups/client')` resolves in a fresh process and loads nothing of the server (nor any other package)", async () => {
+    const script = `
+      import { registerHooks } from 'node:module';
+      const loaded = [];
+      registerHooks({ resolve(specifier, context, next) { const r = next(specifier, context); loaded.push(r.url); return r; } });
+      const client = await import('nautico-followups/client');
+      const api = client.createFollowupsClient({ baseUrl: 'http://127.0.0.1:9', token: 't' });
+      console.log(JSON.stringify({ loaded, exports: Object.keys(client).sort(), methods: Object.keys(api) }));`;
+    const { code, stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app, env: userEnv() });
+    assert.equal(code, 0, stderr);
+    const result = JSON.parse(stdout) as { loaded: string[]; exports: string[]; methods: string[] };
+    const packageDir = `${app}/node_modules/nautico-followups/`;
+    assert.deepEqual(
+      result.loaded.map((url) => (url.startsWith('node:') ? url : decodeURIComponent(new URL(url).pathname).replace(packageDir, ''))).sort(),
+      ['dist/agent/webhook-signature.js', 'dist/client/index.js', 'node:crypto'],
+    );
+    assert.ok(result.exports.includes('FollowupsApiError') && result.exports.includes('verifyAgentWebhookSignature'));
+    for (const method of ['scheduleFollowup', 'sendMessage', 'callAgentTool', 'listAgentOutbox']) assert.ok(result.methods.includes(method), method);
+  });
+
+  test('a TypeScript program using the client type-checks against the installed declarations (strict, no skipLibCheck)', async () => {
+    writeFileSync(
+      join(app, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022', lib: ['es2022', 'dom'], types: [], skipLibCheck: false },
+        files: ['agent.ts'],
+      }),
+    );
+    writeFileSync(
+      join(app, 'agent.ts'),
+      [
+        "import { createFollowupsClient, FollowupsApiError, type ScheduleFollowupInput } from 'nautico-followups/client';",
+        "const followups = createFollowupsClient({ baseUrl: 'http://127.0.0.1:3000', token: 'x'.repeat(24) });",
+        "const input: ScheduleFollowupInput = { phone: '5581999998888', delayHours: 4, intent: 'check_in' };",
+        'export async function go(): Promise<string> {',
+        '  const scheduled = await followups.scheduleFollowup(input, { idempotencyKey: "k1" });',
+        "  const tools = await followups.listAgentTools('openai');",
+        '  const names: string[] = tools.tools.map((t) => t.function.name);',
+        "  try { await followups.sendMessage('5581999998888', { text: 'Oi!' }); } catch (e) { if (e instanceof FollowupsApiError) return e.code; }",
+        '  return `${scheduled.id} ${scheduled.dueAt} ${names.length}`;',
+        '}',
+        '// @ts-expect-error delayHours is a number',
+        "void followups.scheduleFollowup({ phone: '5581999998888', delayHours: '4' });",
+        '',
+      ].join('\n'),
+    );
+    const tsc = join(process.cwd(), 'node_modules', 'typescript', 'bin', 'tsc');
+    const { code, stdout, stderr } = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app, env: userEnv() });
+    assert.equal(code, 0, stdout + stderr);
   });
 
   test('`npx followups --help` lists the roles', async () => {

@@ -7,19 +7,31 @@
  * /openapi.json).
  */
 import { z } from 'zod';
-import { enrollLead, enrollLeadSchema } from '../campaigns/enroll-lead.js';
+import { enrollLead } from '../campaigns/enroll-lead.js';
 import type { Context } from '../context.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { cancelFollowup } from '../followups/operator-actions.js';
-import { phoneField, scheduleFollowup, scheduleFollowupSchema } from '../followups/schedule-followup.js';
+import { scheduleFollowup } from '../followups/schedule-followup.js';
 import { jsonSchemaOf } from '../http/openapi.js';
-import { applyLeadAction, stopLeadSchema } from '../leads/apply-lead-action.js';
+import { applyLeadAction } from '../leads/apply-lead-action.js';
 import { readLeadTimeline } from '../leads/read-timeline.js';
-import { sendAgentMessage, sendDepsOf, sendMessageSchema } from '../leads/send-agent-message.js';
+import { sendAgentMessage, sendDepsOf } from '../leads/send-agent-message.js';
 import type { StopReason } from '../leads/stop-lead.js';
 import { cancelLeadFollowups } from '../operator/cancel-lead-followups.js';
 import { OperatorError } from '../operator/exit-codes.js';
 import { parseInput } from '../validation.js';
+import {
+  AGENT_TOOL_ARGS,
+  type AnthropicToolDefinition,
+  cancelArgsSchema,
+  GET_LEAD_MESSAGES,
+  getLeadArgsSchema,
+  type OpenAiToolDefinition,
+  sendArgsSchema,
+  stopArgsSchema,
+  type ToolFormat,
+  type ToolInputSchema,
+} from './tool-schemas.js';
 
 export interface AgentTool {
   name: string;
@@ -29,29 +41,8 @@ export interface AgentTool {
   run(ctx: Context, args: unknown): Promise<unknown>;
 }
 
-/** Messages get_lead returns by default, and at most. */
-const GET_LEAD_MESSAGES = 10;
-const GET_LEAD_MAX_MESSAGES = 50;
 /** A text in get_lead's answer is cut after this many characters (the context window is the budget). */
 const GET_LEAD_TEXT_CHARS = 500;
-
-const phoneOnly = { phone: phoneField.describe('the fan\'s WhatsApp number, any spelling: 5581999998888, +55 81 99999-8888') };
-
-const stopArgsSchema = z.object({ ...phoneOnly, ...stopLeadSchema.unwrap().shape }).strict();
-const sendArgsSchema = z.object({ ...phoneOnly, ...sendMessageSchema.shape }).strict();
-const cancelArgsSchema = z
-  .object({
-    id: z.uuid({ message: 'must be a follow-up id (uuid)' }).optional().describe('cancel this one follow-up'),
-    phone: phoneField.optional().describe("cancel every pending follow-up of this fan (give id or phone, not both)"),
-    reason: z.string().trim().min(1).max(64).regex(/^[a-z0-9_.-]+$/i, 'letters, digits, _ . - only').optional().describe("why; default 'agent'"),
-  })
-  .strict();
-const getLeadArgsSchema = z
-  .object({
-    ...phoneOnly,
-    messages: z.number().int().min(1).max(GET_LEAD_MAX_MESSAGES).optional().describe(`how many of the latest messages to include (default ${GET_LEAD_MESSAGES})`),
-  })
-  .strict();
 
 function stopTool(name: string, reason: StopReason, description: string): AgentTool {
   return {
@@ -80,7 +71,7 @@ export const AGENT_TOOLS: readonly AgentTool[] = [
       'te falo amanhã" → schedule_followup {phone, delayHours: 24, intent: "check_in"}; "call me back in 4 hours" → {phone, delayHours: 4, ' +
       'message: "Oi! Voltando como combinado…"}. ' +
       'Use idempotencyKey (e.g. the conversation turn id) so a retried call does not schedule twice.',
-    inputSchema: scheduleFollowupSchema,
+    inputSchema: AGENT_TOOL_ARGS.schedule_followup,
     async run(ctx, args) {
       const { followup, created } = await scheduleFollowup(ctx, args);
       return { id: followup.id, phone: followup.phone, status: followup.status, dueAt: new Date(followup.due_at).toISOString(), created };
@@ -94,7 +85,7 @@ export const AGENT_TOOLS: readonly AgentTool[] = [
       'follow-up yourself. Asking again for a fan already enrolled returns the active enrollment. Examples: "quero saber mais sobre ser sócio" ' +
       "and no answer since → enroll_lead {phone, campaign: 'nautico', lead: {name: 'Ana'}}; a lead from the membership form → enroll_lead " +
       "{phone, campaign: 'nautico', anchorAt: <when they filled it in>}.",
-    inputSchema: enrollLeadSchema,
+    inputSchema: AGENT_TOOL_ARGS.enroll_lead,
     async run(ctx, args) {
       const { enrollment, created } = await enrollLead(ctx, args);
       return { ...enrollment, created };
@@ -214,22 +205,18 @@ export function listAgentTools() {
   return AGENT_TOOLS.map((tool) => ({
     name: tool.name,
     description: tool.description,
-    inputSchema: jsonSchemaOf(tool.inputSchema) as { type: 'object'; properties?: Record<string, object>; required?: string[] },
+    inputSchema: jsonSchemaOf(tool.inputSchema) as ToolInputSchema,
   }));
 }
-
-export const TOOL_FORMATS = ['openai', 'anthropic'] as const;
-export type ToolFormat = (typeof TOOL_FORMATS)[number];
 
 /**
  * The same tools as function-calling definitions: OpenAI's Chat Completions `tools`
  * (`{type: 'function', function: {name, description, parameters}}`) or Anthropic's
  * Messages `tools` (`{name, description, input_schema}`).
  */
-export function toolDefinitions(format: ToolFormat) {
-  return listAgentTools().map((tool) =>
-    format === 'openai'
-      ? { type: 'function' as const, function: { name: tool.name, description: tool.description, parameters: tool.inputSchema } }
-      : { name: tool.name, description: tool.description, input_schema: tool.inputSchema },
-  );
+export function toolDefinitions(format: ToolFormat): OpenAiToolDefinition[] | AnthropicToolDefinition[] {
+  const tools = listAgentTools();
+  return format === 'openai'
+    ? tools.map((tool) => ({ type: 'function' as const, function: { name: tool.name, description: tool.description, parameters: tool.inputSchema } }))
+    : tools.map((tool) => ({ name: tool.name, description: tool.description, input_schema: tool.inputSchema }));
 }

@@ -7,40 +7,17 @@
  * campaign answers with the existing one (`created: false`), never a second
  * sequence. Leads that must not be written to are refused (409).
  */
-import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Db, Queryable } from '../db/db.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import { leadInputSchema, phoneField } from '../followups/schedule-followup.js';
 import { upsertLead } from '../leads/lead.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import type { Campaigns } from './campaign.js';
 import { enrollPrepared, findCampaign, parseAnchor } from './enroll-leads.js';
+import { enrollLeadSchema, type EnrollmentView } from './enrollment-schemas.js';
 
-export const enrollLeadSchema = z
-  .object({
-    phone: phoneField,
-    campaign: z.string().min(1).max(64),
-    lead: leadInputSchema.optional(),
-    anchorAt: z.iso
-      .datetime({ offset: true, message: 'must be an ISO-8601 date-time with time zone' })
-      .optional()
-      .describe("the lead's last interaction; absent = now"),
-  })
-  .strict();
 
-export interface EnrollmentView {
-  id: string;
-  leadId: string;
-  campaign: string;
-  status: 'active' | 'completed' | 'stopped';
-  stopReason: string | null;
-  anchorAt: string;
-  shiftMs: number;
-  createdAt: string;
-  followups: Array<{ id: string; step: number; intent: string | null; status: string; dueAt: string }>;
-}
 
 const REFUSALS: Record<string, string> = {
   opted_out: 'the lead opted out',

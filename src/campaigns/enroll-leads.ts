@@ -14,52 +14,21 @@
  * reports the lead as already active.
  */
 import { phoneHmac } from '../leads/erasure-key.js';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/db.js';
 import { ValidationError } from '../errors.js';
 import { parseInput } from '../validation.js';
 import { tryNormalizePhone } from '../whatsapp/phone.js';
 import type { Campaign, Campaigns } from './campaign.js';
+import { bulkEnrollSchema, type BulkEnrollResult, MAX_BULK_LEADS, MAX_NAME_LENGTH, type RejectReason, type Rejection } from './enrollment-schemas.js';
 import { sequenceShiftMs } from './plan-sequence.js';
 
-export const MAX_BULK_LEADS = 10_000;
-export const MAX_NAME_LENGTH = 120;
 /** An anchor up to this far in the future is client clock skew and counts as now. */
 const FUTURE_TOLERANCE_MS = 60_000;
 
-export type RejectReason =
-  | 'bad_phone'
-  | 'duplicate'
-  | 'empty_name'
-  | 'bad_name'
-  | 'bad_anchor'
-  | 'anchor_in_future'
-  | 'opted_out'
-  | 'erased'
-  | 'handoff'
-  | 'converted'
-  | 'invalid_number'
-  | 'enrolled_in_other_campaign'
-  // CSV import only: a row the parser could not read (a NUL, an unclosed quote running past
-  // the record size limit), or one that is not valid UTF-8.
-  | 'bad_row'
-  | 'bad_encoding';
 
-export const enrollRowSchema = z
-  .object({
-    phone: z.union([z.string(), z.number()]),
-    name: z.string().nullish(),
-    anchorAt: z.string().nullish().describe("the lead's last interaction (ISO-8601); absent = now"),
-  })
-  .strict();
 
-export const bulkEnrollSchema = z
-  .object({
-    campaign: z.string().min(1).max(64),
-    leads: z.array(enrollRowSchema).min(1, 'must hold at least one lead').max(MAX_BULK_LEADS, `must hold at most ${MAX_BULK_LEADS} leads`),
-  })
-  .strict();
 
 export interface EnrollRow {
   phone: unknown;
@@ -68,17 +37,7 @@ export interface EnrollRow {
   anchorAt?: unknown;
 }
 
-export interface Rejection {
-  index: number;
-  phone: string;
-  reason: RejectReason;
-}
 
-export interface BulkEnrollResult {
-  enrolled: number;
-  alreadyActive: number;
-  rejected: Rejection[];
-}
 
 export interface RowOutcome {
   index: number;

@@ -33,7 +33,8 @@ import type { Queryable } from '../db/db.js';
 import { ValidationError } from '../errors.js';
 import { tryNormalizePhone } from '../whatsapp/phone.js';
 import type { Campaigns } from './campaign.js';
-import { type BulkEnrollResult, type EnrollRow, enrollLeads, findCampaign, MAX_BULK_LEADS, MAX_NAME_LENGTH, type RejectReason } from './enroll-leads.js';
+import { type EnrollRow, enrollLeads, findCampaign } from './enroll-leads.js';
+import { type BulkEnrollResult, MAX_BULK_LEADS, MAX_NAME_LENGTH, type RejectReason } from './enrollment-schemas.js';
 import { parseLocalTime } from './parse-local-time.js';
 
 /** Batches enrolled at once (each on its own connection). */

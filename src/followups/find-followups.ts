@@ -1,10 +1,10 @@
 /** Reading follow-ups: one with its events, or a filtered page, newest first. */
-import { z } from 'zod';
 import type { Queryable } from '../db/db.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
-import { STATUSES, type FollowupEventRow, type FollowupRow } from './followup.js';
+import { type FollowupEventRow, type FollowupRow } from './followup.js';
+import { listFollowupsSchema } from './followup-schemas.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -30,15 +30,6 @@ export async function getFollowup(
   return { followup: rows[0], events: events.rows };
 }
 
-export const listFollowupsSchema = z
-  .object({
-    status: z.enum(STATUSES).optional(),
-    phone: z.string().optional(),
-    campaign: z.string().max(64).optional(),
-    limit: z.coerce.number().int().min(1, 'must be at least 1').max(500, 'must be at most 500').default(50),
-    cursor: z.string().max(200).optional(),
-  })
-  .strict();
 
 // The cursor carries created_at to the microsecond, as PostgreSQL formats it: a JS Date
 // keeps only milliseconds, and rows written with SQL's now() that differ in the

@@ -78,6 +78,17 @@ export interface FollowupEvent {
   detail: Record<string, unknown> | null;
 }
 
+/** The answer of POST /v1/followups. */
+export type ScheduledFollowup = Pick<Followup, 'id' | 'leadId' | 'status' | 'dueAt'>;
+/** One follow-up with its audit trail (GET /v1/followups/:id, cancel, retry). */
+export type FollowupWithEvents = Followup & { events: FollowupEvent[] };
+/** A page of GET /v1/followups, newest first. */
+export interface FollowupPage {
+  items: Followup[];
+  /** Pass as `cursor` for the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 
 export function toFollowup(row: FollowupRow & { phone?: string | null }): Followup {

@@ -4,7 +4,6 @@
  * written with its first event in one transaction.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { UNIQUE_VIOLATION } from '../db/db.js';
@@ -13,47 +12,11 @@ import { stopReasonOf, upsertLead } from '../leads/lead.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import type { FollowupRow } from './followup.js';
-import { isTimeZone } from '../policy/zoned-time.js';
+import { MAX_DELAY_HOURS, scheduleFollowupSchema } from './followup-schemas.js';
 
-export const MAX_MESSAGE_LENGTH = 4096;
-const MAX_DELAY_HOURS = 24 * 90;
-/** A lead's metadata (everything in `lead` but name and timeZone), as JSON, in bytes; also the cap of the merged whole. */
-export const MAX_LEAD_METADATA_BYTES = 16 * 1024;
-
-/** A phone as a string: a JSON number has lost any + or leading zero. */
-export const phoneField = z.string({ error: 'must be a phone number string such as "5581999998888" (not a JSON number)' });
 /** A dueAt up to this far in the past is treated as "now" (client clock skew). */
 const PAST_TOLERANCE_MS = 60_000;
 
-export const leadInputSchema = z
-  .object({
-    name: z.string().trim().max(120, 'must be at most 120 characters').nullish(),
-    timeZone: z.string().refine(isTimeZone, 'must be an IANA time zone such as America/Recife').nullish(),
-  })
-  .catchall(z.unknown())
-  .refine(
-    ({ name: _name, timeZone: _timeZone, ...metadata }) => Buffer.byteLength(JSON.stringify(metadata)) <= MAX_LEAD_METADATA_BYTES,
-    `metadata (every field but name and timeZone) must be at most ${MAX_LEAD_METADATA_BYTES / 1024} KB of JSON`,
-  );
-
-export const scheduleFollowupSchema = z
-  .object({
-    phone: phoneField,
-    message: z
-      .string()
-      .max(MAX_MESSAGE_LENGTH, `must be at most ${MAX_MESSAGE_LENGTH} characters`)
-      .refine((s) => s.trim().length > 0, 'must not be blank')
-      .nullish(),
-    intent: z.string().trim().min(1).max(64, 'must be at most 64 characters').regex(/^[a-z0-9_.-]+$/i, 'letters, digits, _ . - only').nullish(),
-    delayHours: z.number().finite().min(0, 'must not be negative').max(MAX_DELAY_HOURS, `must be at most ${MAX_DELAY_HOURS}`).optional(),
-    delayMinutes: z.number().finite().min(0, 'must not be negative').max(MAX_DELAY_HOURS * 60, `must be at most ${MAX_DELAY_HOURS * 60}`).optional(),
-    dueAt: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with time zone' }).optional(),
-    lead: leadInputSchema.optional(),
-    idempotencyKey: z.string().min(1).max(200, 'must be at most 200 characters').optional(),
-  })
-  .strict();
-
-export type ScheduleFollowupInput = z.input<typeof scheduleFollowupSchema>;
 
 export interface ScheduleResult {
   followup: FollowupRow & { phone: string };

@@ -3,31 +3,23 @@
  * when, through which message, who says so): POST /v1/leads/:phone/opt-out | handoff |
  * converted and the agent tools opt_out_lead, handoff_to_human, mark_converted.
  */
-import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import { toLead } from './lead.js';
+import { stopLeadSchema, type StoppedLead } from './lead-schemas.js';
 import { type StopReason, stopLead } from './stop-lead.js';
 
 const FUTURE_TOLERANCE_MS = 60_000;
 
-export const stopLeadSchema = z
-  .object({
-    at: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with time zone' }).optional().describe('when it happened; absent = now'),
-    messageId: z.string().trim().min(1).max(200).optional().describe('the WhatsApp message that carried it (kept for an opt-out)'),
-    source: z.string().trim().min(1).max(64).regex(/^[a-z0-9_.-]+$/i, 'letters, digits, _ . - only').optional().describe("who reports it; default 'api'"),
-  })
-  .strict()
-  .optional();
 
 /** An opt-out must hold even for a number never seen (it is recorded); the others need the lead. */
 export const CREATE_IF_MISSING: Record<StopReason, boolean> = { opted_out: true, handoff: false, converted: false };
 
 /** 400 naming the field for a bad body or phone; 404 when the lead is unknown (except for an opt-out). */
-export async function applyLeadAction(ctx: { db: Db; clock: Clock }, reason: StopReason, rawPhone: string, rawBody: unknown, defaultSource = 'api') {
+export async function applyLeadAction(ctx: { db: Db; clock: Clock }, reason: StopReason, rawPhone: string, rawBody: unknown, defaultSource = 'api'): Promise<StoppedLead> {
   const phone = normalizePhone(rawPhone, 'phone');
   const body = parseInput(stopLeadSchema, rawBody);
   const now = ctx.clock.now();

@@ -15,7 +15,6 @@
  * timed out asks Evolution whether it went out before sending again.
  */
 import { createHash } from 'node:crypto';
-import { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Context } from '../context.js';
 import type { Db } from '../db/db.js';
@@ -30,20 +29,9 @@ import type { Transport } from '../whatsapp/transport.js';
 import { erasedPhone } from './erasure-key.js';
 import { findLeadByPhone, stopReasonOf, upsertLead } from './lead.js';
 import { markNumberInvalid } from './mark-number-invalid.js';
+import { sendMessageSchema, type SentMessage } from './send-message-schema.js';
 
-/** WhatsApp takes up to 65,536 characters; a chat message from the agent is far shorter. */
-export const MAX_AGENT_TEXT = 4_096;
 const UNIQUE_VIOLATION = '23505';
-
-export const sendMessageSchema = z
-  .object({
-    text: z.string().trim().min(1, 'must not be empty').max(MAX_AGENT_TEXT, `must be at most ${MAX_AGENT_TEXT} characters`).describe('the message to send, as the fan will read it'),
-    typing: z.boolean().optional().describe('show "typing…" for a time that grows with the text before it arrives (default true, as follow-ups)'),
-    idempotencyKey: z.string().min(1).max(200, 'must be at most 200 characters').optional().describe('a repeat with the same key returns the first send instead of sending again'),
-  })
-  .strict();
-
-export type SendMessageInput = z.infer<typeof sendMessageSchema>;
 
 export interface SendMessageDeps {
   db: Db;
@@ -71,18 +59,6 @@ export function sendDepsOf(ctx: Context): SendMessageDeps {
   };
 }
 
-export interface SentMessage {
-  /** Our id of the message in the conversation log. */
-  messageId: string;
-  leadId: string;
-  phone: string;
-  /** Evolution's (WhatsApp's) message id. */
-  providerMessageId: string;
-  text: string;
-  sentAt: string;
-  /** False when the idempotency key matched an earlier send (nothing was sent now). */
-  created: boolean;
-}
 
 /** What the agent may not write to, with the reason the 409 carries. */
 const REFUSED: Record<string, string> = {

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 export type FakeLlmAnswer =
   | { content: string; delayMs?: number }
   /** An assistant message that calls tools (finish_reason `tool_calls`), as a function-calling model answers. */
-  | { toolCalls: Array<{ name: string; arguments: Record<string, unknown> }> }
+  | { toolCalls: Array<{ name: string; arguments: Record<string, unknown> }>; delayMs?: number }
   | { status: number; message?: string }
   /** Never answers (until the server closes). */
   | { hang: true };
@@ -36,6 +36,11 @@ export interface FakeLlm {
   requests: FakeLlmRequest[];
   answer(...answers: FakeLlmAnswer[]): void;
   setDefault(answer: FakeLlmAnswer): void;
+  /**
+   * Answers from the request itself when no answer is queued (a script that follows the
+   * conversation, for several conversations at once); undefined falls back to the default.
+   */
+  respond(script: ((request: FakeLlmRequest) => FakeLlmAnswer | undefined) | null): void;
   close(): Promise<void>;
 }
 
@@ -46,6 +51,7 @@ export async function startFakeLlm(options: { apiKey?: string } = {}): Promise<F
   const requests: FakeLlmRequest[] = [];
   const queue: FakeLlmAnswer[] = [];
   let fallback: FakeLlmAnswer = { content: 'Oi! Ficou alguma dúvida sobre o Sócio Mais Fiel do Nordeste?' };
+  let script: ((request: FakeLlmRequest) => FakeLlmAnswer | undefined) | null = null;
 
   const sendJson = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
@@ -64,7 +70,8 @@ export async function startFakeLlm(options: { apiKey?: string } = {}): Promise<F
       return sendJson(res, 400, { error: { message: 'We could not parse the JSON body of your request.', type: 'invalid_request_error', param: null, code: null } });
     }
     const path = (req.url ?? '').split('?')[0]!;
-    requests.push({ method: req.method ?? '', path, headers: req.headers, body, at: new Date() });
+    const recorded: FakeLlmRequest = { method: req.method ?? '', path, headers: req.headers, body, at: new Date() };
+    requests.push(recorded);
     if (req.method !== 'POST' || path !== '/v1/chat/completions') {
       return sendJson(res, 404, { error: { message: `Unknown request URL: ${req.method} ${path}.`, type: 'invalid_request_error', param: null, code: 'unknown_url' } });
     }
@@ -74,7 +81,7 @@ export async function startFakeLlm(options: { apiKey?: string } = {}): Promise<F
     if (!body.model || !Array.isArray(body.messages)) {
       return sendJson(res, 400, { error: { message: "Missing required parameter: 'messages'.", type: 'invalid_request_error', param: 'messages', code: 'missing_required_parameter' } });
     }
-    const answer = queue.shift() ?? fallback;
+    const answer = queue.shift() ?? script?.(recorded) ?? fallback;
     if ('hang' in answer) return; // the socket stays open; close() ends it
     if ('status' in answer) {
       return sendJson(res, answer.status, {
@@ -82,6 +89,7 @@ export async function startFakeLlm(options: { apiKey?: string } = {}): Promise<F
       });
     }
     if ('toolCalls' in answer) {
+      if (answer.delayMs) await new Promise((r) => setTimeout(r, answer.delayMs));
       completionSeq += 1;
       const toolCalls = answer.toolCalls.map((call, i) => ({
         id: `call_fake${completionSeq}_${i}`,
@@ -122,6 +130,9 @@ export async function startFakeLlm(options: { apiKey?: string } = {}): Promise<F
     answer: (...answers) => queue.push(...answers),
     setDefault: (answer) => {
       fallback = answer;
+    },
+    respond: (next) => {
+      script = next;
     },
     async close() {
       server.closeAllConnections();

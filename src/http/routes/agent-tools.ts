@@ -5,18 +5,12 @@
  * The same tools, schemas and domain functions as the MCP server (agent/tools.ts);
  * a failed call answers as the API does (400 naming the field, 409 with the reason, ...).
  */
-import { z } from 'zod';
-import { findAgentTool, TOOL_FORMATS, toolDefinitions } from '../../agent/tools.js';
+import { toolsQuerySchema } from '../../agent/tool-schemas.js';
+import { findAgentTool, toolDefinitions } from '../../agent/tools.js';
 import { NotFoundError } from '../../errors.js';
 import { parseInput } from '../../validation.js';
 import { errorRef, json, queryParametersOf } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
-
-const toolsQuerySchema = z
-  .object({
-    format: z.enum(TOOL_FORMATS, { message: `must be one of ${TOOL_FORMATS.join(', ')}` }).default('openai').describe('whose function-calling shape'),
-  })
-  .strict();
 
 export const agentToolRoutes: RouteModule = {
   name: 'agent-tools',

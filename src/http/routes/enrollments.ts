@@ -1,6 +1,7 @@
 /** /v1/enrollments: enroll one lead in a campaign, or many at once. */
-import { bulkEnrollSchema, enrollLeads, MAX_BULK_LEADS, parseBulkEnrollBody } from '../../campaigns/enroll-leads.js';
-import { enrollLead, enrollLeadSchema } from '../../campaigns/enroll-lead.js';
+import { enrollLeads, parseBulkEnrollBody } from '../../campaigns/enroll-leads.js';
+import { enrollLead } from '../../campaigns/enroll-lead.js';
+import { bulkEnrollSchema, enrollLeadSchema, MAX_BULK_LEADS } from '../../campaigns/enrollment-schemas.js';
 import { errorRef, json, jsonSchemaOf, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 

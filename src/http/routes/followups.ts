@@ -1,20 +1,23 @@
 /** /v1/followups: schedule, list, read, cancel and retry follow-ups. */
-import { z } from 'zod';
 import { ValidationError } from '../../errors.js';
-import { getFollowup, listFollowups, listFollowupsSchema } from '../../followups/find-followups.js';
-import { STATUSES, toFollowup, toFollowupEvent, type FollowupEventRow, type FollowupRow } from '../../followups/followup.js';
+import { getFollowup, listFollowups } from '../../followups/find-followups.js';
+import { cancelFollowupSchema, listFollowupsSchema, scheduleFollowupSchema } from '../../followups/followup-schemas.js';
+import {
+  type FollowupEventRow,
+  type FollowupPage,
+  type FollowupRow,
+  type FollowupWithEvents,
+  type ScheduledFollowup,
+  STATUSES,
+  toFollowup,
+  toFollowupEvent,
+} from '../../followups/followup.js';
 import { cancelFollowup, retryFollowup } from '../../followups/operator-actions.js';
-import { scheduleFollowup, scheduleFollowupSchema } from '../../followups/schedule-followup.js';
+import { scheduleFollowup } from '../../followups/schedule-followup.js';
 import { parseInput } from '../../validation.js';
 import { errorRef, json, jsonSchemaOf, queryParametersOf, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
-const cancelBodySchema = z
-  .object({
-    reason: z.string().trim().min(1, 'must not be blank').max(64, 'must be at most 64 characters').optional(),
-  })
-  .strict()
-  .optional();
 
 const MAX_IDEMPOTENCY_KEY = 200;
 
@@ -32,7 +35,7 @@ export function idempotencyKeyOf(header: string | string[] | undefined, body: un
   return header;
 }
 
-const withEvents = (result: { followup: FollowupRow & { phone: string }; events: FollowupEventRow[] }) => ({
+const withEvents = (result: { followup: FollowupRow & { phone: string }; events: FollowupEventRow[] }): FollowupWithEvents => ({
   ...toFollowup(result.followup),
   events: result.events.map(toFollowupEvent),
 });
@@ -53,18 +56,18 @@ export const followupRoutes: RouteModule = {
       return reply
         .code(created ? 201 : 200)
         .header('location', `/v1/followups/${followup.id}`)
-        .send({ id: followup.id, leadId: followup.lead_id, status: followup.status, dueAt: new Date(followup.due_at).toISOString() });
+        .send({ id: followup.id, leadId: followup.lead_id, status: followup.status, dueAt: new Date(followup.due_at).toISOString() } satisfies ScheduledFollowup);
     });
 
     app.get('/v1/followups', async (request) => {
       const page = await listFollowups(ctx.db, request.query);
-      return { items: page.items.map(toFollowup), nextCursor: page.nextCursor };
+      return { items: page.items.map(toFollowup), nextCursor: page.nextCursor } satisfies FollowupPage;
     });
 
     app.get<{ Params: { id: string } }>('/v1/followups/:id', async (request) => withEvents(await getFollowup(ctx.db, request.params.id)));
 
     app.post<{ Params: { id: string } }>('/v1/followups/:id/cancel', async (request) => {
-      const body = parseInput(cancelBodySchema, request.body);
+      const body = parseInput(cancelFollowupSchema, request.body);
       return withEvents(await cancelFollowup(ctx, request.params.id, body?.reason ?? 'operator'));
     });
 
@@ -137,7 +140,7 @@ export const followupRoutes: RouteModule = {
           nextCursor: { type: ['string', 'null'], description: 'pass as `cursor` for the next page; null on the last page' },
         },
       },
-      CancelFollowupRequest: jsonSchemaOf(cancelBodySchema.unwrap()),
+      CancelFollowupRequest: jsonSchemaOf(cancelFollowupSchema.unwrap()),
     },
     paths: {
       '/v1/followups': {

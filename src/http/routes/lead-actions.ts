@@ -8,7 +8,8 @@
  * first time is kept.
  */
 import { NotFoundError } from '../../errors.js';
-import { applyLeadAction, CREATE_IF_MISSING, stopLeadSchema } from '../../leads/apply-lead-action.js';
+import { applyLeadAction, CREATE_IF_MISSING } from '../../leads/apply-lead-action.js';
+import { type ErasedLead, stopLeadSchema } from '../../leads/lead-schemas.js';
 import { eraseLead } from '../../leads/erase-lead.js';
 import type { StopReason } from '../../leads/stop-lead.js';
 import { normalizePhone } from '../../whatsapp/phone.js';
@@ -37,7 +38,7 @@ export const leadActionRoutes: RouteModule = {
       const result = await eraseLead(ctx.db, phone, ctx.clock);
       if (!result) throw new NotFoundError(`no lead with phone ${phone}`);
       ctx.log.info({ leadId: result.leadId, alreadyErased: result.alreadyErased, cancelled: result.cancelled }, 'lead erased');
-      return { leadId: result.leadId, erasedAt: result.erasedAt.toISOString(), alreadyErased: result.alreadyErased, cancelled: result.cancelled };
+      return { leadId: result.leadId, erasedAt: result.erasedAt.toISOString(), alreadyErased: result.alreadyErased, cancelled: result.cancelled } satisfies ErasedLead;
     });
   },
   openapi: {

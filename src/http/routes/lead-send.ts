@@ -6,7 +6,8 @@
  * echo is never taken for a person. The work is sendAgentMessage's (also the MCP
  * tool send_message).
  */
-import { sendAgentMessage, sendDepsOf, sendMessageSchema } from '../../leads/send-agent-message.js';
+import { sendAgentMessage, sendDepsOf } from '../../leads/send-agent-message.js';
+import { sendMessageSchema } from '../../leads/send-message-schema.js';
 import { errorRef, json, jsonSchemaOf, phoneParameter, ref } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 import { idempotencyKeyOf } from './followups.js';

@@ -4,8 +4,8 @@
  * (GET /v1/leads/:phone). An inbound message stops the lead's sequence, exactly
  * as the Evolution webhook's would.
  */
-import { z } from 'zod';
 import { ValidationError } from '../../errors.js';
+import { recordMessageSchema, type RecordedMessage } from '../../leads/lead-schemas.js';
 import { recordInboundMessage } from '../../leads/record-inbound.js';
 import { recordOutboundMessage } from '../../leads/record-outbound.js';
 import { readLeadTimeline } from '../../leads/read-timeline.js';
@@ -16,16 +16,6 @@ import { phoneParameter } from '../openapi.js';
 
 const FUTURE_TOLERANCE_MS = 60_000;
 
-export const recordMessageSchema = z
-  .object({
-    direction: z.enum(['in', 'out']),
-    text: z.string().max(4096, 'must be at most 4096 characters').refine((s) => s.trim().length > 0, 'must not be blank'),
-    source: z.enum(['lead', 'agent', 'human']).optional().describe("in: 'lead' (the default); out: 'agent' (the default) or 'human'"),
-    at: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with time zone' }).optional().describe('when it was said; absent = now'),
-    providerMessageId: z.string().min(1).max(200).optional().describe('WhatsApp message id; a repeat is recorded once'),
-    messageType: z.string().min(1).max(64).optional(),
-  })
-  .strict();
 
 export const leadTimelineRoutes: RouteModule = {
   name: 'lead-timeline',
@@ -47,7 +37,7 @@ export const leadTimelineRoutes: RouteModule = {
           ctx.clock,
         );
         const { stopAt: _stopAt, ...answer } = result;
-        return reply.code(result.duplicate ? 200 : 201).send({ ...answer, direction: 'in' });
+        return reply.code(result.duplicate ? 200 : 201).send({ ...answer, direction: 'in' } satisfies RecordedMessage);
       }
       const result = await recordOutboundMessage(
         ctx.db,
@@ -61,7 +51,7 @@ export const leadTimelineRoutes: RouteModule = {
         },
         ctx.clock,
       );
-      return reply.code(result.duplicate ? 200 : 201).send({ ...result, direction: 'out', cancelled: 0 });
+      return reply.code(result.duplicate ? 200 : 201).send({ ...result, direction: 'out', cancelled: 0 } satisfies RecordedMessage);
     });
 
     app.get<{ Params: { phone: string } }>('/v1/leads/:phone', async (request) => readLeadTimeline(ctx.db, request.params.phone));
