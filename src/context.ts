@@ -129,6 +129,13 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
       })
     : null;
   if (webhookSilence) metrics.collectors.webhooksSilent = async () => void (await webhookSilence.state());
+  const gate = makeSendingGate({ db, clock });
+  metrics.collectors.sendingPaused = async () => {
+    const [state, operator] = await Promise.all([gate.state(), gate.operatorPauses()]);
+    metrics.sendingPaused.reset();
+    if (state.paused) metrics.sendingPaused.set({ scope: 'all', campaign: '', reason: state.reason ?? 'paused' }, 1);
+    for (const p of operator) if (p.scope !== 'all') metrics.sendingPaused.set({ scope: p.scope, campaign: p.campaign ?? '', reason: 'operator_paused' }, 1);
+  };
   return {
     config,
     log,
@@ -144,7 +151,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
         limits: config.llmLimits,
         log: log.child({ component: 'composer' }),
       }),
-    gate: makeSendingGate({ db, clock }),
+    gate,
     policy:
       overrides.policy ??
       makeRespectfulPolicy({
