@@ -12,6 +12,7 @@ import { assertJsonDepth, assertNoNul, stripNul } from './json-body.js';
 import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
 import { agentToolRoutes } from './routes/agent-tools.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { enrollmentRoutes } from './routes/enrollments.js';
 import { followupRoutes } from './routes/followups.js';
 import { healthRoutes } from './routes/health.js';
@@ -27,7 +28,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 export const BODY_LIMIT = 1024 * 1024;
 
 /** Every route module the app serves; `auth: 'bearer'` ones get the token check. */
-export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, sendingRoutes, mcpRoutes, agentToolRoutes, webhookRoutes];
+export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, sendingRoutes, mcpRoutes, agentToolRoutes, webhookRoutes, dashboardRoutes];
 
 export async function buildApp(ctx: Context, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {

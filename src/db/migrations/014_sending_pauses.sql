@@ -30,7 +30,7 @@ ALTER TABLE follow_ups ADD COLUMN variant integer;
 
 -- 3. The dashboard's hot reads, kept to index ranges as history grows:
 --    the funnel over follow-ups planned in a period, per campaign;
-CREATE INDEX follow_ups_campaign_planned_idx ON follow_ups (campaign, planned_at) WHERE campaign IS NOT NULL;
+CREATE INDEX follow_ups_campaign_planned_idx ON follow_ups (planned_at) WHERE campaign IS NOT NULL;
 --    the failures page and "failures in the last 24 h by reason";
 CREATE INDEX follow_ups_failed_idx ON follow_ups (updated_at DESC) WHERE status = 'failed';
 CREATE INDEX follow_up_events_failed_at_idx ON follow_up_events (at) WHERE to_status = 'failed';
