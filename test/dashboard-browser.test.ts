@@ -165,7 +165,7 @@ describe('dashboard in a real browser', () => {
     await page.fill('form[action="/dashboard/actions/pause"] input[name=who]', 'Ana (marketing)');
     await page.click('button[data-action="pause"]');
     assert.match((await page.locator('.flash').textContent()) ?? '', /em pausa/);
-    assert.equal(await page.locator('table[data-sending="paused"]').count(), 1);
+    assert.equal(await page.locator('[data-sending="paused"]').count(), 1);
     const held: string[] = [];
     for (let i = 0; i < 2; i++) held.push((await api('POST', '/v1/followups', { phone: `558197771000${i}`, message: `Durante a pausa ${i}` })).id as string);
     await waitFor('both held (operator_paused)', async () => {
@@ -175,7 +175,8 @@ describe('dashboard in a real browser', () => {
     const ready = (await api('GET', '/health/ready')) as { checks: { sending: { status: string; reason: string } } };
     assert.equal(ready.checks.sending.reason, 'operator_paused');
     await page.reload();
-    assert.match((await page.locator('table[data-sending="paused"]').textContent()) ?? '', /Revisão do texto da etapa 2/);
+    assert.match((await page.locator('[data-sending="paused"]').textContent()) ?? '', /Revisão do texto da etapa 2/);
+    assert.match((await page.locator('tr[data-number="dry-run"]').textContent()) ?? '', /pausado pela equipe/, 'the number shows it is held');
     await shoot('now');
     await page.click('button[data-action="resume"]');
     assert.match((await page.locator('.flash').textContent()) ?? '', /retomados/);

@@ -26,6 +26,9 @@ h2{font-size:1.1rem;margin:1.4rem 0 .6rem}
 .card{background:#fff;border-radius:8px;padding:.7rem .8rem;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .card dt{font-size:.85rem;color:#555}
 .card dd{margin:.15rem 0 0;font-size:1.45rem;font-weight:650}
+.card dd.text{font-size:1.05rem}
+.panel.paused{border-left:4px solid #b3261e}
+.panel p{margin:.2rem 0}
 .card dd small{font-size:.8rem;font-weight:400;color:#555}
 .panel{background:#fff;border-radius:8px;padding:.8rem;box-shadow:0 1px 2px rgba(0,0,0,.08);margin-bottom:.8rem}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
@@ -65,15 +68,19 @@ export const DASHBOARD_JS = `
   var d = JSON.parse(data.textContent);
   function size() { return { width: Math.max(280, el.clientWidth), height: el.clientWidth < 500 ? 260 : 340 }; }
   var s = size();
+  // Hours and days in the business time zone, 24-hour clock (pt-BR).
+  var hourOf = new Intl.DateTimeFormat('pt-BR', { timeZone: d.timeZone, hour: '2-digit', hourCycle: 'h23' });
+  var dayOf = new Intl.DateTimeFormat('pt-BR', { timeZone: d.timeZone, day: '2-digit', month: '2-digit' });
+  var fullOf = new Intl.DateTimeFormat('pt-BR', { timeZone: d.timeZone, weekday: 'short', day: '2-digit', month: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
   var plot = new uPlot({
     width: s.width, height: s.height,
     series: [
-      {},
+      { label: d.labels.hour, value: function (u, v) { return v == null ? '--' : fullOf.format(new Date(v * 1000)); } },
       { label: d.labels.sends, stroke: '#0b5cad', width: 2 },
       { label: d.labels.replies, stroke: '#137333', width: 2 },
       { label: d.labels.optOuts, stroke: '#b3261e', width: 2 }
     ],
-    axes: [{}, {}]
+    axes: [{ values: function (u, splits) { return splits.map(function (t) { var h = hourOf.format(new Date(t * 1000)); return h === '00' ? dayOf.format(new Date(t * 1000)) : h + 'h'; }); } }, {}]
   }, [d.hours, d.sends, d.replies, d.optOuts], el);
   window.addEventListener('resize', function () { plot.setSize(size()); });
 })();

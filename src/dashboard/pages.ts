@@ -109,15 +109,14 @@ function pauseForms(frame: PageFrame, campaigns: string[]): Html {
 
 function pauseList(frame: PageFrame, pauses: SendingPause[]): Html {
   if (pauses.length === 0) return html`<p class="ok" data-sending="active">Envios ativos: nenhuma pausa da equipe.</p>`;
-  return html`<div class="scroll"><table data-sending="paused"><thead><tr><th>Pausado</th><th>Motivo</th><th>Quem</th><th>Desde</th><th></th></tr></thead><tbody>
-${pauses.map(
-  (p) => html`<tr><td><span class="badge bad">${p.scope === 'all' ? 'todos os envios' : `campanha ${p.campaign}`}</span></td><td>${p.reason}</td><td>${p.who}</td><td>${formatAt(p.at, frame.timeZone)}</td>
-<td><form method="post" action="/dashboard/actions/resume" class="row">${csrfField(frame)}
+  return html`<div data-sending="paused">${pauses.map(
+    (p) => html`<div class="panel paused"><p><span class="badge bad">Em pausa: ${p.scope === 'all' ? 'todos os envios' : `campanha ${p.campaign}`}</span></p>
+<p><strong>${p.reason}</strong></p><p class="muted">${p.who} · desde ${formatAt(p.at, frame.timeZone)}</p>
+<form method="post" action="/dashboard/actions/resume" class="row">${csrfField(frame)}
 <input type="hidden" name="scope" value="${p.scope === 'all' ? 'all' : `campaign:${p.campaign}`}">
-<input name="reason" maxlength="500" placeholder="motivo (opcional)" aria-label="Motivo para retomar">
-<button type="submit" data-action="resume">Retomar</button></form></td></tr>`,
-)}
-</tbody></table></div>`;
+<label class="grow">Motivo para retomar (opcional) <input name="reason" maxlength="500"></label>
+<button type="submit" data-action="resume">Retomar</button></form></div>`,
+  )}</div>`;
 }
 
 export function nowPage(frame: PageFrame, data: NowPage, campaigns: string[]): Html {
@@ -132,7 +131,7 @@ ${Object.entries(STATUS_LABELS).map(([status, label]) => html`<div class="card">
 <div class="card"><dt>Vencem na próxima hora</dt><dd data-count="due-next-hour">${number(s.pending.dueNextHour)}</dd></div>
 <div class="card"><dt>Atrasados agora</dt><dd data-count="overdue">${number(s.pending.overdue)}</dd></div>
 <div class="card"><dt>Atraso p50 / p99 (última hora)</dt><dd data-count="lateness">${data.lateness.p50Ms === null ? '—' : html`${number(data.lateness.p50Ms)} / ${number(data.lateness.p99Ms ?? 0)} <small>ms</small>`}</dd></div>
-<div class="card"><dt>Fila</dt><dd data-count="queue">${s.queue.mode === 'redis' ? (s.queue.reachable ? 'Redis' : html`<span class="warn">Redis fora — direto</span>`) : 'Direto (sem Redis)'}</dd></div>
+<div class="card"><dt>Fila</dt><dd data-count="queue" class="text">${s.queue.mode === 'redis' ? (s.queue.reachable ? 'Redis' : html`<span class="warn">Redis fora — direto</span>`) : 'Direto (sem Redis)'}</dd></div>
 <div class="card"><dt>Enviados hoje</dt><dd data-count="sent-today">${number(s.today.sent)}${cap ? html` <small>de ${number(cap)} (limite diário)</small>` : html` <small>sem limite diário</small>`}</dd></div>
 </dl>
 
@@ -184,7 +183,7 @@ export function activityPage(frame: PageFrame, data: ActivityPage): Html {
 </dl>
 <h2>Por hora, últimos 7 dias</h2>
 <div class="panel"><div id="chart" role="img" aria-label="Gráfico de envios, respostas e saídas por hora"></div></div>
-<script type="application/json" id="chart-data">${jsonForScript({ ...data, labels: { sends: 'Enviados', replies: 'Respostas', optOuts: 'Saídas' } })}</script>
+<script type="application/json" id="chart-data">${jsonForScript({ ...data, timeZone: frame.timeZone, labels: { hour: 'Hora', sends: 'Enviados', replies: 'Respostas', optOuts: 'Saídas' } })}</script>
 <h2>Por dia</h2>
 <div class="scroll"><table><thead><tr><th>Dia</th><th class="n">Enviados</th><th class="n">Respostas</th><th class="n">Saídas</th></tr></thead><tbody>
 ${[...days.entries()].reverse().map(([day, d]) => html`<tr><td>${day}</td><td class="n">${number(d.sends)}</td><td class="n">${number(d.replies)}</td><td class="n">${number(d.optOuts)}</td></tr>`)}

@@ -7,7 +7,6 @@
  * the one function to change.
  */
 import type { Context } from '../context.js';
-import { OPERATOR_PAUSED } from '../followups/sending-gate.js';
 import type { ConnectionState } from '../whatsapp/transport.js';
 
 export interface NumberState {
@@ -35,8 +34,8 @@ export async function readNumberStates(ctx: Pick<Context, 'config' | 'transport'
     ctx.webhookSilence ? ctx.webhookSilence.state() : Promise.resolve(null),
     connection,
   ]);
-  // An operator's pause of everything is shown on its own (Agora → pausas), not as this number's fault.
-  const fault = gate.paused && gate.reason !== OPERATOR_PAUSED ? gate : null;
+  // A fault of the number (or an operator's pause of everything, which holds every number) comes first.
+  const fault = gate.paused ? gate : null;
   const silentPause = silence?.silent && ctx.config.webhookSilence.pauseWhenSilent;
   return [
     {
