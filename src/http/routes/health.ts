@@ -31,7 +31,7 @@ type QueueCheck =
   | { status: 'direct' }
   | ({ status: QueueState['status']; note?: string } & Omit<QueueState, 'status'>);
 type SendingCheck =
-  | (({ status: 'active' } | ({ status: 'paused' } & Omit<PauseState, 'paused'>)) & { operatorPauses: OperatorPause[] })
+  | (({ status: 'active' } | ({ status: 'paused' } & Omit<PauseState, 'paused'>)) & { operatorPauses?: OperatorPause[] })
   | { status: 'unknown' };
 
 async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
@@ -68,7 +68,8 @@ async function checkSending(ctx: Context, database: DatabaseCheck): Promise<Send
   try {
     // An operator's pause for everything makes it paused (reason operator_paused); per-campaign ones are listed.
     const [{ paused, ...rest }, operatorPauses] = await Promise.all([ctx.gate.state(), ctx.gate.operatorPauses()]);
-    return paused ? { status: 'paused', ...rest, operatorPauses } : { status: 'active', operatorPauses };
+    const listed = operatorPauses.length > 0 ? { operatorPauses } : {};
+    return paused ? { status: 'paused', ...rest, ...listed } : { status: 'active', ...listed };
   } catch (error) {
     ctx.log.warn({ err: error }, 'readiness: sending gate check failed');
     return { status: 'unknown' };
@@ -187,7 +188,7 @@ export const healthRoutes: RouteModule = {
                   by: { type: 'string', description: 'who paused (operator_paused)' },
                   operatorPauses: {
                     type: 'array',
-                    description: 'active operator pauses (POST /v1/sending/pause): for everything or per campaign',
+                    description: 'active operator pauses (POST /v1/sending/pause): for everything or per campaign; absent when there is none',
                     items: { type: 'object', properties: { scope: { type: 'string' }, campaign: { type: ['string', 'null'] }, reason: { type: 'string' }, who: { type: 'string' }, at: { type: 'string' } } },
                   },
                 },
