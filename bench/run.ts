@@ -296,6 +296,9 @@ function renderTable(r: Record<string, any>): string {
     for (const [page, t] of Object.entries(db.pagesMs as Record<string, { p50: number; p95: number; max: number }>)) {
       rows.push([`9 dashboard ${page} ms p50/p95/max at ${db.rows} follow-ups`, `${t.p50} / ${t.p95} / ${t.max}`, `≤ ${db.targetMs}`, ok(t.p50 <= db.targetMs)]);
     }
+    for (const [period, t] of Object.entries((db.funnelComputeMs ?? {}) as Record<string, { p50: number; max: number }>)) {
+      rows.push([`  funnel computation (${period}) ms p50/max`, `${t.p50} / ${t.max}`, '(served from memory)', '']);
+    }
   } else if (db) rows.push(['9 dashboard', `error: ${db.error}`, '', 'MISSED']);
   const w = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c]!.length)));
   return rows.map((row) => `${row[0]!.padEnd(w[0]!)}  ${row[1]!.padEnd(w[1]!)}  ${row[2]!.padEnd(w[2]!)}  ${row[3]}`).join('\n');

@@ -166,6 +166,8 @@ describe('dashboard in a real browser', () => {
     await page.click('button[data-action="pause"]');
     assert.match((await page.locator('.flash').textContent()) ?? '', /em pausa/);
     assert.equal(await page.locator('[data-sending="paused"]').count(), 1);
+    // Every process notices within its gate's cache (a second): due follow-ups scheduled from then on are held.
+    await waitFor('the relay sees the pause', async () => (await role.ctx.gate.state()).reason === 'operator_paused');
     const held: string[] = [];
     for (let i = 0; i < 2; i++) held.push((await api('POST', '/v1/followups', { phone: `558197771000${i}`, message: `Durante a pausa ${i}` })).id as string);
     await waitFor('both held (operator_paused)', async () => {

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
-import { spawnFollowups, waitUntilReady, type FollowupsProcess } from './helpers/followups-processes.js';
+import { spawnFollowups, type FollowupsProcess } from './helpers/followups-processes.js';
 import { insertDueFollowups, type RoleHandle, startRole, TEST_TOKEN, waitFor } from './helpers/pipeline.js';
 
 const auth = { authorization: `Bearer ${TEST_TOKEN}` };
@@ -148,6 +148,7 @@ describe('operator pause', () => {
     try {
       const paused = await post('/v1/sending/pause', { scope: 'campaign', campaign: 'nautico', reason: 'preço mudou' });
       assert.equal(paused.statusCode, 201, paused.body);
+      await waitFor('the relay sees the pause', async () => (await relay.ctx.gate.operatorPauses()).some((p) => p.campaign === 'nautico'));
       const [inCampaign] = await insertDueFollowups(testDb.db, { count: 1, phonePrefix: '55812' });
       await testDb.db.query(`UPDATE follow_ups SET campaign = 'nautico', step = 1 WHERE id = $1::uuid`, [inCampaign]);
       const [other] = await insertDueFollowups(testDb.db, { count: 1, phonePrefix: '55813' });

@@ -6,7 +6,7 @@
  */
 import type { Campaigns } from '../campaigns/campaign.js';
 import type { Context } from '../context.js';
-import type { Queryable } from '../db/db.js';
+import type { Db, Queryable } from '../db/db.js';
 import { listActivePauses, listRecentPauses, type SendingPause } from '../followups/operator-pause.js';
 import type { Stats } from '../followups/read-stats.js';
 import { readStatus, type StatusReport } from '../operator/read-status.js';
@@ -119,6 +119,8 @@ export interface FunnelRow extends FunnelCounts {
 export interface FunnelPage {
   days: number;
   since: string;
+  /** When these numbers were computed (the page may be served from memory). */
+  computedAt: string;
   campaigns: string[];
   campaign: string | null;
   /** The finest grouping (campaign, step, variant, composer); the page sums it per step, variant, composer. */
@@ -133,44 +135,106 @@ export const FUNNEL_PERIODS = [1, 7, 30, 90] as const;
  * The funnel of campaign follow-ups planned in the last `days`: planned → sent → the fan wrote within
  * 24 h of that send → opted out → handed off → converted. A stop (opt-out, hand-off, conversion) counts
  * for the last follow-up the fan was sent before it (and not for earlier ones), so steps do not share it.
+ *
+ * One pass over the period's follow-ups (an index range on planned_at) for planned/sent; the replies
+ * from the period's inbound messages only (an index-only range, hashed), the stops from the few leads
+ * stamped in the period (three small partial indexes); each part is grouped on its own and the groups
+ * joined. JIT is off for it: compiling this plan cost more than running it.
  */
-export async function readFunnelPage(ctx: { db: Queryable; clock: { now(): Date }; campaigns: Campaigns }, options: { days: number; campaign?: string | null }): Promise<FunnelPage> {
+export const funnelSql = `
+WITH f AS MATERIALIZED (
+  SELECT f.lead_id, f.campaign, f.step, f.variant, f.composer, f.sent_at
+    FROM follow_ups f
+   WHERE f.campaign IS NOT NULL AND f.planned_at >= $1::timestamptz AND ($2::text IS NULL OR f.campaign = $2::text)
+), base AS (
+  SELECT campaign, step, variant, composer, count(*)::int AS planned, count(sent_at)::int AS sent FROM f GROUP BY 1, 2, 3, 4
+), inbound AS MATERIALIZED (
+  SELECT lead_id, at FROM messages WHERE direction = 'in' AND at > $1::timestamptz
+), replied AS (
+  SELECT campaign, step, variant, composer, count(*)::int AS replied FROM f
+   WHERE f.sent_at IS NOT NULL
+     AND EXISTS (SELECT 1 FROM inbound i WHERE i.lead_id = f.lead_id AND i.at > f.sent_at AND i.at <= f.sent_at + interval '24 hours')
+   GROUP BY 1, 2, 3, 4
+), flagged AS MATERIALIZED (
+  SELECT id, opted_out_at, handoff_at, converted_at FROM leads
+   WHERE opted_out_at >= $1::timestamptz OR handoff_at >= $1::timestamptz OR converted_at >= $1::timestamptz
+), flagged_sent AS MATERIALIZED (
+  SELECT f.*, fl.opted_out_at, fl.handoff_at, fl.converted_at FROM f JOIN flagged fl ON fl.id = f.lead_id WHERE f.sent_at IS NOT NULL
+), stops AS (
+  SELECT campaign, step, variant, composer,
+         count(*) FILTER (WHERE opted_out_at >= sent_at AND (next_sent_at IS NULL OR opted_out_at < next_sent_at))::int AS opted_out,
+         count(*) FILTER (WHERE handoff_at >= sent_at AND (next_sent_at IS NULL OR handoff_at < next_sent_at))::int AS handed_off,
+         count(*) FILTER (WHERE converted_at >= sent_at AND (next_sent_at IS NULL OR converted_at < next_sent_at))::int AS converted
+    FROM (SELECT s.*, (SELECT min(n.sent_at) FROM follow_ups n WHERE n.lead_id = s.lead_id AND n.sent_at > s.sent_at) AS next_sent_at
+            FROM flagged_sent s) x
+   GROUP BY 1, 2, 3, 4
+)
+SELECT b.campaign, b.step, b.variant, b.composer, b.planned, b.sent, COALESCE(r.replied, 0) AS replied,
+       COALESCE(s.opted_out, 0) AS "optedOut", COALESCE(s.handed_off, 0) AS "handedOff", COALESCE(s.converted, 0) AS converted
+  FROM base b
+  LEFT JOIN replied r ON (r.campaign, r.step, r.variant, r.composer) IS NOT DISTINCT FROM (b.campaign, b.step, b.variant, b.composer)
+  LEFT JOIN stops s ON (s.campaign, s.step, s.variant, s.composer) IS NOT DISTINCT FROM (b.campaign, b.step, b.variant, b.composer)
+ ORDER BY b.campaign, b.step NULLS LAST, b.variant NULLS LAST, b.composer NULLS LAST`;
+
+export async function readFunnelPage(
+  ctx: { db: Db; clock: { now(): Date }; campaigns: Campaigns },
+  options: { days: number; campaign?: string | null },
+): Promise<FunnelPage> {
   const now = ctx.clock.now();
   const since = new Date(now.getTime() - options.days * 86_400_000);
-  const { rows } = await ctx.db.query<FunnelRow>(
-    `WITH f AS (
-       SELECT f.lead_id, f.campaign, f.step, f.variant, f.composer, f.sent_at
-         FROM follow_ups f
-        WHERE f.campaign IS NOT NULL AND f.planned_at >= $1::timestamptz AND ($2::text IS NULL OR f.campaign = $2::text)
-     ), s AS (
-       SELECT f.*, l.opted_out_at, l.handoff_at, l.converted_at,
-              -- The fan's next send after this one: a stop after it belongs to that one.
-              CASE WHEN f.sent_at IS NOT NULL AND (l.opted_out_at IS NOT NULL OR l.handoff_at IS NOT NULL OR l.converted_at IS NOT NULL) THEN
-                (SELECT min(n.sent_at) FROM follow_ups n WHERE n.lead_id = f.lead_id AND n.sent_at > f.sent_at) END AS next_sent_at
-         FROM f JOIN leads l ON l.id = f.lead_id
-     )
-     SELECT campaign, step, variant, composer,
-            count(*)::int AS planned,
-            count(sent_at)::int AS sent,
-            count(*) FILTER (WHERE sent_at IS NOT NULL AND EXISTS (
-              SELECT 1 FROM messages m WHERE m.lead_id = s.lead_id AND m.direction = 'in'
-                 AND m.at > s.sent_at AND m.at <= s.sent_at + interval '24 hours'))::int AS replied,
-            count(*) FILTER (WHERE opted_out_at >= sent_at AND (next_sent_at IS NULL OR opted_out_at < next_sent_at))::int AS "optedOut",
-            count(*) FILTER (WHERE handoff_at >= sent_at AND (next_sent_at IS NULL OR handoff_at < next_sent_at))::int AS "handedOff",
-            count(*) FILTER (WHERE converted_at >= sent_at AND (next_sent_at IS NULL OR converted_at < next_sent_at))::int AS converted
-       FROM s GROUP BY campaign, step, variant, composer
-      ORDER BY campaign, step NULLS LAST, variant NULLS LAST, composer NULLS LAST`,
-    [since, options.campaign ?? null],
-  );
+  const { rows } = await ctx.db.transaction(async (tx) => {
+    if (ctx.db.kind === 'pg') {
+      await tx.query('SET LOCAL jit = off');
+      await tx.query("SET LOCAL work_mem = '32MB'");
+    }
+    return tx.query<FunnelRow>(funnelSql, [since, options.campaign ?? null]);
+  });
   const stepDelays: FunnelPage['stepDelays'] = {};
   for (const c of ctx.campaigns.values()) stepDelays[c.name] = Object.fromEntries(c.steps.map((s) => [s.step, s.delayHours]));
   return {
     days: options.days,
     since: since.toISOString(),
+    computedAt: now.toISOString(),
     campaigns: [...ctx.campaigns.keys()],
     campaign: options.campaign ?? null,
     rows,
     stepDelays,
+  };
+}
+
+/**
+ * The funnel served from memory, per (days, campaign): the first view of a process computes it;
+ * later views get the last result at once and, when it is older than `maxAgeMs`, start one
+ * computation in the background (one in flight per key), as /metrics does with its counts.
+ */
+export function makeFunnelCache(options: { maxAgeMs: number; maxKeys?: number }) {
+  const entries = new Map<string, { value?: FunnelPage; at: number; inFlight?: Promise<FunnelPage> }>();
+  return {
+    async read(key: string, compute: () => Promise<FunnelPage>): Promise<{ page: FunnelPage; ageMs: number }> {
+      let entry = entries.get(key);
+      if (!entry) {
+        if (entries.size >= (options.maxKeys ?? 50)) entries.delete(entries.keys().next().value!);
+        entry = { at: 0 };
+        entries.set(key, entry);
+      }
+      const e = entry;
+      const refresh = () =>
+        (e.inFlight ??= compute()
+          .then((value) => {
+            e.value = value;
+            e.at = Date.now();
+            return value;
+          })
+          .finally(() => {
+            e.inFlight = undefined;
+          }));
+      if (!e.value) return { page: await refresh(), ageMs: 0 };
+      if (Date.now() - e.at > options.maxAgeMs) void refresh().catch(() => undefined);
+      return { page: e.value, ageMs: Date.now() - e.at };
+    },
+    clear() {
+      entries.clear();
+    },
   };
 }
 

@@ -35,7 +35,10 @@ CREATE INDEX follow_ups_campaign_planned_idx ON follow_ups (planned_at) WHERE ca
 CREATE INDEX follow_ups_failed_idx ON follow_ups (updated_at DESC) WHERE status = 'failed';
 CREATE INDEX follow_up_events_failed_at_idx ON follow_up_events (at) WHERE to_status = 'failed';
 --    replies and opt-outs per hour (the chart);
-CREATE INDEX messages_inbound_at_idx ON messages (at) WHERE direction = 'in';
+CREATE INDEX messages_inbound_at_idx ON messages (at) INCLUDE (lead_id) WHERE direction = 'in';
 CREATE INDEX leads_opted_out_at_idx ON leads (opted_out_at) WHERE opted_out_at IS NOT NULL;
+--    the funnel's stops: the few leads stamped in the period;
+CREATE INDEX leads_handoff_at_idx ON leads (handoff_at) WHERE handoff_at IS NOT NULL;
+CREATE INDEX leads_converted_at_idx ON leads (converted_at) WHERE converted_at IS NOT NULL;
 --    a fan by name (prefix, case-insensitive).
 CREATE INDEX leads_name_prefix_idx ON leads (lower(name) text_pattern_ops) WHERE name IS NOT NULL;

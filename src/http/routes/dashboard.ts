@@ -12,7 +12,7 @@
  */
 import cookie from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { FUNNEL_PERIODS, findFans, readActivityPage, readFailuresPage, readFunnelPage, readNowPage } from '../../dashboard/read-dashboard.js';
+import { FUNNEL_PERIODS, findFans, makeFunnelCache, readActivityPage, readFailuresPage, readFunnelPage, readNowPage } from '../../dashboard/read-dashboard.js';
 import { DASHBOARD_CSS, DASHBOARD_JS, uplotAsset } from '../../dashboard/assets.js';
 import type { Html } from '../../dashboard/html.js';
 import { activityPage, failuresPage, fanPage, fansPage, funnelPage, layout, loginPage, nowPage, type PageFrame } from '../../dashboard/pages.js';
@@ -32,6 +32,7 @@ import type { RouteModule } from '../route-module.js';
 const CONTENT_SECURITY_POLICY =
   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 const FORM_BODY_LIMIT = 64 * 1024;
+const FUNNEL_MAX_AGE_MS = 60_000;
 const PUBLIC = new Set(['/dashboard/login']);
 
 type Form = Record<string, string | undefined>;
@@ -60,6 +61,8 @@ export const dashboardRoutes: RouteModule = {
     const sessions = makeSessions({ apiToken: ctx.config.apiToken, password: ctx.config.dashboardPassword });
     const counts = makeCachedStats({ db: ctx.db, refreshMs: ctx.config.metrics.refreshMs, log: ctx.log.child({ component: 'dashboard' }) });
     const sessionOf = new WeakMap<FastifyRequest, Session>();
+    // The funnel reads a whole period: served from memory, recomputed in the background after a minute.
+    const funnels = makeFunnelCache({ maxAgeMs: FUNNEL_MAX_AGE_MS });
     const timeZone = ctx.config.sending.timeZone;
 
     app.addHook('onRequest', async (request, reply) => {
@@ -166,7 +169,8 @@ export const dashboardRoutes: RouteModule = {
     app.get<{ Querystring: { days?: string; campaign?: string } }>('/dashboard/funnel', async (request, reply) => {
       const days = FUNNEL_PERIODS.find((d) => String(d) === request.query.days) ?? 7;
       const campaign = request.query.campaign && ctx.campaigns.has(request.query.campaign) ? request.query.campaign : null;
-      return page(reply, funnelPage(frameOf(request), await readFunnelPage(ctx, { days, campaign }), FUNNEL_PERIODS));
+      const { page: funnel, ageMs } = await funnels.read(`${days}|${campaign ?? ''}`, () => readFunnelPage(ctx, { days, campaign }));
+      return page(reply, funnelPage(frameOf(request), funnel, FUNNEL_PERIODS, ageMs));
     });
     app.get<{ Querystring: { q?: string } }>('/dashboard/fans', async (request, reply) => {
       const q = (request.query.q ?? '').slice(0, 100);
