@@ -8,13 +8,15 @@
  * served from memory after its first view (recomputed in the background after a minute), so one
  * computation of it is timed on its own too (`funnelComputeMs`, 7 / 30 / 90 days).
  */
-import type { Db, Statement } from '../src/db/db.js';
+import type { Db, Queryable, Statement } from '../src/db/db.js';
 import { loadConfig } from '../src/config.js';
 import { createContext } from '../src/context.js';
 import { readFunnelPage } from '../src/dashboard/read-dashboard.js';
 import { buildApp } from '../src/http/build-app.js';
 import { createLogger } from '../src/log.js';
-import { API_TOKEN, freshDatabase, percentiles } from './lib.js';
+import { API_TOKEN, freshDatabase, percentiles, ROOT } from './lib.js';
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
 import type { ScenarioContext } from './scenarios.js';
 
 const TARGET_MS = 200;
@@ -28,13 +30,19 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
     ctx.log(`  dashboard: ${size} follow-ups seeded in ${seedSeconds} s (${JSON.stringify(shape)})`);
 
     // Every statement the pages run, with its values, for the plans.
-    let recording: Array<{ text: string; values: unknown[] }> | null = null;
+    // A statement run inside a transaction is explained in one too, after that transaction's SET LOCALs.
+    let recording: Array<{ text: string; values: unknown[]; settings: string[] }> | null = null;
+    const recordingQuery = (target: Queryable, settings: string[] | null) =>
+      (async (statement: string | Statement, values?: unknown[]) => {
+        const text = typeof statement === 'string' ? statement : statement.text;
+        if (settings && /^SET LOCAL /i.test(text)) settings.push(text);
+        else recording?.push({ text, values: values ?? [], settings: settings ? [...settings] : [] });
+        return target.query(statement as Statement, values);
+      }) as Db['query'];
     const recorded: Db = {
       ...tdb.db,
-      query: (async (statement: string | Statement, values?: unknown[]) => {
-        recording?.push({ text: typeof statement === 'string' ? statement : statement.text, values: values ?? [] });
-        return tdb.db.query(statement as Statement, values);
-      }) as Db['query'],
+      query: recordingQuery(tdb.db, null),
+      transaction: (fn, options) => tdb.db.transaction((tx) => fn({ ...tx, query: recordingQuery(tx, []) }), options),
     };
     const config = loadConfig({
       DATABASE_URL: tdb.url,
@@ -83,7 +91,10 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
             let n = 0;
             for (const s of statements) {
               if (!/follow_ups|messages|leads|sending_pauses|follow_up_events/.test(s.text)) continue;
-              const { rows } = await tdb.db.query<Record<string, string>>(`EXPLAIN (ANALYZE, BUFFERS) ${s.text}`, s.values);
+              const { rows } = await tdb.db.transaction(async (tx) => {
+                for (const setting of s.settings) await tx.query(setting);
+                return tx.query<Record<string, string>>(`EXPLAIN (ANALYZE, BUFFERS) ${s.text}`, s.values);
+              });
               plans[`${name}#${++n}`] = `${s.text.replace(/\s+/g, ' ').trim()}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}`;
             }
           }
@@ -108,7 +119,13 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
       const c = process.hrtime.bigint();
       await tdb.db.query('SELECT status, count(*)::int FROM follow_ups GROUP BY status');
       const countMs = Math.round(Number(process.hrtime.bigint() - c) / 1e5) / 10;
-      return { rows: size, seedSeconds, shape, iterations, targetMs: TARGET_MS, pagesMs: timings, funnelComputeMs, countByStatusMs: countMs, plans };
+      const result = { rows: size, seedSeconds, shape, iterations, targetMs: TARGET_MS, pagesMs: timings, funnelComputeMs, countByStatusMs: countMs, plans };
+      // Kept apart from results.json too (bench/results.dashboard.json), with the date, the machine's load and the plans.
+      writeFileSync(
+        `${ROOT}bench/results.dashboard${ctx.settings.quick ? '.quick' : ''}.json`,
+        `${JSON.stringify({ measuredAt: new Date().toISOString(), loadAverage: os.loadavg(), ...result }, null, 2)}\n`,
+      );
+      return result;
     } finally {
       await app.close();
       await appCtx.close();
