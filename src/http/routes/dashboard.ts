@@ -75,7 +75,7 @@ export const dashboardRoutes: RouteModule = {
       // A form posted from another site (SameSite=Strict already keeps the cookie off it).
       if (request.method === 'POST') {
         const origin = request.headers.origin;
-        if (origin && origin !== 'null' && new URL(origin).host !== request.headers.host) {
+        if (origin && origin !== 'null' && URL.parse(origin)?.host !== request.headers.host) {
           return reply.code(403).type('text/plain; charset=utf-8').send('Origem não permitida.');
         }
       }
