@@ -80,7 +80,14 @@ export const DASHBOARD_JS = `
       { label: d.labels.replies, stroke: '#137333', width: 2 },
       { label: d.labels.optOuts, stroke: '#b3261e', width: 2 }
     ],
-    axes: [{ values: function (u, splits) { return splits.map(function (t) { var h = hourOf.format(new Date(t * 1000)); return h === '00' ? dayOf.format(new Date(t * 1000)) : h + 'h'; }); } }, {}]
+    axes: [{ values: function (u, splits) {
+      // Ticks a day or more apart (a narrow screen): the day; otherwise the hour, and the day at midnight.
+      var daily = splits.length > 1 && splits[1] - splits[0] >= 86400;
+      return splits.map(function (t) {
+        var at = new Date(t * 1000), h = hourOf.format(at);
+        return daily || h === '00' ? dayOf.format(at) : h + 'h';
+      });
+    } }, {}]
   }, [d.hours, d.sends, d.replies, d.optOuts], el);
   window.addEventListener('resize', function () { plot.setSize(size()); });
 })();
