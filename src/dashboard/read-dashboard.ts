@@ -139,7 +139,8 @@ export const FUNNEL_PERIODS = [1, 7, 30, 90] as const;
  * One pass over the period's follow-ups (an index range on planned_at) for planned/sent; the replies
  * from the period's inbound messages only (an index-only range, hashed), the stops from the few leads
  * stamped in the period (three small partial indexes); each part is grouped on its own and the groups
- * joined. JIT is off for it: compiling this plan cost more than running it.
+ * joined. JIT is off for it (compiling this plan cost more than running it), and so are sorts (the
+ * planner expects tens of thousands of groups where there are a few dozen, and sorted a million rows).
  */
 export const funnelSql = `
 WITH f AS MATERIALIZED (
@@ -186,6 +187,8 @@ export async function readFunnelPage(
     if (ctx.db.kind === 'pg') {
       await tx.query('SET LOCAL jit = off');
       await tx.query("SET LOCAL work_mem = '32MB'");
+      // Its row estimates are far off (a few dozen groups for up to a million rows): hashing beats sorting.
+      await tx.query('SET LOCAL enable_sort = off');
     }
     return tx.query<FunnelRow>(funnelSql, [since, options.campaign ?? null]);
   });
@@ -262,8 +265,8 @@ export async function findFans(db: Queryable, query: string): Promise<{ byPhone:
       )
     : await db.query<{ phone: string; name: string | null; opted_out_at: Date | null; handoff_at: Date | null; converted_at: Date | null; last_inbound_at: Date | null }>(
         `SELECT phone, name, opted_out_at, handoff_at, converted_at, last_inbound_at FROM leads
-          WHERE name IS NOT NULL AND lower(name) LIKE $1::text ESCAPE '\\' AND erased_at IS NULL
-          ORDER BY lower(name), phone LIMIT 50`,
+          WHERE name IS NOT NULL AND lower(name) COLLATE "C" LIKE $1::text ESCAPE '\\' AND erased_at IS NULL
+          ORDER BY lower(name) COLLATE "C" LIMIT 50`,
         [`${q.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`],
       );
   return {
