@@ -232,7 +232,7 @@ export function funnelPage(frame: PageFrame, data: FunnelPage, periods: readonly
 <label>Período <select name="days">${periods.map((d) => html`<option value="${d}"${d === data.days ? raw(' selected') : ''}>${d === 1 ? 'último dia' : `últimos ${d} dias`}</option>`)}</select></label>
 <label>Campanha <select name="campaign"><option value="">todas</option>${data.campaigns.map((c) => html`<option value="${c}"${c === data.campaign ? raw(' selected') : ''}>${c}</option>`)}</select></label>
 <button type="submit" class="secondary">Ver</button></form>
-<p class="muted">Follow-ups de campanha planejados desde ${formatAt(data.since, frame.timeZone)}. “Responderam”: o fã escreveu até 24 h depois daquele envio. Saída, atendimento humano e conversão contam para o último follow-up enviado antes deles. Taxas sobre os enviados (enviados: sobre os planejados). Calculado ${ageMs < 1_000 ? 'agora' : `há ${Math.round(ageMs / 1000)} s`} (${formatAt(data.computedAt, frame.timeZone)}); recalculado a cada minuto.</p>
+<p class="muted">Follow-ups de campanha planejados desde ${formatAt(data.since, frame.timeZone)}. “Responderam”: o fã escreveu até 24 h depois daquele envio. Saída, atendimento humano e conversão contam para o último follow-up enviado antes deles. Taxas sobre os enviados (enviados: sobre os planejados). Calculado ${ageMs < 1_000 ? 'agora' : `há ${Math.round(ageMs / 1000)} s`} (${formatAt(data.computedAt, frame.timeZone)}); recalculado em segundo plano, no máximo a cada minuto.</p>
 ${campaignsShown.length === 0 ? html`<p>Nenhum follow-up de campanha nesse período.</p>` : ''}
 ${campaignsShown.map((campaign) => {
   const rows = data.rows.filter((r) => r.campaign === campaign);

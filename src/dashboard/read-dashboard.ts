@@ -207,32 +207,37 @@ export async function readFunnelPage(
 
 /**
  * The funnel served from memory, per (days, campaign): the first view of a process computes it;
- * later views get the last result at once and, when it is older than `maxAgeMs`, start one
- * computation in the background (one in flight per key), as /metrics does with its counts.
+ * later views get the last result at once and, when it is older than `maxAgeMs` (and than ten
+ * times the last computation took), start one computation in the background (one in flight per
+ * key), as /metrics does with its counts.
  */
 export function makeFunnelCache(options: { maxAgeMs: number; maxKeys?: number }) {
-  const entries = new Map<string, { value?: FunnelPage; at: number; inFlight?: Promise<FunnelPage> }>();
+  const entries = new Map<string, { value?: FunnelPage; at: number; tookMs: number; inFlight?: Promise<FunnelPage> }>();
   return {
     async read(key: string, compute: () => Promise<FunnelPage>): Promise<{ page: FunnelPage; ageMs: number }> {
       let entry = entries.get(key);
       if (!entry) {
         if (entries.size >= (options.maxKeys ?? 50)) entries.delete(entries.keys().next().value!);
-        entry = { at: 0 };
+        entry = { at: 0, tookMs: 0 };
         entries.set(key, entry);
       }
       const e = entry;
-      const refresh = () =>
-        (e.inFlight ??= compute()
+      const refresh = () => {
+        const started = Date.now();
+        return (e.inFlight ??= compute()
           .then((value) => {
             e.value = value;
             e.at = Date.now();
+            e.tookMs = e.at - started;
             return value;
           })
           .finally(() => {
             e.inFlight = undefined;
           }));
+      };
       if (!e.value) return { page: await refresh(), ageMs: 0 };
-      if (Date.now() - e.at > options.maxAgeMs) void refresh().catch(() => undefined);
+      // A long period costs the database seconds: never more than a tenth of its time on one key.
+      if (Date.now() - e.at > Math.max(options.maxAgeMs, 10 * e.tookMs)) void refresh().catch(() => undefined);
       return { page: e.value, ageMs: Date.now() - e.at };
     },
     clear() {
