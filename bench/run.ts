@@ -4,7 +4,7 @@
  * server that answers at once, prints a table and writes bench/results.json.
  *
  *   --quick            the same scenarios, smaller (under two minutes)
- *   --only=a,b         run some scenarios only (throughput,lateness,drain,ingest,scale,idle,metrics)
+ *   --only=a,b         run some scenarios only (throughput,lateness,drain,ingest,scale,idle,metrics,dashboard)
  *   --workers=N        worker processes (default 1)
  *   BENCH_PROFILE=1    write CPU profiles of the roles to bench/profiles/
  *   BENCH_PGBOUNCER=transaction|session  the roles go through a PgBouncer of its own (BENCH_PGBOUNCER_POOL, default 30)
@@ -32,6 +32,7 @@ import {
   scale,
   throughput,
 } from './scenarios.js';
+import { dashboardPages } from './dashboard.js';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
@@ -40,8 +41,8 @@ const workers = Number(args.find((a) => a.startsWith('--workers='))?.slice(10) ?
 const wants = (name: string) => !only || only.includes(name);
 
 const sizes = quick
-  ? { throughput: 5_000, latenessRate: 500, latenessSeconds: 5, drain: 10_000, freshPerSecond: 50, ingest: 1_000, bulk: 20_000, scale: [10_000, 200_000], idleSeconds: 4, metrics: 1_000_000, metricsBursts: 5 }
-  : { throughput: 50_000, latenessRate: 500, latenessSeconds: 60, drain: 100_000, freshPerSecond: 50, ingest: 5_000, bulk: 100_000, scale: [10_000, 2_000_000], idleSeconds: 20, metrics: 2_000_000, metricsBursts: 20 };
+  ? { throughput: 5_000, latenessRate: 500, latenessSeconds: 5, drain: 10_000, freshPerSecond: 50, ingest: 1_000, bulk: 20_000, scale: [10_000, 200_000], idleSeconds: 4, metrics: 1_000_000, metricsBursts: 5, dashboard: 200_000, dashboardIterations: 5 }
+  : { throughput: 50_000, latenessRate: 500, latenessSeconds: 60, drain: 100_000, freshPerSecond: 50, ingest: 5_000, bulk: 100_000, scale: [10_000, 2_000_000], idleSeconds: 20, metrics: 2_000_000, metricsBursts: 20, dashboard: 1_000_000, dashboardIterations: 15 };
 
 // BENCH_LATENESS_RATE / BENCH_LATENESS_SECONDS: the lateness scenario at another rate or length (e.g. a modest 50/s).
 if (process.env.BENCH_LATENESS_RATE) sizes.latenessRate = Number(process.env.BENCH_LATENESS_RATE);
@@ -175,6 +176,7 @@ async function main() {
     await run('scale', () => scale(ctx, sizes.scale));
     await run('idle', () => idle(ctx, sizes.idleSeconds));
     await run('metrics', () => metricsScrape(ctx, sizes.metrics, sizes.metricsBursts));
+    await run('dashboard', () => dashboardPages(ctx, sizes.dashboard, sizes.dashboardIterations));
   } finally {
     await fake.close();
     await bouncer?.stop();
@@ -289,6 +291,15 @@ function renderTable(r: Record<string, any>): string {
     rows.push(['  50 concurrent scrapes ms p50; /health/ready meanwhile', `${mx.fiftyConcurrentScrapesMs.p50}; ${mx.readyStatuses.join('/')} (max ${mx.readyDuringBurstsMs.max} ms)`, 'ready 200', ok(mx.readyStatuses.length === 1 && mx.readyStatuses[0] === 200)]);
     rows.push(['  POST /v1/followups meanwhile ms p50/max', `${mx.scheduleDuringBurstsMs.p50} / ${mx.scheduleDuringBurstsMs.max}`, '', '']);
   } else if (mx) rows.push(['8 metrics', `error: ${mx.error}`, '', 'MISSED']);
+  const db = r.dashboard;
+  if (db && !db.error) {
+    for (const [page, t] of Object.entries(db.pagesMs as Record<string, { p50: number; p95: number; max: number }>)) {
+      rows.push([`9 dashboard ${page} ms p50/p95/max at ${db.rows} follow-ups`, `${t.p50} / ${t.p95} / ${t.max}`, `≤ ${db.targetMs}`, ok(t.p50 <= db.targetMs)]);
+    }
+    for (const [period, t] of Object.entries((db.funnelComputeMs ?? {}) as Record<string, { p50: number; max: number }>)) {
+      rows.push([`  funnel computation (${period}) ms p50/max`, `${t.p50} / ${t.max}`, '(served from memory)', '']);
+    }
+  } else if (db) rows.push(['9 dashboard', `error: ${db.error}`, '', 'MISSED']);
   const w = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c]!.length)));
   return rows.map((row) => `${row[0]!.padEnd(w[0]!)}  ${row[1]!.padEnd(w[1]!)}  ${row[2]!.padEnd(w[2]!)}  ${row[3]}`).join('\n');
 }

@@ -307,6 +307,28 @@ program
     );
   });
 
+for (const [name, description] of [
+  ['pause', 'pause sending (everything, or one campaign) with a reason; held follow-ups wait, deferred operator_paused'],
+  ['resume', 'resume sending paused with `followups pause`; the follow-ups it held go out now'],
+] as const) {
+  const command = program.command(name).description(description);
+  if (name === 'pause') command.requiredOption('--reason <text>', 'why (shown on the dashboard, /health/ready and the record)');
+  else command.option('--reason <text>', 'why it may send again');
+  command
+    .option('--campaign <name>', 'only this campaign (default: everything)')
+    .option('--who <name>', "who asks (default 'cli')")
+    .addOption(json)
+    .action(async (o: { reason?: string; campaign?: string; who?: string; json?: boolean }) => {
+      const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+      const c = await import('./operator/pause-commands.js');
+      exitWith(
+        name === 'pause'
+          ? await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await c.pauseCommand(ctx, o), human: c.formatPause }))
+          : await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await c.resumeCommand(ctx, o), human: c.formatResume })),
+      );
+    });
+}
+
 program
   .command('send-now <id>')
   .description('make a pending follow-up due now (still within the sending window unless --ignore-window)')

@@ -67,6 +67,8 @@ const schema = z.object({
 
   FOLLOWUPS_API_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
   WEBHOOK_SECRET: z.string().min(8, 'must be at least 8 characters').optional(),
+  // A password for the campaign team's /dashboard, besides the API token (which always signs in).
+  DASHBOARD_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
   WEBHOOK_JWT_KEY: z.string().min(8, 'must be at least 8 characters').optional(),
   // When set, /metrics and the details of /health/ready need `Authorization: Bearer <METRICS_TOKEN>`.
   METRICS_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
@@ -192,6 +194,8 @@ export type Config = {
   apiToken: string;
   /** True when the token is the documented development default (embedded mode only). */
   apiTokenIsDefault: boolean;
+  /** Signs in to /dashboard besides the API token; undefined = the token only. */
+  dashboardPassword?: string;
   /** metricsToken: when set, /metrics needs it; refreshMs: how often follow-up counts are re-read for /metrics. */
   metrics: { token?: string; refreshMs: number };
   /** authFailuresPerMinute: per client IP; requestsPerMinute: per API token (0 = none). */
@@ -357,6 +361,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       : undefined,
     apiToken: e.FOLLOWUPS_API_TOKEN ?? DEV_API_TOKEN,
     apiTokenIsDefault: !e.FOLLOWUPS_API_TOKEN,
+    dashboardPassword: e.DASHBOARD_PASSWORD,
     metrics: { token: e.METRICS_TOKEN, refreshMs: e.METRICS_REFRESH_SECONDS * 1000 },
     rateLimit: { authFailuresPerMinute: e.AUTH_FAILURES_PER_MINUTE, requestsPerMinute: e.API_REQUESTS_PER_MINUTE },
     webhook: { secret: e.WEBHOOK_SECRET, jwtKey: e.WEBHOOK_JWT_KEY, publicUrl: e.PUBLIC_URL?.replace(/\/+$/, '') },

@@ -139,6 +139,13 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
       log.warn('agent forwarding not switched on: the database is not migrated yet (agent_outbox missing)');
     });
   }
+  const gate = makeSendingGate({ db, clock });
+  metrics.collectors.sendingPaused = async () => {
+    const [state, operator] = await Promise.all([gate.state(), gate.operatorPauses()]);
+    metrics.sendingPaused.reset();
+    if (state.paused) metrics.sendingPaused.set({ scope: 'all', campaign: '', reason: state.reason ?? 'paused' }, 1);
+    for (const p of operator) if (p.scope !== 'all') metrics.sendingPaused.set({ scope: p.scope, campaign: p.campaign ?? '', reason: 'operator_paused' }, 1);
+  };
   return {
     config,
     log,
@@ -154,7 +161,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
         limits: config.llmLimits,
         log: log.child({ component: 'composer' }),
       }),
-    gate: makeSendingGate({ db, clock }),
+    gate,
     policy:
       overrides.policy ??
       makeRespectfulPolicy({

@@ -5,7 +5,11 @@ export function makeMetrics(options: { defaults?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaults) collectDefaultMetrics({ register: registry, prefix: 'followups_' });
   /** Refreshers run at scrape time, for state that lives in the database (set by createContext). */
-  const collectors: { webhooksSilent?: () => Promise<void>; agentOutbox?: () => Promise<{ pending: number; parked: number } | undefined> } = {};
+  const collectors: {
+    webhooksSilent?: () => Promise<void>;
+    sendingPaused?: () => Promise<void>;
+    agentOutbox?: () => Promise<{ pending: number; parked: number } | undefined>;
+  } = {};
   const readOutbox = () => (collectors.agentOutbox?.() ?? Promise.resolve(undefined)).catch(() => undefined);
   return {
     registry,
@@ -44,6 +48,15 @@ export function makeMetrics(options: { defaults?: boolean } = {}) {
       registers: [registry],
       async collect() {
         await collectors.webhooksSilent?.().catch(() => undefined);
+      },
+    }),
+    sendingPaused: new Gauge({
+      name: 'followups_sending_paused',
+      help: "1 per active pause: scope 'all' (reason operator_paused or a fault such as evolution_unauthorized) or 'campaign' (an operator's, per campaign)",
+      labelNames: ['scope', 'campaign', 'reason'] as const,
+      registers: [registry],
+      async collect() {
+        await collectors.sendingPaused?.().catch(() => undefined);
       },
     }),
     presendChecks: new Counter({

@@ -51,7 +51,7 @@ export function makeCampaignComposer(options: CampaignComposerOptions): Composer
       const sentTexts = await readSentTexts(db, lead.id);
       const template = composeFromTemplate({ campaign, step, leadId: lead.id, leadName: lead.name, sentTexts });
       const templateNotes = template.exhausted ? [{ reason: 'template_repeat', detail: { step: step.step, variant: template.variant } }] : [];
-      if (!options.llm) return { text: template.text, composer: 'template', notes: templateNotes.length ? templateNotes : undefined };
+      if (!options.llm) return { text: template.text, composer: 'template', variant: template.variant, notes: templateNotes.length ? templateNotes : undefined };
 
       const fallBack = (why: string, detail: Record<string, unknown> = {}): Composition => {
         // The reason only: the text and the offending fragment go to the follow-up's events, not to the log.
@@ -59,6 +59,7 @@ export function makeCampaignComposer(options: CampaignComposerOptions): Composer
         return {
           text: template.text,
           composer: 'template',
+          variant: template.variant,
           notes: [{ reason: 'llm_fallback', detail: { why, model: options.llm!.model, ...detail } }, ...templateNotes],
         };
       };

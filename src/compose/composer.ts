@@ -23,6 +23,8 @@ export interface Composition {
   text: string;
   /** 'explicit' (the follow-up's own message), 'default', 'template', 'llm', ... */
   composer: string;
+  /** Which of the step's template variants (index), when the text is a template's. */
+  variant?: number;
   /** Things worth an audit event (e.g. why the LLM's text was rejected). */
   notes?: Array<{ reason: string; detail?: Record<string, unknown> }>;
 }

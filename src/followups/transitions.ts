@@ -259,14 +259,14 @@ export async function renewSendingLease(
 /** Stores the composed text before the send, so an ambiguous send can be reconciled by text. */
 export async function recordComposedText(
   db: Queryable,
-  options: { id: string; text: string; composer: string },
+  options: { id: string; text: string; composer: string; variant?: number | null },
 ): Promise<boolean> {
   const { rowCount } = await db.query(
     {
-      name: 'followups_record_text',
-      text: `UPDATE follow_ups SET sent_text = $2::text, composer = $3::text WHERE id = $1::uuid AND status = 'sending'`,
+      name: 'followups_record_text_variant',
+      text: `UPDATE follow_ups SET sent_text = $2::text, composer = $3::text, variant = $4::int WHERE id = $1::uuid AND status = 'sending'`,
     },
-    [options.id, options.text, options.composer],
+    [options.id, options.text, options.composer, options.variant ?? null],
   );
   return rowCount > 0;
 }
@@ -429,7 +429,8 @@ export function cancelFollowupRow(
 const deferSql = `
 WITH target AS (
   SELECT id, status AS from_status, due_at AS old_due_at, enrollment_id, step
-    FROM follow_ups WHERE id = $1::uuid AND status = ANY($2::text[]) FOR UPDATE
+    FROM follow_ups WHERE id = $1::uuid AND status = ANY($2::text[])
+     AND ($10::text[] IS NULL OR campaign = ANY($10::text[])) FOR UPDATE
 ), moved AS (
   UPDATE follow_ups f
      SET status = 'pending', updated_at = $3::timestamptz, claimed_until = NULL,
@@ -470,6 +471,8 @@ export async function deferFollowup(
     detail?: Record<string, unknown>;
     /** Move the later steps of the enrollment too (default true). */
     shiftLaterSteps?: boolean;
+    /** Only when the follow-up belongs to one of these campaigns (an operator's pause per campaign). */
+    campaigns?: string[];
   },
 ): Promise<FollowupRow | null> {
   const { rows } = await db.query<FollowupRow>(deferSql, [
@@ -482,6 +485,7 @@ export async function deferFollowup(
     options.giveBackAttempt ?? false,
     { ...options.detail, ...(options.error ? { error: options.error } : {}) },
     options.shiftLaterSteps ?? true,
+    options.campaigns ?? null,
   ]);
   return rows[0] ?? null;
 }

@@ -13,6 +13,7 @@ import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
 import { agentOutboxRoutes } from './routes/agent-outbox.js';
 import { agentToolRoutes } from './routes/agent-tools.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { enrollmentRoutes } from './routes/enrollments.js';
 import { followupRoutes } from './routes/followups.js';
 import { healthRoutes } from './routes/health.js';
@@ -21,13 +22,14 @@ import { leadSendRoutes } from './routes/lead-send.js';
 import { mcpRoutes } from './routes/mcp.js';
 import { leadTimelineRoutes } from './routes/lead-timeline.js';
 import { metaRoutes } from './routes/meta.js';
+import { sendingRoutes } from './routes/sending.js';
 import { statsRoutes } from './routes/stats.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
 /** Every route module the app serves; `auth: 'bearer'` ones get the token check. */
-export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, mcpRoutes, agentToolRoutes, agentOutboxRoutes, webhookRoutes];
+export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, sendingRoutes, mcpRoutes, agentToolRoutes, agentOutboxRoutes, webhookRoutes, dashboardRoutes];
 
 export async function buildApp(ctx: Context, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {

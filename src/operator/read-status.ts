@@ -11,7 +11,7 @@
  */
 import type { Context } from '../context.js';
 import type { FollowupStatus } from '../followups/followup.js';
-import { readStats } from '../followups/read-stats.js';
+import { readStats, type Stats } from '../followups/read-stats.js';
 import { instantOf, wallTimeIn } from '../policy/zoned-time.js';
 import { countAgentOutbox } from '../forwarding/agent-outbox.js';
 
@@ -37,14 +37,18 @@ export interface StatusReport {
   today: { since: string; timeZone: string; sent: number; dailyCap: number | null };
 }
 
-export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 'gate' | 'queue'>): Promise<StatusReport> {
+export async function readStatus(
+  ctx: Pick<Context, 'db' | 'clock' | 'config' | 'gate' | 'queue'>,
+  options: { readCounts?: () => Promise<Stats> } = {},
+): Promise<StatusReport> {
   const now = ctx.clock.now();
   const timeZone = ctx.config.sending.timeZone;
   const wall = wallTimeIn(now, timeZone);
   const midnight = instantOf({ year: wall.year, month: wall.month, day: wall.day }, timeZone);
 
   const [stats, pending, oldest, sent, pause, depth, outbox] = await Promise.all([
-    readStats(ctx.db),
+    // The dashboard passes the counts it keeps in memory (a count of the whole table per page view would not stay fast).
+    options.readCounts ? options.readCounts() : readStats(ctx.db),
     // Both read the partial index of pending rows by due time.
     ctx.db.query<{ overdue: number; due_next_hour: number }>(
       `SELECT count(*) FILTER (WHERE due_at <= $1::timestamptz)::int AS overdue,

@@ -14,7 +14,7 @@ import type { Clock } from '../clock.js';
 import type { Composer, Composition } from '../compose/composer.js';
 import type { Db } from '../db/db.js';
 import { SendError } from '../errors.js';
-import type { SendingGate } from '../followups/sending-gate.js';
+import { OPERATOR_PAUSED, type SendingGate } from '../followups/sending-gate.js';
 import {
   appendEvent,
   type ClaimedFollowup,
@@ -108,6 +108,18 @@ export async function executeFollowup(deps: ExecutorDeps, id: string): Promise<O
 async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   const { db, clock } = deps;
   const pause = await deps.gate.state();
+  if (pause.paused && pause.reason === OPERATOR_PAUSED) {
+    // An operator paused everything: held (also a relay-claimed pending row in direct mode), never dropped.
+    const moved = await deferFollowup(db, {
+      id,
+      from: ['queued', 'pending'],
+      now: clock.now(),
+      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
+      reason: OPERATOR_PAUSED,
+      detail: { scope: 'all', pauseReason: pause.detail, by: pause.by },
+    });
+    return moved ? 'paused' : 'skipped';
+  }
   if (pause.paused) {
     // Hand it back untouched: no attempt is spent while our own side is broken.
     const moved = await deferFollowup(db, {
@@ -119,6 +131,20 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
       detail: { pause: pause.reason },
     });
     return moved ? 'paused' : 'skipped';
+  }
+  const campaignPauses = (await deps.gate.operatorPauses()).filter((p) => p.scope === 'campaign' && p.campaign);
+  if (campaignPauses.length > 0) {
+    // Held only when it belongs to a paused campaign (the condition is in the statement).
+    const moved = await deferFollowup(db, {
+      id,
+      from: ['queued', 'pending'],
+      now: clock.now(),
+      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
+      reason: OPERATOR_PAUSED,
+      detail: { scope: 'campaign', campaigns: campaignPauses.map((p) => p.campaign) },
+      campaigns: campaignPauses.map((p) => p.campaign!),
+    });
+    if (moved) return 'paused';
   }
   if (deps.presend?.pauseWhenSilent && deps.presend.silence && (await deps.presend.silence.state()).silent) {
     // PAUSE_WHEN_WEBHOOKS_SILENT: this number sends nothing until its webhooks flow again. Handed
@@ -194,7 +220,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   }
   // A composed text is stored before the send, so a crash mid-send can be reconciled by text.
   if (composition.text !== claimed.message) {
-    const stillOurs = await recordComposedText(db, { id, text: composition.text, composer: composition.composer });
+    const stillOurs = await recordComposedText(db, { id, text: composition.text, composer: composition.composer, variant: composition.variant });
     if (!stillOurs) return 'skipped';
   }
 

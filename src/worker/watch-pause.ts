@@ -4,7 +4,7 @@
  * instance re-created, a reconnected phone). A 401/404 from the probe keeps it
  * paused.
  */
-import type { SendingGate } from '../followups/sending-gate.js';
+import { OPERATOR_PAUSED, type SendingGate } from '../followups/sending-gate.js';
 import type { Logger } from '../log.js';
 import type { Transport } from '../whatsapp/transport.js';
 
@@ -15,7 +15,8 @@ export function watchPause(options: { gate: SendingGate; transport: Transport; l
   const tick = async () => {
     try {
       const state = await options.gate.state();
-      if (state.paused) {
+      // An operator's pause is lifted by an operator only; nothing to probe for.
+      if (state.paused && state.reason !== OPERATOR_PAUSED) {
         const connection = await options.transport.connectionState().catch(() => 'unknown' as const);
         if (connection === 'open' && (await options.gate.resume())) {
           options.log.info({ previousReason: state.reason }, 'transport answers again; sending resumed');

@@ -6,7 +6,7 @@
  * sending gate holds follow-ups back without losing any.
  */
 import type { Context } from '../../context.js';
-import type { PauseState } from '../../followups/sending-gate.js';
+import type { OperatorPause, PauseState } from '../../followups/sending-gate.js';
 import { countAgentOutbox } from '../../forwarding/agent-outbox.js';
 import { makeBearerMatcher } from '../auth.js';
 import type { QueueState } from '../../queue/queue-link.js';
@@ -31,7 +31,9 @@ type DatabaseCheck = { status: 'up'; latencyMs: number } | { status: 'down'; rea
 type QueueCheck =
   | { status: 'direct' }
   | ({ status: QueueState['status']; note?: string } & Omit<QueueState, 'status'>);
-type SendingCheck = ({ status: 'active' } | ({ status: 'paused' } & Omit<PauseState, 'paused'>)) | { status: 'unknown' };
+type SendingCheck =
+  | (({ status: 'active' } | ({ status: 'paused' } & Omit<PauseState, 'paused'>)) & { operatorPauses?: OperatorPause[] })
+  | { status: 'unknown' };
 
 async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
   const started = performance.now();
@@ -65,8 +67,10 @@ function checkQueue(ctx: Context): QueueCheck {
 async function checkSending(ctx: Context, database: DatabaseCheck): Promise<SendingCheck> {
   if (database.status === 'down') return { status: 'unknown' }; // the gate lives in the database
   try {
-    const { paused, ...rest } = await ctx.gate.state();
-    return paused ? { status: 'paused', ...rest } : { status: 'active' };
+    // An operator's pause for everything makes it paused (reason operator_paused); per-campaign ones are listed.
+    const [{ paused, ...rest }, operatorPauses] = await Promise.all([ctx.gate.state(), ctx.gate.operatorPauses()]);
+    const listed = operatorPauses.length > 0 ? { operatorPauses } : {};
+    return paused ? { status: 'paused', ...rest, ...listed } : { status: 'active', ...listed };
   } catch (error) {
     ctx.log.warn({ err: error }, 'readiness: sending gate check failed');
     return { status: 'unknown' };
@@ -198,9 +202,15 @@ export const healthRoutes: RouteModule = {
                 type: 'object',
                 properties: {
                   status: { enum: ['active', 'paused', 'unknown'] },
-                  reason: { type: 'string', description: 'e.g. evolution_unauthorized, whatsapp_disconnected' },
-                  detail: { type: 'string' },
+                  reason: { type: 'string', description: 'e.g. evolution_unauthorized, whatsapp_disconnected, operator_paused' },
+                  detail: { type: 'string', description: "the fault's message, or the operator's reason" },
                   since: { type: 'string', format: 'date-time' },
+                  by: { type: 'string', description: 'who paused (operator_paused)' },
+                  operatorPauses: {
+                    type: 'array',
+                    description: 'active operator pauses (POST /v1/sending/pause): for everything or per campaign; absent when there is none',
+                    items: { type: 'object', properties: { scope: { type: 'string' }, campaign: { type: ['string', 'null'] }, reason: { type: 'string' }, who: { type: 'string' }, at: { type: 'string' } } },
+                  },
                 },
               },
               webhooks: {
