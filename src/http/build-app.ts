@@ -20,13 +20,14 @@ import { leadSendRoutes } from './routes/lead-send.js';
 import { mcpRoutes } from './routes/mcp.js';
 import { leadTimelineRoutes } from './routes/lead-timeline.js';
 import { metaRoutes } from './routes/meta.js';
+import { numberRoutes } from './routes/numbers.js';
 import { statsRoutes } from './routes/stats.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
 /** Every route module the app serves; `auth: 'bearer'` ones get the token check. */
-export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, mcpRoutes, agentToolRoutes, webhookRoutes];
+export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, numberRoutes, mcpRoutes, agentToolRoutes, webhookRoutes];
 
 export async function buildApp(ctx: Context, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {

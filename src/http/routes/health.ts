@@ -91,6 +91,28 @@ async function checkWebhooks(ctx: Context, database: DatabaseCheck): Promise<Web
   }
 }
 
+type NumbersCheck = {
+  status: 'ok' | 'degraded' | 'unknown';
+  numbers?: Array<{ name: string; state: string; reason: string | null; sentToday: number | null; dailyCap: number }>;
+};
+
+/** Each configured WhatsApp number's state; degraded when one is disconnected (paused by WhatsApp) or none is active. */
+async function checkNumbers(ctx: Context, database: DatabaseCheck): Promise<NumbersCheck> {
+  if (database.status === 'down') return { status: 'unknown' };
+  try {
+    const rows = [...(await ctx.numbers.rows()).values()].filter((r) => r.configured);
+    const now = ctx.clock.now();
+    const numbers = await Promise.all(
+      rows.map(async (r) => ({ name: r.name, state: r.state, reason: r.state_reason, sentToday: await ctx.numbers.sentToday(r.name, now), dailyCap: r.daily_cap })),
+    );
+    const degraded = rows.some((r) => r.state === 'paused_whatsapp') || (rows.length > 0 && !rows.some((r) => r.state === 'active'));
+    return { status: degraded ? 'degraded' : 'ok', numbers };
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'readiness: numbers check failed');
+    return { status: 'unknown' };
+  }
+}
+
 export const healthRoutes: RouteModule = {
   name: 'health',
   auth: 'none',
@@ -103,7 +125,7 @@ export const healthRoutes: RouteModule = {
     app.get('/health/ready', async (request, reply) => {
       const queue = checkQueue(ctx);
       const database = await checkDatabase(ctx);
-      const [sending, webhooks] = await Promise.all([checkSending(ctx, database), checkWebhooks(ctx, database)]);
+      const [sending, webhooks, numbers] = await Promise.all([checkSending(ctx, database), checkWebhooks(ctx, database), checkNumbers(ctx, database)]);
       // The relay and worker of this process: one that fails turn after turn sends nothing.
       const roles = ctx.roleHealth.read();
       const rolesFailing = Object.values(roles).some((r) => r.status === 'failing');
@@ -114,6 +136,7 @@ export const healthRoutes: RouteModule = {
               ('warnings' in queue && queue.warnings.length > 0) ||
               sending.status !== 'active' ||
               webhooks.status === 'silent' ||
+              numbers.status === 'degraded' ||
               rolesFailing
             ? 'degraded'
             : 'ok';
@@ -121,7 +144,7 @@ export const healthRoutes: RouteModule = {
       return reply
         .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
-        .send(details ? { status, checks: { database, queue, sending, webhooks, transport: { name: ctx.transport.name }, roles } } : { status });
+        .send(details ? { status, checks: { database, queue, sending, webhooks, numbers, transport: { name: ctx.transport.name }, roles } } : { status });
     });
   },
   openapi: {
@@ -191,6 +214,26 @@ export const healthRoutes: RouteModule = {
                   since: { type: 'string', format: 'date-time' },
                   lastWebhookAt: { type: 'string', format: 'date-time' },
                   note: { type: 'string' },
+                },
+              },
+              numbers: {
+                type: 'object',
+                description: 'Each configured WhatsApp number; degraded when one is disconnected (paused_whatsapp) or none is active',
+                properties: {
+                  status: { enum: ['ok', 'degraded', 'unknown'] },
+                  numbers: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      properties: {
+                        name: { type: 'string' },
+                        state: { enum: ['active', 'paused_whatsapp', 'paused_operator', 'retired'] },
+                        reason: { type: ['string', 'null'] },
+                        sentToday: { type: ['integer', 'null'] },
+                        dailyCap: { type: 'integer' },
+                      },
+                    },
+                  },
                 },
               },
               transport: { type: 'object', properties: { name: { type: 'string' } } },
