@@ -159,8 +159,8 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   let instance: string | undefined;
   if (deps.numbers) {
     const resolved = await resolveNumber(deps, deps.numbers, claimed, log);
-    if (typeof resolved !== 'string' || resolved === '') return resolved === '' ? 'skipped' : resolved;
-    instance = resolved;
+    if ('outcome' in resolved) return resolved.outcome;
+    instance = resolved.number;
   }
 
   const lead = {
@@ -273,12 +273,12 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
  * none: the active number with the most room left today). While that number is paused the
  * follow-up is handed back (deferred: `operator_paused` or `number_paused`, its attempt given
  * back), never sent from another number; a retired number's leads are moved first. Returns the
- * number, an outcome, or '' when the row was no longer ours.
+ * number, or the outcome when the follow-up was handed back.
  */
-async function resolveNumber(deps: ExecutorDeps, numbers: Numbers, claimed: ClaimedFollowup, log: Logger): Promise<string | Outcome> {
+async function resolveNumber(deps: ExecutorDeps, numbers: Numbers, claimed: ClaimedFollowup, log: Logger): Promise<{ number: string } | { outcome: Outcome }> {
   const { db, clock } = deps;
   const now = clock.now();
-  const hold = async (reason: 'number_paused' | 'operator_paused', detail: Record<string, unknown>): Promise<Outcome | ''> => {
+  const hold = async (reason: 'number_paused' | 'operator_paused', detail: Record<string, unknown>): Promise<{ outcome: Outcome }> => {
     const moved = await deferFollowup(db, {
       id: claimed.id,
       now,
@@ -288,7 +288,7 @@ async function resolveNumber(deps: ExecutorDeps, numbers: Numbers, claimed: Clai
       detail,
     });
     log.info({ stage: 'deferred', reason, ...detail }, 'the lead\'s WhatsApp number is paused; follow-up waits');
-    return moved ? 'paused' : '';
+    return { outcome: moved ? 'paused' : 'skipped' };
   };
   let name = claimed.lead_whatsapp_number ?? (numbers.several ? null : numbers.defaultName);
   if (name === null) {
@@ -308,7 +308,7 @@ async function resolveNumber(deps: ExecutorDeps, numbers: Numbers, claimed: Clai
   if (!numbers.names.includes(name)) return hold('number_paused', { number: name, why: 'not_configured' });
   if (row?.state === 'paused_operator') return hold('operator_paused', { number: name, pause: row.state_reason });
   if (row?.state === 'paused_whatsapp') return hold('number_paused', { number: name, pause: row.state_reason });
-  return name;
+  return { number: name };
 }
 
 /**
