@@ -182,7 +182,7 @@ async function numberFor(deps: SendMessageDeps, numbers: Numbers, phone: string,
   let name = bound ?? (numbers.several ? null : numbers.defaultName);
   if (name === null) {
     const id = leadId ?? (await upsertLead(deps.db, { phone, now })).id;
-    name = await numbers.assign(deps.db, id, now);
+    name = await numbers.assign(id, now);
   }
   const row = name === null ? undefined : (await numbers.rows()).get(name);
   const paused = name === null || !numbers.names.includes(name) || (row && row.state !== 'active');

@@ -20,6 +20,7 @@ import type { Db, Queryable } from '../db/db.js';
 import { ConflictError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { wallTimeIn } from '../policy/zoned-time.js';
+import { makeMicroBatcher } from '../worker/micro-batch.js';
 
 export const NUMBER_STATES = ['active', 'paused_whatsapp', 'paused_operator', 'retired'] as const;
 export type NumberState = (typeof NUMBER_STATES)[number];
@@ -61,7 +62,7 @@ export interface Numbers {
   /** Inserts the configured numbers (rates and caps from the configuration), marks the others unconfigured. */
   seed(): Promise<void>;
   /** A number unbound lead gets (most room left today, ties: fewest leads); null when no number is active. */
-  assign(db: Queryable, leadId: string, now: Date): Promise<string | null>;
+  assign(leadId: string, now: Date): Promise<string | null>;
   /** The lead talked with `name` (webhook, agent): bind it there, with a timeline event when it moves. */
   bind(db: Queryable, leadId: string, name: string, now: Date, reason: string): Promise<void>;
   /** paused_whatsapp (from active only) / back to active (from paused_whatsapp only). True when it changed. */
@@ -86,32 +87,29 @@ function businessDay(now: Date, timeZone: string): string {
   return `${w.year}-${String(w.month).padStart(2, '0')}-${String(w.day).padStart(2, '0')}`;
 }
 
-const assignSql = {
-  name: 'numbers_assign',
+// One statement per batch of unbound leads (a micro-batch of the executors of one process): binds
+// each to its chosen number unless it got one meanwhile, counts them on the numbers, and answers
+// every lead's number. Locks leads before numbers, as bind and moveLeadsOff do.
+const assignBatchSql = {
+  name: 'numbers_assign_batch',
+  // Lost in a crash: the leads are unbound again and get a number at their next send.
+  relaxedDurability: true,
   text: `
-WITH lead AS (
-  SELECT id FROM leads WHERE id = $1::uuid AND whatsapp_number IS NULL FOR UPDATE
-), pick AS (
-  SELECT n.name FROM whatsapp_numbers n
-    LEFT JOIN unnest($3::text[], $4::int[]) AS s(name, sent) ON s.name = n.name
-   WHERE n.state = 'active' AND n.configured AND EXISTS (SELECT 1 FROM lead)
-   ORDER BY CASE WHEN n.daily_cap = 0 THEN 2147483647 ELSE n.daily_cap END
-            - GREATEST(COALESCE(s.sent, 0), CASE WHEN n.assigned_on = $2::date THEN n.assigned_today ELSE 0 END) DESC,
-            n.lead_count, n.name
-   LIMIT 1
-     FOR UPDATE OF n
-), bump AS (
-  UPDATE whatsapp_numbers n
-     SET assigned_today = CASE WHEN n.assigned_on = $2::date THEN n.assigned_today + 1 ELSE 1 END,
-         assigned_on = $2::date, lead_count = n.lead_count + 1
-    FROM pick WHERE n.name = pick.name
-  RETURNING n.name
-), bound AS (
-  UPDATE leads l SET whatsapp_number = bump.name FROM bump WHERE l.id = $1::uuid RETURNING l.whatsapp_number
+WITH bound AS (
+  UPDATE leads l SET whatsapp_number = v.name
+    FROM unnest($1::uuid[], $2::text[]) AS v(id, name)
+   WHERE l.id = v.id AND l.whatsapp_number IS NULL
+  RETURNING l.id, l.whatsapp_number
+), counted AS (
+  UPDATE whatsapp_numbers w
+     SET assigned_today = CASE WHEN w.assigned_on = $3::date THEN w.assigned_today + c.n ELSE c.n END,
+         assigned_on = $3::date, lead_count = w.lead_count + c.n
+    FROM (SELECT whatsapp_number AS name, count(*)::int AS n FROM bound GROUP BY 1 ORDER BY 1) c
+   WHERE w.name = c.name
 )
-SELECT whatsapp_number FROM bound
+SELECT id, whatsapp_number FROM bound
 UNION ALL
-SELECT whatsapp_number FROM leads WHERE id = $1::uuid AND NOT EXISTS (SELECT 1 FROM lead)`,
+SELECT id, whatsapp_number FROM leads WHERE id = ANY($1::uuid[]) AND id NOT IN (SELECT id FROM bound)`,
 };
 
 const bindSql = {
@@ -139,6 +137,60 @@ export function makeNumbers(options: NumbersOptions): Numbers {
   const names = options.numbers.map((n) => n.name);
   let cached: { at: number; rows: Map<string, NumberRow> } | undefined;
   let reading: Promise<Map<string, NumberRow>> | undefined;
+
+  /**
+   * Binds unbound leads, greedily: each to the active number with the most room left today
+   * (daily cap minus the larger of its sends today and the leads it was given today), ties to
+   * the fewest leads. The counters are read fresh for each batch (no lock: two processes
+   * assigning at once may both count on the same room; the daily cap itself is enforced by the
+   * send limits, never exceeded).
+   */
+  async function assignBatch(items: Array<{ leadId: string; now: Date }>): Promise<Array<string | null>> {
+    const now = items[0]!.now;
+    const day = businessDay(now, options.timeZone);
+    const { rows } = await db.query<{ name: string; daily_cap: number; assigned_on: string | null; assigned_today: number; lead_count: number }>(
+      {
+        name: 'numbers_room',
+        text: `SELECT name, daily_cap, to_char(assigned_on, 'YYYY-MM-DD') AS assigned_on, assigned_today, lead_count
+                 FROM whatsapp_numbers WHERE state = 'active' AND configured AND name = ANY($1::text[])`,
+      },
+      [names],
+    );
+    const sent = await Promise.all(rows.map(async (r) => (await sentToday(r.name, now)) ?? 0));
+    const pool = rows.map((r, i) => ({
+      name: r.name,
+      cap: r.daily_cap === 0 ? Number.MAX_SAFE_INTEGER : r.daily_cap,
+      sent: sent[i]!,
+      today: r.assigned_on === day ? r.assigned_today : 0,
+      leads: r.lead_count,
+    }));
+    const ids = [...new Set(items.map((i) => i.leadId))];
+    const choice = ids.map(() => {
+      let best: (typeof pool)[number] | undefined;
+      for (const n of pool) {
+        const room = n.cap - Math.max(n.sent, n.today);
+        const bestRoom = best ? best.cap - Math.max(best.sent, best.today) : -Infinity;
+        if (!best || room > bestRoom || (room === bestRoom && (n.leads < best.leads || (n.leads === best.leads && n.name < best.name)))) best = n;
+      }
+      if (!best) return null;
+      best.today += 1;
+      best.leads += 1;
+      return best.name;
+    });
+    const { rows: answered } = await db.query<{ id: string; whatsapp_number: string | null }>(assignBatchSql, [
+      ids.filter((_, i) => choice[i] !== null),
+      choice.filter((c): c is string => c !== null),
+      day,
+    ]);
+    const byLead = new Map(answered.map((r) => [r.id, r.whatsapp_number]));
+    return items.map((i) => byLead.get(i.leadId) ?? null);
+  }
+  const assigner = makeMicroBatcher<{ leadId: string; now: Date }, string | null>({
+    run: assignBatch,
+    runOne: async (item) => (await assignBatch([item]))[0]!,
+    maxBatch: 200,
+    maxInFlight: 1,
+  });
 
   async function read(): Promise<Map<string, NumberRow>> {
     const { rows } = await db.query<NumberRow>({ name: 'numbers_read', text: 'SELECT * FROM whatsapp_numbers' }, []);
@@ -191,16 +243,9 @@ export function makeNumbers(options: NumbersOptions): Numbers {
       }
       cached = undefined;
     },
-    async assign(tx, leadId, now) {
-      const rows = [...(await this.rows()).values()].filter((r) => r.state === 'active' && r.configured);
-      const sent = await Promise.all(rows.map(async (r) => (await sentToday(r.name, now)) ?? 0));
-      const result = await tx.query<{ whatsapp_number: string | null }>(assignSql, [
-        leadId,
-        businessDay(now, options.timeZone),
-        rows.map((r) => r.name),
-        sent,
-      ]);
-      return result.rows[0]?.whatsapp_number ?? null;
+    assign(leadId, now) {
+      // Batched with the other executors of this process: one statement for many new leads.
+      return assigner.submit({ leadId, now });
     },
     async bind(tx, leadId, name, now, reason) {
       await tx.query(bindSql, [leadId, name, now, reason]);

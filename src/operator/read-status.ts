@@ -10,6 +10,7 @@
  * fine for an operator's occasional look.
  */
 import type { Context } from '../context.js';
+import { listNumbers, type WhatsappNumber } from '../numbers/whatsapp-numbers.js';
 import type { FollowupStatus } from '../followups/followup.js';
 import { readStats } from '../followups/read-stats.js';
 import { instantOf, wallTimeIn } from '../policy/zoned-time.js';
@@ -32,9 +33,11 @@ export interface StatusReport {
   };
   sending: { paused: boolean; reason: string | null; detail: string | null; since: string | null };
   today: { since: string; timeZone: string; sent: number; dailyCap: number | null };
+  /** With several WhatsApp numbers (EVOLUTION_INSTANCES): each one's state and sends today against its cap. */
+  numbers?: WhatsappNumber[];
 }
 
-export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 'gate' | 'queue'>): Promise<StatusReport> {
+export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 'gate' | 'queue'> & Partial<Pick<Context, 'numbers'>>): Promise<StatusReport> {
   const now = ctx.clock.now();
   const timeZone = ctx.config.sending.timeZone;
   const wall = wallTimeIn(now, timeZone);
@@ -82,6 +85,7 @@ export async function readStatus(ctx: Pick<Context, 'db' | 'clock' | 'config' | 
     queue: { mode: ctx.queue ? 'redis' : 'direct', depth, reachable: ctx.queue ? depth !== null : null },
     sending: { paused: pause.paused, reason: pause.reason ?? null, detail: pause.detail ?? null, since: pause.since ?? null },
     today: { since: midnight.toISOString(), timeZone, sent: sent.rows[0]?.sent ?? 0, dailyCap: ctx.config.sending.dailyCap || null },
+    ...(ctx.numbers?.several ? { numbers: (await listNumbers(ctx.numbers, ctx.db, now)).filter((n) => n.configured) } : {}),
   };
 }
 
@@ -109,6 +113,10 @@ export function formatStatus(s: StatusReport): string {
     `queue          ${queue}`,
     `sending        ${sending}`,
     `sent today     ${s.today.sent} ${cap} (since ${s.today.since}, ${s.today.timeZone})`,
+    ...(s.numbers ?? []).map(
+      (n) =>
+        `number         ${n.name}: ${n.state}${n.stateReason ? ` (${n.stateReason})` : ''}, sent today ${n.sentToday ?? '?'} of ${n.dailyCap === 0 ? 'no cap' : n.dailyCap}, ${n.leads} leads`,
+    ),
   ].join('\n');
 }
 

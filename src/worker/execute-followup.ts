@@ -292,7 +292,7 @@ async function resolveNumber(deps: ExecutorDeps, numbers: Numbers, claimed: Clai
   };
   let name = claimed.lead_whatsapp_number ?? (numbers.several ? null : numbers.defaultName);
   if (name === null) {
-    name = await numbers.assign(db, claimed.lead_id, now);
+    name = await numbers.assign(claimed.lead_id, now);
     if (name === null) return hold('number_paused', { number: null, why: 'no_active_number' });
   }
   let row = (await numbers.rows()).get(name);
