@@ -124,12 +124,15 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
     timeZone: config.sending.timeZone,
     sentToday: limits?.sentToday ? (name, now) => limits.sentToday!(now, name) : undefined,
   });
-  try {
-    // Idempotent: every process seeds the configured numbers (their rates and caps) at start.
-    await numbers.seed();
-  } catch (error) {
+  // Idempotent: every process seeds the configured numbers (their rates and caps) at start. A
+  // database that does not answer does not hold start-up: the seed goes on in the background,
+  // and until it lands the configured numbers count as active.
+  const seeding = numbers.seed().catch((error: unknown) => {
     log.warn({ err: error }, 'could not record the WhatsApp numbers (whatsapp_numbers); using the configuration');
-  }
+  });
+  let seedTimer: NodeJS.Timeout | undefined;
+  await Promise.race([seeding, new Promise<void>((resolve) => (seedTimer = setTimeout(resolve, config.database.connectTimeoutMs)))]);
+  clearTimeout(seedTimer);
   metrics.collectors.numbers = async () => {
     const rows = await numbers.rows();
     metrics.numberState.reset();
