@@ -5,6 +5,7 @@
  * per number; a retired number's leads move once.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config.js';
@@ -277,6 +278,22 @@ describe('three WhatsApp numbers, one service', () => {
     assert.equal((await statuses(ids)).executed ?? 0, 0, 'none sent while paused');
     assert.equal((await inject('PATCH', '/v1/numbers/num1', { state: 'active' })).statusCode, 200);
     await waitFor('sent after the resume', async () => (await statuses(ids)).executed === 5, { timeoutMs: 30_000 });
+    // The same through the command line.
+    const cli = (args: string[]) =>
+      new Promise<{ code: number; stdout: string }>((resolve) => {
+        const env = { ...process.env, ...testEnv(numbersEnv(fakes)), DATABASE_URL: testDb.url, LOG_LEVEL: 'warn' };
+        execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, timeout: 60_000 }, (error, stdout) =>
+          resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout }),
+        );
+      });
+    const pausedByCli = await cli(['numbers', 'pause', 'num2', '--reason', 'teste', '--json']);
+    assert.equal(pausedByCli.code, 0);
+    assert.equal((JSON.parse(pausedByCli.stdout) as { number: { state: string } }).number.state, 'paused_operator');
+    const listed = await cli(['numbers', 'list']);
+    assert.match(listed.stdout, /num2\s+paused_operator \(teste\)/);
+    assert.equal((await cli(['numbers', 'resume', 'num2'])).code, 0);
+    assert.equal((await cli(['numbers', 'retire', 'nope'])).code, 1);
+
     const bad = await inject('PATCH', '/v1/numbers/num1', { state: 'paused_whatsapp' });
     assert.equal(bad.statusCode, 400);
     assert.equal((await inject('PATCH', '/v1/numbers/nope', { state: 'active' })).statusCode, 404);
