@@ -198,6 +198,31 @@ describe('three WhatsApp numbers, one service', () => {
     assert.equal(lead.rows[0]!.whatsapp_number, 'num2', 'still bound to the number it wrote to');
   });
 
+  test('the agent writes from the lead\'s number; a new fan gets a number at once', async () => {
+    const [lead] = (await leadsByNumber()).get('num2')!;
+    const before2 = fakeOf('num2').delivered.length;
+    const sent = await api.running.app!.inject({
+      method: 'POST',
+      url: `/v1/leads/${lead!.phone}/send`,
+      headers: { authorization: `Bearer ${TEST_TOKEN}` },
+      payload: { text: 'Oi! O plano família sai por R$ 390/mês.', typing: false },
+    });
+    assert.equal(sent.statusCode, 201, sent.body);
+    assert.equal(fakeOf('num2').delivered.length, before2 + 1);
+    assert.equal(fakeOf('num2').delivered.at(-1)!.number, lead!.phone);
+    const fresh = await api.running.app!.inject({
+      method: 'POST',
+      url: '/v1/leads/5511987650001/send',
+      headers: { authorization: `Bearer ${TEST_TOKEN}` },
+      payload: { text: 'Oi! Tudo bem?', typing: false },
+    });
+    assert.equal(fresh.statusCode, 201, fresh.body);
+    const { rows } = await testDb.db.query<{ whatsapp_number: string }>(`SELECT whatsapp_number FROM leads WHERE phone = '5511987650001'`);
+    const number = rows[0]!.whatsapp_number;
+    assert.ok(NAMES.includes(number as (typeof NAMES)[number]));
+    assert.ok(fakeOf(number).delivered.some((d) => d.number === '5511987650001'), 'sent from the number it was given');
+  });
+
   test('a webhook from an instance that is not ours is refused and counted, nothing recorded', async () => {
     const before = await testDb.db.query<{ n: number }>('SELECT count(*)::int AS n FROM messages');
     const res = await webhook({
