@@ -237,11 +237,12 @@ program
   .command('setup')
   .description('point the instance\'s webhook at this service, with the secret header and the events it needs')
   .option('--url <public url>', 'this service\'s public URL as Evolution reaches it (default PUBLIC_URL)')
+  .option('--instance <name>', 'with several numbers (EVOLUTION_INSTANCES): which one (default: the first); run once per number')
   .addOption(json)
-  .action(async (o: { url?: string; json?: boolean }) => {
+  .action(async (o: { url?: string; instance?: string; json?: boolean }) => {
     const { runOperatorCommand } = await import('./operator/run-operator-command.js');
     const { formatSetupWebhook, setupWebhook } = await import('./operator/setup-webhook.js');
-    exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await setupWebhook(ctx.config, { url: o.url }), human: formatSetupWebhook })));
+    exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await setupWebhook(ctx.config, { url: o.url, instance: o.instance }), human: formatSetupWebhook })));
   });
 
 program

@@ -318,6 +318,15 @@ describe('three WhatsApp numbers, one service', () => {
     assert.match(listed.stdout, /num2\s+paused_operator \(teste\)/);
     assert.equal((await cli(['numbers', 'resume', 'num2'])).code, 0);
     assert.equal((await cli(['numbers', 'retire', 'nope'])).code, 1);
+    // Each number's webhook is set up on its own instance; doctor checks every instance.
+    const setup = await cli(['webhook', 'setup', '--url', 'https://followups.example.com', '--instance', 'num2', '--json']);
+    assert.equal(setup.code, 0, setup.stdout);
+    assert.equal(fakeOf('num2').webhook?.url, 'https://followups.example.com/webhooks/evolution');
+    assert.equal(fakeOf('num1').webhook, null, 'the other numbers untouched');
+    const doctor = JSON.parse((await cli(['doctor', '--json'])).stdout) as { checks: Array<{ name: string; status: string }> };
+    const evolution = doctor.checks.filter((c) => c.name.startsWith('evolution.'));
+    assert.deepEqual(evolution.map((c) => c.name).filter((n) => n.startsWith('evolution.connection')).sort(), NAMES.map((n) => `evolution.connection[${n}]`));
+    assert.equal(evolution.find((c) => c.name === 'evolution.webhook[num1]')?.status, 'fail');
 
     const bad = await inject('PATCH', '/v1/numbers/num1', { state: 'paused_whatsapp' });
     assert.equal(bad.statusCode, 400);
