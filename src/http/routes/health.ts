@@ -110,6 +110,28 @@ async function checkAgentOutbox(ctx: Context, database: DatabaseCheck): Promise<
   }
 }
 
+type NumbersCheck = {
+  status: 'ok' | 'degraded' | 'unknown';
+  numbers?: Array<{ name: string; state: string; reason: string | null; sentToday: number | null; dailyCap: number }>;
+};
+
+/** Each configured WhatsApp number's state; degraded when one is disconnected (paused by WhatsApp) or none is active. */
+async function checkNumbers(ctx: Context, database: DatabaseCheck): Promise<NumbersCheck> {
+  if (database.status === 'down') return { status: 'unknown' };
+  try {
+    const rows = [...(await ctx.numbers.rows()).values()].filter((r) => r.configured);
+    const now = ctx.clock.now();
+    const numbers = await Promise.all(
+      rows.map(async (r) => ({ name: r.name, state: r.state, reason: r.state_reason, sentToday: await ctx.numbers.sentToday(r.name, now), dailyCap: r.daily_cap })),
+    );
+    const degraded = rows.some((r) => r.state === 'paused_whatsapp') || (rows.length > 0 && !rows.some((r) => r.state === 'active'));
+    return { status: degraded ? 'degraded' : 'ok', numbers };
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'readiness: numbers check failed');
+    return { status: 'unknown' };
+  }
+}
+
 export const healthRoutes: RouteModule = {
   name: 'health',
   auth: 'none',
@@ -124,9 +146,10 @@ export const healthRoutes: RouteModule = {
       const database = await checkDatabase(ctx);
       const details = mayReadDetails(request.headers.authorization);
       // Only for a caller who sees the details: an anonymous probe costs no count.
-      const [sending, webhooks, agentOutbox] = await Promise.all([
+      const [sending, webhooks, numbers, agentOutbox] = await Promise.all([
         checkSending(ctx, database),
         checkWebhooks(ctx, database),
+        checkNumbers(ctx, database),
         details ? checkAgentOutbox(ctx, database) : null,
       ]);
       // The relay and worker of this process: one that fails turn after turn sends nothing.
@@ -139,13 +162,14 @@ export const healthRoutes: RouteModule = {
               ('warnings' in queue && queue.warnings.length > 0) ||
               sending.status !== 'active' ||
               webhooks.status === 'silent' ||
+              numbers.status === 'degraded' ||
               rolesFailing
             ? 'degraded'
             : 'ok';
       return reply
         .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
-        .send(details ? { status, checks: { database, queue, sending, webhooks, transport: { name: ctx.transport.name }, roles, ...(agentOutbox ? { agentOutbox } : {}) } } : { status });
+        .send(details ? { status, checks: { database, queue, sending, webhooks, numbers, transport: { name: ctx.transport.name }, roles, ...(agentOutbox ? { agentOutbox } : {}) } } : { status });
     });
   },
   openapi: {
@@ -221,6 +245,26 @@ export const healthRoutes: RouteModule = {
                   since: { type: 'string', format: 'date-time' },
                   lastWebhookAt: { type: 'string', format: 'date-time' },
                   note: { type: 'string' },
+                },
+              },
+              numbers: {
+                type: 'object',
+                description: 'Each configured WhatsApp number; degraded when one is disconnected (paused_whatsapp) or none is active',
+                properties: {
+                  status: { enum: ['ok', 'degraded', 'unknown'] },
+                  numbers: {
+                    type: 'array',
+                    items: {
+                      type: 'object',
+                      properties: {
+                        name: { type: 'string' },
+                        state: { enum: ['active', 'paused_whatsapp', 'paused_operator', 'retired'] },
+                        reason: { type: ['string', 'null'] },
+                        sentToday: { type: ['integer', 'null'] },
+                        dailyCap: { type: 'integer' },
+                      },
+                    },
+                  },
                 },
               },
               transport: { type: 'object', properties: { name: { type: 'string' } } },

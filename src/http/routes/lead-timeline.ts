@@ -79,12 +79,12 @@ export const leadTimelineRoutes: RouteModule = {
           followups: { type: 'array', items: ref('Followup') },
           timeline: {
             type: 'array',
-            description: "messages (type 'message') and follow-up events (type 'followup_event'), oldest first",
+            description: "messages (type 'message') follow-up events (type 'followup_event') and moves to another WhatsApp number (type 'number_change'), oldest first",
             items: {
               type: 'object',
               required: ['type', 'at'],
               properties: {
-                type: { type: 'string', enum: ['message', 'followup_event'] },
+                type: { type: 'string', enum: ['message', 'followup_event', 'number_change'] },
                 at: { type: 'string', format: 'date-time' },
               },
             },

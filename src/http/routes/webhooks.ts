@@ -5,6 +5,7 @@
  * it took effect and anything else is retried by Evolution. A malformed body is a
  * 400 (not retried); a database outage a 503 (retried).
  */
+import { ValidationError } from '../../errors.js';
 import { handleEvolutionWebhook } from '../../webhooks/handle-evolution-webhook.js';
 import { makeWebhookAuth } from '../../webhooks/webhook-auth.js';
 import { errorRef, json } from '../openapi.js';
@@ -30,6 +31,7 @@ export const webhookRoutes: RouteModule = {
       optOutConfirmation: (campaign: string) => ctx.campaigns?.get(campaign)?.optOutConfirmation,
       typingDelayMs: ctx.policy.typingDelayMs,
       webhookSilence: ctx.webhookSilence ?? undefined,
+      numbers: ctx.numbers,
     };
 
     // onRequest: an unauthenticated caller is refused before its body is read. Scoped to this plugin.
@@ -39,11 +41,27 @@ export const webhookRoutes: RouteModule = {
       if (!result.ok) throw await authFailures.refuse(request, 'webhook', result.reason);
     });
 
-    const handler = async (body: unknown, event?: string) => ({ received: true, results: await handleEvolutionWebhook(deps, body, event) });
-    app.post('/webhooks/evolution', async (request) => handler(request.body));
-    app.post<{ Params: { event: string } }>('/webhooks/evolution/:event', async (request) => {
+    // Every number's webhooks come to this one URL: the payload's `instance` says which number it
+    // is about. One that is not ours is refused (422 unknown_instance, counted), nothing recorded.
+    const known = new Set(ctx.config.evolution?.instances.map((i) => i.name) ?? []);
+    const handler = async (body: unknown, reply: { code(status: number): unknown }, event?: string) => {
+      const instance = typeof body === 'object' && body !== null ? (body as { instance?: unknown }).instance : undefined;
+      if (typeof instance === 'string' && known.size > 0 && !known.has(instance)) {
+        ctx.metrics.webhooksUnknownInstance.inc();
+        log.warn({ instance: instance.slice(0, 100) }, 'webhook from an instance that is not one of our numbers; refused');
+        reply.code(422);
+        return { error: { code: 'unknown_instance', message: `instance: "${instance.slice(0, 100)}" is not one of this service's WhatsApp numbers (EVOLUTION_INSTANCES)` } };
+      }
+      if (ctx.numbers.several && instance === undefined) {
+        throw new ValidationError('instance: required with several WhatsApp numbers (EVOLUTION_INSTANCES): which number the event is about', 'instance');
+      }
+      const own = { ...deps, instance: typeof instance === 'string' ? instance : ctx.numbers.defaultName };
+      return { received: true, results: await handleEvolutionWebhook(own, body, event) };
+    };
+    app.post('/webhooks/evolution', async (request, reply) => handler(request.body, reply));
+    app.post<{ Params: { event: string } }>('/webhooks/evolution/:event', async (request, reply) => {
       const event = EVENT_PARAM.test(request.params.event) ? request.params.event : undefined;
-      return handler(request.body, event);
+      return handler(request.body, reply, event);
     });
   },
   openapi: {
@@ -90,6 +108,7 @@ export const webhookRoutes: RouteModule = {
               '200': json({ $ref: '#/components/schemas/WebhookAnswer' }, 'Processed (or ignored)'),
               '400': errorRef('BadRequest'),
               '401': { $ref: '#/components/responses/Unauthorized' },
+              '422': { description: '`unknown_instance`: the payload\'s `instance` is not one of our WhatsApp numbers; nothing recorded (counted in /metrics)' },
               '415': errorRef('UnsupportedMediaType'),
               '503': { description: 'The database is unavailable; Evolution retries' },
             },
