@@ -72,9 +72,12 @@ describe('logs', () => {
     assert.ok(!all.includes('evolution-secret-key-42'), 'no Evolution key');
     assert.ok(!all.includes('api-token-secret-99-abcdefghijkl'), 'no API token');
     const stages = lines.map((l) => JSON.parse(l) as { followupId?: string; stage?: string; phone?: string }).filter((l) => l.stage);
+    const logged = stages.map((l) => l.stage);
+    // A worker faster than the relay's markQueued claims the row straight from `pending`
+    // (claimForSending): then it never was `queued`, and that stage is not logged.
     assert.deepEqual(
-      stages.map((l) => l.stage),
-      ['scheduled', 'queued', 'sending', 'executed'],
+      logged,
+      logged.includes('queued') ? ['scheduled', 'queued', 'sending', 'executed'] : ['scheduled', 'sending', 'executed'],
       'each stage logged once, in order',
     );
     assert.ok(stages.filter((l) => l.phone).every((l) => l.phone === '5581*****8888'));
