@@ -104,7 +104,7 @@ export async function buildApp(ctx: Context, options: { logger?: boolean } = {})
   const checkApiToken = requireApiToken(ctx.config.apiToken, authFailures);
   const { requestsPerMinute } = ctx.config.rateLimit;
   const perToken = requestsPerMinute > 0 ? app.createRateLimit({ max: requestsPerMinute, timeWindow: 60_000, keyGenerator: () => 'api-token' }) : null;
-  const pluginOptions = { ctx, routes: routeModules, authFailures };
+  const pluginOptions = { ctx, authFailures };
   // Before any route: it collects them all for /openapi.json.
   await registerOpenApi(app);
   const register = (parent: FastifyInstance, route: RouteModule) =>

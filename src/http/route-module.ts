@@ -10,8 +10,6 @@ import type { AuthFailures } from './auth.js';
 
 export interface RoutePluginOptions {
   ctx: Context;
-  /** Every module the app registers (the meta routes describe them all). */
-  routes: readonly RouteModule[];
   /** Per-address budget of failed authentications, for modules that authenticate callers themselves. */
   authFailures: AuthFailures;
 }
