@@ -39,6 +39,16 @@ export function routeRolesThrough(rewrite: ((directUrl: string) => string) | und
   rolesDatabaseUrl = rewrite;
 }
 
+/** BENCH_NUMBERS: how many WhatsApp numbers the roles send from (default 1). */
+export function benchNumbers(): number {
+  return Math.max(1, Number(process.env.BENCH_NUMBERS ?? 1) || 1);
+}
+
+/** The instance names of BENCH_NUMBERS numbers: the fake's own, then <name>2, <name>3, ... */
+export function benchInstanceNames(first: string): string[] {
+  return Array.from({ length: benchNumbers() }, (_, i) => (i === 0 ? first : `${first}${i + 1}`));
+}
+
 /** The environment of a role: every sending policy off, logs at warn, fake Evolution. */
 export function roleEnv(options: {
   databaseUrl: string;
@@ -57,7 +67,10 @@ export function roleEnv(options: {
     QUEUE_PREFIX: options.queue.prefix,
     EVOLUTION_API_URL: options.fake.url,
     EVOLUTION_API_KEY: options.fake.apiKey,
-    EVOLUTION_INSTANCE_NAME: options.fake.instance,
+    // BENCH_NUMBERS=N: N WhatsApp numbers (instances of the one fake), leads spread over them.
+    ...(benchNumbers() > 1
+      ? { EVOLUTION_INSTANCES: benchInstanceNames(options.fake.instance).join(',') }
+      : { EVOLUTION_INSTANCE_NAME: options.fake.instance }),
     FOLLOWUPS_API_TOKEN: API_TOKEN,
     ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
     LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',

@@ -10,6 +10,7 @@
  *   BENCH_PGBOUNCER=transaction|session  the roles go through a PgBouncer of its own (BENCH_PGBOUNCER_POOL, default 30)
  *   BENCH_BASELINES=0  skip bare BullMQ and Graphile Worker (comparing settings of ours)
  *   BENCH_LATENESS_RATE=N, BENCH_LATENESS_SECONDS=N  the lateness scenario's rate and length
+ *   BENCH_NUMBERS=N    send from N WhatsApp numbers (EVOLUTION_INSTANCES; instances of the one fake)
  */
 import { execSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,7 +19,7 @@ import pg from 'pg';
 import { startFakeEvolution } from '../test/helpers/fake-evolution.js';
 import { PG_ADMIN_URL } from '../test/helpers/db.js';
 import { startOwnPgBouncer } from '../test/helpers/pgbouncer.js';
-import { type BenchSettings, ensureBuilt, redisInfo, ROOT, routeRolesThrough, RUN_FROM_SOURCES } from './lib.js';
+import { benchInstanceNames, benchNumbers, type BenchSettings, ensureBuilt, redisInfo, ROOT, routeRolesThrough, RUN_FROM_SOURCES } from './lib.js';
 import {
   bullmqBaseline,
   drain,
@@ -105,7 +106,7 @@ async function main() {
     process.stdout.write(`${line}\n`);
   };
   ensureBuilt(log);
-  const fake = await startFakeEvolution({ delayScale: 0, recordRequests: false });
+  const fake = await startFakeEvolution({ delayScale: 0, recordRequests: false, moreInstances: benchInstanceNames('nautico').slice(1) });
   // BENCH_PGBOUNCER=transaction|session: the roles go through a real PgBouncer (BENCH_PGBOUNCER_POOL server connections).
   const poolerMode = process.env.BENCH_PGBOUNCER as 'transaction' | 'session' | undefined;
   const bouncer = poolerMode
@@ -122,7 +123,7 @@ async function main() {
     mode: quick ? 'quick' : 'full',
     startedAt: new Date(started).toISOString(),
     machine: await machine(),
-    settings: { ...settings, workers, sizes, pgbouncer: poolerMode ?? 'none', benchEnv: process.env.BENCH_ENV ?? '', sendingPolicies: 'off (typing delay, window, rate, daily cap, weekly cap)', logLevel: process.env.BENCH_LOG_LEVEL ?? 'warn' },
+    settings: { ...settings, workers, sizes, pgbouncer: poolerMode ?? 'none', numbers: benchNumbers(), benchEnv: process.env.BENCH_ENV ?? '', sendingPolicies: 'off (typing delay, window, rate, daily cap, weekly cap)', logLevel: process.env.BENCH_LOG_LEVEL ?? 'warn' },
     targets: TARGETS,
   };
   log(`bench ${quick ? 'quick' : 'full'}: ${JSON.stringify(results.machine)}`);

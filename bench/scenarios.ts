@@ -156,7 +156,10 @@ export async function throughput(ctx: ScenarioContext, count: number) {
       const cpuSeconds = cpuDelta(cpuBefore, cpu());
       const activity = activityDelta(statsBefore, await dbActivity(dbName));
       const once = checkExactlyOnce(ctx.fake, tag, count);
-      return { count, seconds: round(seconds, 3), perSecond: round(count / seconds, 0), exactlyOnce: once, cpuSeconds, database: activity };
+      // Sends per WhatsApp number (BENCH_NUMBERS), from the fake's record.
+      const byNumber: Record<string, number> = {};
+      for (const d of ctx.fake.delivered) if (d.text.startsWith(`${tag}:`)) byNumber[d.instance ?? '?'] = (byNumber[d.instance ?? '?'] ?? 0) + 1;
+      return { count, seconds: round(seconds, 3), perSecond: round(count / seconds, 0), exactlyOnce: once, byNumber, cpuSeconds, database: activity };
     },
     { beforeRoles: (db) => insertFollowups(db, { count, tag, firstPhone: phones(count), dueAt: FAR_FUTURE }) },
   );

@@ -128,8 +128,10 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
     await migrate(db);
     redis = await startOwnRedis();
     say(`redis on ${redis.port} (appendonly yes, appendfsync everysec)`);
-    fake = await startFakeEvolution({ delayScale: 0, recordRequests: false });
-    say(`fake evolution on ${fake.url}`);
+    const numbers = Math.max(1, Number(process.env.CHAOS_NUMBERS ?? scenario.numbers) || 1);
+    const instances = Array.from({ length: numbers }, (_, i) => (i === 0 ? 'nautico' : `nautico${i + 1}`));
+    fake = await startFakeEvolution({ delayScale: 0, recordRequests: false, moreInstances: instances.slice(1) });
+    say(`fake evolution on ${fake.url}, WhatsApp numbers: ${instances.join(', ')}`);
     const apiPort = await freePort();
     const apiUrl = `http://127.0.0.1:${apiPort}`;
 
@@ -146,7 +148,7 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
       REDIS_COMMAND_TIMEOUT_MS: '1000',
       EVOLUTION_API_URL: fake.url,
       EVOLUTION_API_KEY: fake.apiKey,
-      EVOLUTION_INSTANCE_NAME: fake.instance,
+      ...(numbers > 1 ? { EVOLUTION_INSTANCES: instances.join(',') } : { EVOLUTION_INSTANCE_NAME: fake.instance }),
       FOLLOWUPS_API_TOKEN: API_TOKEN,
       ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789',
       WEBHOOK_SECRET,
@@ -442,6 +444,9 @@ export async function runChaos(scenario: Scenario, options: { reportPath?: strin
     if (timeToQuiescenceMs !== null) say(`quiescent ${Math.round(timeToQuiescenceMs / 100) / 10} s after the chaos`);
     // A straggler (a send still in flight somewhere) would show up now.
     const deliveredAtQuiescence = fake.delivered.length;
+    const byNumber: Record<string, number> = {};
+    for (const d of fake.delivered) byNumber[d.instance ?? '?'] = (byNumber[d.instance ?? '?'] ?? 0) + 1;
+    say(`deliveries by WhatsApp number: ${JSON.stringify(byNumber)}`);
     await sleep(3_000);
     if (fake.delivered.length !== deliveredAtQuiescence) {
       notes.push(`${fake.delivered.length - deliveredAtQuiescence} deliveries arrived after every follow-up was terminal`);

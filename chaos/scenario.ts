@@ -7,6 +7,8 @@
 export interface Scenario {
   name: 'full' | 'quick';
   followups: number;
+  /** WhatsApp numbers the roles send from (EVOLUTION_INSTANCES over the one fake); CHAOS_NUMBERS overrides. */
+  numbers: number;
   /** Follow-ups come due uniformly over this window, starting `leadInMs` after the insert. */
   windowMs: number;
   leadInMs: number;
@@ -80,6 +82,7 @@ export const FULL: Scenario = {
   webhookOutageAt: 0.8,
   webhookOutageMs: 30_000,
   quiescenceTimeoutMs: 300_000,
+  numbers: 1,
 };
 
 export const QUICK: Scenario = {
@@ -97,4 +100,6 @@ export const QUICK: Scenario = {
   webhookOutageAt: 0.45,
   // Generous for a loaded 2-core CI machine (a passing run waits only as long as it needs).
   quiescenceTimeoutMs: 120_000,
+  // Two WhatsApp numbers: every fault above hits both; each fan stays with its number.
+  numbers: 2,
 };

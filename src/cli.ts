@@ -237,11 +237,12 @@ program
   .command('setup')
   .description('point the instance\'s webhook at this service, with the secret header and the events it needs')
   .option('--url <public url>', 'this service\'s public URL as Evolution reaches it (default PUBLIC_URL)')
+  .option('--instance <name>', 'with several numbers (EVOLUTION_INSTANCES): which one (default: the first); run once per number')
   .addOption(json)
-  .action(async (o: { url?: string; json?: boolean }) => {
+  .action(async (o: { url?: string; instance?: string; json?: boolean }) => {
     const { runOperatorCommand } = await import('./operator/run-operator-command.js');
     const { formatSetupWebhook, setupWebhook } = await import('./operator/setup-webhook.js');
-    exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await setupWebhook(ctx.config, { url: o.url }), human: formatSetupWebhook })));
+    exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await setupWebhook(ctx.config, { url: o.url, instance: o.instance }), human: formatSetupWebhook })));
   });
 
 program
@@ -344,6 +345,33 @@ program
       })),
     );
   });
+
+const numbers = program.command('numbers').description('the WhatsApp numbers: state, pace, daily cap, sent today; pause, resume, retire');
+numbers
+  .command('list', { isDefault: true })
+  .description('every number with its state, sent today against its daily cap, pace and leads')
+  .addOption(json)
+  .action(async (o: { json?: boolean }) => {
+    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { formatNumbers, readNumbers } = await import('./operator/manage-numbers.js');
+    exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await readNumbers(ctx), human: formatNumbers })));
+  });
+for (const [action, description] of [
+  ['pause', "hold the number's follow-ups (deferred operator_paused) until resumed"],
+  ['resume', 'send from the number again (after an operator pause, or a WhatsApp one)'],
+  ['retire', 'stop using the number for good: its leads move to the active numbers, each once'],
+] as const) {
+  numbers
+    .command(`${action} <name>`)
+    .description(description)
+    .option('--reason <text>', 'a note shown with the state')
+    .addOption(json)
+    .action(async (name: string, o: { reason?: string; json?: boolean }) => {
+      const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+      const { changeNumber, formatChangedNumber } = await import('./operator/manage-numbers.js');
+      exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await changeNumber(ctx, name, action, o.reason), human: formatChangedNumber })));
+    });
+}
 
 export { program };
 

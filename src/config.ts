@@ -64,6 +64,10 @@ const schema = z.object({
   EVOLUTION_API_URL: url(['http:', 'https:']).optional(),
   EVOLUTION_API_KEY: z.string().min(1).optional(),
   EVOLUTION_INSTANCE_NAME: z.string().min(1).optional(),
+  // Several WhatsApp numbers: comma-separated instance names (instead of EVOLUTION_INSTANCE_NAME).
+  // Per instance, EVOLUTION_INSTANCE_<NAME>_API_KEY, _URL, _RATE_PER_MINUTE and _DAILY_CAP override
+  // EVOLUTION_API_KEY, EVOLUTION_API_URL, SEND_RATE_PER_MINUTE and SEND_DAILY_CAP (INSTANCE_OVERRIDES).
+  EVOLUTION_INSTANCES: z.string().optional(),
 
   FOLLOWUPS_API_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
   WEBHOOK_SECRET: z.string().min(8, 'must be at least 8 characters').optional(),
@@ -167,6 +171,28 @@ export type RedisConnectionConfig =
     }
   | { mode: 'cluster'; nodes: RedisEndpoint[]; username?: string; password?: string };
 
+export interface EvolutionInstance {
+  name: string;
+  url: string;
+  apiKey: string;
+}
+
+export interface WhatsappNumberConfig {
+  name: string;
+  ratePerMinute: number;
+  dailyCap: number;
+}
+
+/** The per-instance settings, as EVOLUTION_INSTANCE_<NAME>_<SUFFIX> (NAME: the instance name in capitals, other characters as _). */
+export const INSTANCE_OVERRIDES = ['API_KEY', 'URL', 'RATE_PER_MINUTE', 'DAILY_CAP'] as const;
+
+/** The environment name part of an instance: `nautico-2` → `NAUTICO_2`. */
+export function instanceEnvName(instance: string): string {
+  return instance.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+}
+
+const INSTANCE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
 /** Every setting's name, as the schema reads it (`.env.example` documents each one, tested). */
 export const CONFIG_KEYS: readonly string[] = Object.keys(schema.shape);
 
@@ -190,7 +216,16 @@ export type Config = {
   };
   /** connection: unset → direct mode (no queue). */
   redis: { connection?: RedisConnectionConfig; queueName: string; prefix: string; commandTimeoutMs: number; jobSize: number };
-  evolution?: { url: string; apiKey: string; instance: string };
+  /**
+   * instance: the first (default) number; instances: every configured number with its own URL and
+   * key (one entry with EVOLUTION_INSTANCE_NAME).
+   */
+  evolution?: { url: string; apiKey: string; instance: string; instances: EvolutionInstance[] };
+  /**
+   * The WhatsApp numbers this service sends from, each with its pace and daily cap: the Evolution
+   * instances, or one number named `dry-run` with the dry-run transport. The first is the default.
+   */
+  numbers: WhatsappNumberConfig[];
   apiToken: string;
   /** True when the token is the documented development default (embedded mode only). */
   apiTokenIsDefault: boolean;
@@ -293,11 +328,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.success ? parsed.data : undefined;
   let redisConnection: RedisConnectionConfig | undefined;
+  let instances: { evolution: EvolutionInstance[]; numbers: WhatsappNumberConfig[] } | undefined;
   if (e) {
-    if (e.EVOLUTION_API_URL) {
-      if (!e.EVOLUTION_API_KEY) problems.push('EVOLUTION_API_KEY: required when EVOLUTION_API_URL is set');
-      if (!e.EVOLUTION_INSTANCE_NAME) problems.push('EVOLUTION_INSTANCE_NAME: required when EVOLUTION_API_URL is set');
-    }
+    instances = readInstances(env, e, problems);
     if (e.LLM_BASE_URL && !e.LLM_MODEL) problems.push('LLM_MODEL: required when LLM_BASE_URL is set');
     if (e.AGENT_WEBHOOK_URL && !e.AGENT_WEBHOOK_SECRET) {
       problems.push('AGENT_WEBHOOK_SECRET: required when AGENT_WEBHOOK_URL is set (at least 16 characters; the agent verifies each event with it)');
@@ -337,7 +370,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       problems.push('LEASE_SECONDS: must be longer than SEND_TIMEOUT_MS + 8 s of typing delay + RECONCILE_DELAY_MS, or a slow send would be swept while in flight');
     }
   }
-  if (problems.length > 0 || !e) throw new ConfigError(problems);
+  if (problems.length > 0 || !e || !instances) throw new ConfigError(problems);
 
   const llmLimits = { timeoutMs: e.LLM_TIMEOUT_MS, maxChars: e.LLM_MAX_CHARS, historyMessages: e.LLM_HISTORY_MESSAGES };
   return {
@@ -357,8 +390,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     redis: { connection: redisConnection, queueName: e.QUEUE_NAME, prefix: e.QUEUE_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS, jobSize: e.QUEUE_JOB_SIZE },
     evolution: e.EVOLUTION_API_URL
-      ? { url: e.EVOLUTION_API_URL.replace(/\/+$/, ''), apiKey: e.EVOLUTION_API_KEY!, instance: e.EVOLUTION_INSTANCE_NAME! }
+      ? { url: instances.evolution[0]!.url, apiKey: instances.evolution[0]!.apiKey, instance: instances.evolution[0]!.name, instances: instances.evolution }
       : undefined,
+    numbers: instances.numbers,
     apiToken: e.FOLLOWUPS_API_TOKEN ?? DEV_API_TOKEN,
     apiTokenIsDefault: !e.FOLLOWUPS_API_TOKEN,
     dashboardPassword: e.DASHBOARD_PASSWORD,
@@ -422,6 +456,85 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         }
       : undefined,
   };
+}
+
+/**
+ * The WhatsApp numbers: EVOLUTION_INSTANCE_NAME (one) or EVOLUTION_INSTANCES (several), each with
+ * its overrides; without EVOLUTION_API_URL, the one dry-run number. Every problem names its key.
+ */
+function readInstances(
+  env: Record<string, string | undefined>,
+  e: {
+    EVOLUTION_API_URL?: string;
+    EVOLUTION_API_KEY?: string;
+    EVOLUTION_INSTANCE_NAME?: string;
+    EVOLUTION_INSTANCES?: string;
+    SEND_RATE_PER_MINUTE: number;
+    SEND_DAILY_CAP: number;
+  },
+  problems: string[],
+): { evolution: EvolutionInstance[]; numbers: WhatsappNumberConfig[] } {
+  const names = e.EVOLUTION_INSTANCES
+    ? e.EVOLUTION_INSTANCES.split(',').map((n) => n.trim()).filter(Boolean)
+    : e.EVOLUTION_INSTANCE_NAME
+      ? [e.EVOLUTION_INSTANCE_NAME]
+      : [];
+  const before = problems.length;
+  if (e.EVOLUTION_INSTANCES && e.EVOLUTION_INSTANCE_NAME) {
+    problems.push('EVOLUTION_INSTANCES: set either EVOLUTION_INSTANCE_NAME (one number) or EVOLUTION_INSTANCES (several), not both');
+  }
+  if (e.EVOLUTION_INSTANCES !== undefined && names.length === 0) problems.push('EVOLUTION_INSTANCES: must list at least one instance name');
+  for (const name of names) {
+    if (!INSTANCE_NAME.test(name)) problems.push(`EVOLUTION_INSTANCES: "${name}" is not an instance name (letters, digits, . _ -, at most 64)`);
+  }
+  const envNames = names.map(instanceEnvName);
+  envNames.forEach((n, i) => {
+    if (envNames.indexOf(n) !== i) problems.push(`EVOLUTION_INSTANCES: "${names[i]}" is listed twice (or spelled like another once in capitals)`);
+  });
+  // Per-instance settings: each must belong to a configured instance, and hold a valid value.
+  const overrides = new Map<string, Partial<Record<(typeof INSTANCE_OVERRIDES)[number], string>>>();
+  for (const [key, raw] of Object.entries(env)) {
+    const match = /^EVOLUTION_INSTANCE_(.+)_(API_KEY|URL|RATE_PER_MINUTE|DAILY_CAP)$/.exec(key);
+    if (!match || raw === undefined || raw.trim() === '') continue;
+    const [, who, what] = match as unknown as [string, string, (typeof INSTANCE_OVERRIDES)[number]];
+    if (!envNames.includes(who)) {
+      problems.push(`${key}: no instance ${who} in ${e.EVOLUTION_INSTANCES ? `EVOLUTION_INSTANCES (${envNames.join(', ')})` : 'EVOLUTION_INSTANCES (per-instance settings need it)'}`);
+      continue;
+    }
+    if (!overrides.has(who)) overrides.set(who, {});
+    overrides.get(who)![what] = raw.trim();
+  }
+  const dryRun = { evolution: [], numbers: [{ name: 'dry-run', ratePerMinute: e.SEND_RATE_PER_MINUTE, dailyCap: e.SEND_DAILY_CAP }] };
+  if (!e.EVOLUTION_API_URL) return dryRun; // the dry-run transport: one number, whatever names are set
+  if (!e.EVOLUTION_API_KEY && names.every((n) => !overrides.get(instanceEnvName(n))?.API_KEY)) {
+    problems.push('EVOLUTION_API_KEY: required when EVOLUTION_API_URL is set');
+  }
+  if (names.length === 0) problems.push('EVOLUTION_INSTANCE_NAME: required when EVOLUTION_API_URL is set (or EVOLUTION_INSTANCES for several numbers)');
+  const evolution: EvolutionInstance[] = [];
+  const numbers: WhatsappNumberConfig[] = [];
+  names.forEach((name, i) => {
+    const own = overrides.get(envNames[i]!) ?? {};
+    const prefix = `EVOLUTION_INSTANCE_${envNames[i]}_`;
+    const number = (suffix: 'RATE_PER_MINUTE' | 'DAILY_CAP', max: number, fallback: number) => {
+      const value = own[suffix];
+      if (value === undefined) return fallback;
+      const parsed = int(0, max).safeParse(value);
+      if (!parsed.success) {
+        problems.push(`${prefix}${suffix}: must be a whole number from 0 to ${max}`);
+        return fallback;
+      }
+      return parsed.data;
+    };
+    if (own.URL && !url(['http:', 'https:']).safeParse(own.URL).success) problems.push(`${prefix}URL: must be a URL (http: or https:)`);
+    const apiKey = own.API_KEY ?? e.EVOLUTION_API_KEY;
+    if (!apiKey && e.EVOLUTION_API_KEY === undefined && names.some((n) => overrides.get(instanceEnvName(n))?.API_KEY)) {
+      problems.push(`${prefix}API_KEY: required for ${name} (no EVOLUTION_API_KEY to fall back on)`);
+    }
+    evolution.push({ name, url: (own.URL ?? e.EVOLUTION_API_URL!).replace(/\/+$/, ''), apiKey: apiKey ?? '' });
+    numbers.push({ name, ratePerMinute: number('RATE_PER_MINUTE', 100_000, e.SEND_RATE_PER_MINUTE), dailyCap: number('DAILY_CAP', 10_000_000, e.SEND_DAILY_CAP) });
+  });
+  if (problems.length > before) return dryRun;
+  return { evolution, numbers };
 }
 
 /** `host:port,host:port` (IPv6 hosts in brackets: `[::1]:26379`). */

@@ -24,7 +24,9 @@ import { makeMetrics, type Metrics } from './metrics.js';
 import { makeQueueLink, type QueueLink, type QueueSettings } from './queue/queue-link.js';
 import { makeRoleHealth, type RoleHealth } from './role-health.js';
 import { makeRespectfulPolicy } from './policy/respectful-policy.js';
-import { makeSendLimits, type SendLimits } from './policy/send-limits.js';
+import { makeNumberLimits, type SendLimits } from './policy/send-limits.js';
+import { makeNumbers, type Numbers } from './numbers/whatsapp-numbers.js';
+import { makeMultiInstanceTransport } from './whatsapp/multi-instance-transport.js';
 import { makeWebhookSilence, type WebhookSilence } from './webhooks/webhook-silence.js';
 import type { SendPolicy } from './worker/send-policy.js';
 import { makeDryRunTransport } from './whatsapp/dry-run-transport.js';
@@ -44,6 +46,8 @@ export interface Context {
   policy: SendPolicy;
   /** The number's pace and daily cap (shared with the policy); null when both are off or a test brought its own policy. */
   sendLimits: SendLimits | null;
+  /** The WhatsApp numbers (whatsapp_numbers): states, binding of leads, seeding from the configuration. */
+  numbers: Numbers;
   /** Null in direct mode (no REDIS_URL). */
   queue: QueueLink | null;
   metrics: Metrics;
@@ -96,11 +100,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
     if (ownsDb) await db.close();
     throw error;
   }
-  const transport =
-    overrides.transport ??
-    (config.evolution
-      ? makeEvolutionTransport({ ...config.evolution, timeoutMs: config.sendTimeoutMs, log: log.child({ component: 'evolution' }) })
-      : makeDryRunTransport({ db, log: log.child({ component: 'dry-run' }), clock }));
+  const transport = overrides.transport ?? makeTransport(config, log, db, clock);
   const queue =
     overrides.queue !== undefined
       ? overrides.queue
@@ -118,6 +118,34 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const ownsQueue = overrides.queue === undefined;
   const limits = overrides.policy ? null : makeLimits(config, log, clock, db);
   const metrics = overrides.metrics ?? makeMetrics();
+  const numbers = makeNumbers({
+    db,
+    clock,
+    log: log.child({ component: 'numbers' }),
+    numbers: config.numbers,
+    timeZone: config.sending.timeZone,
+    sentToday: limits?.sentToday ? (name, now) => limits.sentToday!(now, name) : undefined,
+  });
+  // Idempotent: every process seeds the configured numbers (their rates and caps) at start. A
+  // database that does not answer does not hold start-up: the seed goes on in the background,
+  // and until it lands the configured numbers count as active.
+  const seeding = numbers.seed().catch((error: unknown) => {
+    log.warn({ err: error }, 'could not record the WhatsApp numbers (whatsapp_numbers); using the configuration');
+  });
+  let seedTimer: NodeJS.Timeout | undefined;
+  await Promise.race([seeding, new Promise<void>((resolve) => (seedTimer = setTimeout(resolve, config.database.connectTimeoutMs)))]);
+  clearTimeout(seedTimer);
+  metrics.collectors.numbers = async () => {
+    const rows = await numbers.rows();
+    metrics.numberState.reset();
+    for (const row of rows.values()) {
+      if (!row.configured) continue;
+      metrics.numberState.set({ number: row.name, state: row.state }, 1);
+      const sent = await numbers.sentToday(row.name, clock.now());
+      if (sent !== null) metrics.numberSentToday.set({ number: row.name }, sent);
+      metrics.numberDailyCap.set({ number: row.name }, row.daily_cap);
+    }
+  };
   const webhookSilence = config.evolution
     ? makeWebhookSilence({
         db,
@@ -186,6 +214,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
         campaignSending: (name) => campaigns.get(name)?.sending,
       }),
     sendLimits: limits,
+    numbers,
     queue,
     metrics,
     roleHealth: makeRoleHealth(),
@@ -211,20 +240,33 @@ export function queueSettingsOf(config: Config, connection: RedisConnectionConfi
   };
 }
 
+/** Evolution (one client per instance when there are several numbers), else the dry run. */
+function makeTransport(config: Config, log: Logger, db: Db, clock: Clock): Transport {
+  const evolution = config.evolution;
+  if (!evolution) return makeDryRunTransport({ db, log: log.child({ component: 'dry-run' }), clock });
+  const clientOf = (instance: { name: string; url: string; apiKey: string }) =>
+    makeEvolutionTransport({
+      url: instance.url,
+      apiKey: instance.apiKey,
+      instance: instance.name,
+      timeoutMs: config.sendTimeoutMs,
+      log: log.child({ component: 'evolution', ...(evolution.instances.length > 1 ? { number: instance.name } : {}) }),
+    });
+  if (evolution.instances.length <= 1) return clientOf({ name: evolution.instance, url: evolution.url, apiKey: evolution.apiKey });
+  return makeMultiInstanceTransport(new Map(evolution.instances.map((i) => [i.name, clientOf(i)])), evolution.instance);
+}
+
 /**
  * Pace and daily cap, per WhatsApp instance: in Redis when there is one (shared by
  * every worker), else in memory. Keyed by queue too, so deployments (and test
  * runs) sharing a Redis do not share limits by accident.
  */
 function makeLimits(config: Config, log: Logger, clock: Clock, db: Db): SendLimits | null {
-  const { ratePerMinute, dailyCap } = config.sending;
-  if (ratePerMinute === 0 && dailyCap === 0) return null;
-  return makeSendLimits({
-    ratePerWindow: ratePerMinute,
+  if (config.numbers.every((n) => n.ratePerMinute === 0 && n.dailyCap === 0)) return null;
+  // One pace and daily cap per number (EVOLUTION_INSTANCE_<NAME>_RATE_PER_MINUTE / _DAILY_CAP).
+  return makeNumberLimits(config.numbers, {
     windowMs: config.sending.rateWindowMs,
-    dailyCap,
     timeZone: config.sending.timeZone,
-    instance: config.evolution?.instance ?? 'dry-run',
     // Keyed by the WhatsApp instance (in each key), not the queue: the budget is the number's.
     keyPrefix: `${config.redis.prefix}:limits`,
     redis: config.redis.connection ? { connection: config.redis.connection, commandTimeoutMs: config.redis.commandTimeoutMs } : undefined,

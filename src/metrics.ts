@@ -8,6 +8,7 @@ export function makeMetrics(options: { defaults?: boolean } = {}) {
   const collectors: {
     webhooksSilent?: () => Promise<void>;
     sendingPaused?: () => Promise<void>;
+    numbers?: () => Promise<void>;
     agentOutbox?: () => Promise<{ pending: number; parked: number } | undefined>;
   } = {};
   const readOutbox = () => (collectors.agentOutbox?.() ?? Promise.resolve(undefined)).catch(() => undefined);
@@ -58,6 +59,38 @@ export function makeMetrics(options: { defaults?: boolean } = {}) {
       async collect() {
         await collectors.sendingPaused?.().catch(() => undefined);
       },
+    }),
+    numberState: new Gauge({
+      name: 'followups_number_state',
+      help: "1 for each WhatsApp number's current state (active, paused_whatsapp, paused_operator, retired)",
+      labelNames: ['number', 'state'] as const,
+      registers: [registry],
+      async collect() {
+        await collectors.numbers?.().catch(() => undefined);
+      },
+    }),
+    numberSentToday: new Gauge({
+      name: 'followups_number_sent_today',
+      help: "Messages counted against each WhatsApp number's daily cap today",
+      labelNames: ['number'] as const,
+      registers: [registry],
+    }),
+    numberDailyCap: new Gauge({
+      name: 'followups_number_daily_cap',
+      help: 'Daily cap of each WhatsApp number (0 = none)',
+      labelNames: ['number'] as const,
+      registers: [registry],
+    }),
+    numberSends: new Counter({
+      name: 'followups_number_sends_total',
+      help: 'Follow-ups and agent messages sent, by WhatsApp number',
+      labelNames: ['number'] as const,
+      registers: [registry],
+    }),
+    webhooksUnknownInstance: new Counter({
+      name: 'followups_webhooks_unknown_instance_total',
+      help: 'Webhooks refused because their instance is not one of our WhatsApp numbers',
+      registers: [registry],
     }),
     presendChecks: new Counter({
       name: 'followups_presend_checks_total',

@@ -43,6 +43,8 @@ export function executorDeps(ctx: Context, role: string): ExecutorDeps {
       pauseRetryMs: ctx.config.pauseRetryMs,
     },
     onOutcome: (outcome: Outcome) => ctx.metrics.outcomes.inc({ outcome }),
+    numbers: ctx.numbers,
+    onSent: (number: string) => ctx.metrics.numberSends.inc({ number }),
     presend: {
       ...ctx.config.presend,
       pauseWhenSilent: ctx.config.webhookSilence.pauseWhenSilent,
@@ -64,7 +66,7 @@ export async function startRoles(ctx: Context, roles: Role[], options: { listen?
   const sends = wanted.has('relay') || wanted.has('worker');
   // The roles that send watch for webhook silence (they know what was sent); the API hears the webhooks.
   const silenceWatch = sends && ctx.webhookSilence ? ctx.webhookSilence.startDetecting() : null;
-  const pauseWatch = sends ? watchPause({ gate: ctx.gate, transport: ctx.transport, log: ctx.log.child({ role: "pause-watch" }), intervalMs: Math.min(5_000, ctx.config.pauseRetryMs) }) : null;
+  const pauseWatch = sends ? watchPause({ gate: ctx.gate, numbers: ctx.numbers, transport: ctx.transport, log: ctx.log.child({ role: "pause-watch" }), intervalMs: Math.min(5_000, ctx.config.pauseRetryMs) }) : null;
 
   if (wanted.has('worker') && ctx.config.redis.connection) {
     const log = ctx.log.child({ role: 'worker' });

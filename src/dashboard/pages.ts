@@ -140,10 +140,11 @@ ${pauseList(frame, data.pauses)}
 ${pauseForms(frame, campaigns)}
 
 <h2>Números de WhatsApp</h2>
-<div class="scroll"><table><thead><tr><th>Número (instância)</th><th>Envio</th><th>Conexão</th><th>Webhooks</th></tr></thead><tbody>
+<div class="scroll"><table><thead><tr><th>Número (instância)</th><th>Envio</th><th class="n">Enviadas hoje</th><th>Conexão</th><th>Webhooks</th></tr></thead><tbody>
 ${data.numbers.map(
   (n) => html`<tr data-number="${n.instance}"><td>${n.instance}</td>
-<td>${n.sending === 'active' ? html`<span class="badge ok">ativo</span>` : html`<span class="badge bad">pausado</span> ${reasonLabel(n.reason)}${n.detail ? html`<div class="muted">${n.detail}</div>` : ''}${n.since ? html`<div class="muted">desde ${formatAt(n.since, frame.timeZone)}</div>` : ''}`}</td>
+<td>${n.sending === 'active' ? html`<span class="badge ok">ativo</span>` : n.sending === 'retired' ? html`<span class="badge">aposentado</span>` : html`<span class="badge bad">pausado</span> ${reasonLabel(n.reason)}${n.detail ? html`<div class="muted">${n.detail}</div>` : ''}${n.since ? html`<div class="muted">desde ${formatAt(n.since, frame.timeZone)}</div>` : ''}`}</td>
+<td class="n">${n.sentToday ?? '—'}${n.dailyCap > 0 ? ` / ${n.dailyCap}` : ''}</td>
 <td>${n.connection === 'open' ? html`<span class="ok">conectado</span>` : html`<span class="bad">${n.connection}</span>`}</td>
 <td>${n.webhooks === 'flowing' ? html`<span class="ok">chegando</span>` : n.webhooks === 'silent' ? html`<span class="bad">em silêncio (${n.webhooksReason ?? ''})</span>` : html`<span class="muted">não observados</span>`}</td></tr>`,
 )}
@@ -294,7 +295,9 @@ ${f.status === 'failed' ? html`<form method="post" action="/dashboard/actions/re
 ${[...t.timeline].reverse().map((item) =>
   item.type === 'message'
     ? html`<li class="${item.direction}"><span class="muted">${formatAt(item.at, frame.timeZone)} · ${item.direction === 'in' ? 'fã' : item.source === 'followup' ? 'follow-up' : item.source === 'human' ? 'pessoa da equipe' : 'Marina (agente)'}</span><div>${item.text ?? html`<em>[${item.messageType ?? 'mensagem'}]</em>`}</div></li>`
-    : html`<li class="ev"><span class="muted">${formatAt(item.at, frame.timeZone)} · follow-up ${item.campaign ?? ''} ${item.step ?? ''}</span><div>${item.from ? `${STATUS_LABELS[item.from] ?? item.from} → ` : ''}${STATUS_LABELS[item.to] ?? item.to}: ${reasonLabel(item.reason)}</div></li>`,
+    : item.type === 'number_change'
+      ? html`<li class="ev"><span class="muted">${formatAt(item.at, frame.timeZone)} · número de WhatsApp</span><div>${item.from ?? '—'} → ${item.to}: ${reasonLabel(item.reason)}</div></li>`
+      : html`<li class="ev"><span class="muted">${formatAt(item.at, frame.timeZone)} · follow-up ${item.campaign ?? ''} ${item.step ?? ''}</span><div>${item.from ? `${STATUS_LABELS[item.from] ?? item.from} → ` : ''}${STATUS_LABELS[item.to] ?? item.to}: ${reasonLabel(item.reason)}</div></li>`,
 )}
 </ul>`;
   return layout(frame, 'fans', `Fã ${lead.name ?? phone}`, body);

@@ -19,7 +19,7 @@ import { parseInput } from '../validation.js';
 import { OPERATOR_PAUSED } from './sending-gate.js';
 
 const who = z.string().trim().min(1).max(100).optional().describe("who asks (an operator's name or e-mail); default 'api'");
-const scope = z.enum(['all', 'campaign', 'number']).default('all').describe("'all' (default) or 'campaign' (give `campaign`); 'number' is not available yet");
+const scope = z.enum(['all', 'campaign', 'number']).default('all').describe("'all' (default) or 'campaign' (give `campaign`); one WhatsApp number is paused through PATCH /v1/numbers/{name}");
 const campaign = z.string().trim().min(1).max(100).optional().describe("the campaign's name, with scope 'campaign'");
 
 export const pauseSendingSchema = z
@@ -84,7 +84,10 @@ type Target = { scope: 'all' | 'campaign'; campaign: string | null };
 
 function targetOf(input: { scope: string; campaign?: string }, campaigns?: Campaigns): Target {
   if (input.scope === 'number') {
-    throw new ValidationError("scope: 'number' (one WhatsApp number) is not available yet; use 'all' or 'campaign'", 'scope');
+    throw new ValidationError(
+      "scope: one WhatsApp number is paused through PATCH /v1/numbers/{name} {\"action\": \"pause\"} (or `followups numbers pause <name>`); here use 'all' or 'campaign'",
+      'scope',
+    );
   }
   if (input.scope === 'campaign') {
     if (!input.campaign) throw new ValidationError("campaign: is required with scope 'campaign'", 'campaign');

@@ -142,6 +142,8 @@ export type ClaimedFollowup = FollowupRow & {
   lead_whatsapp_lid: string | null;
   /** The JID WhatsApp answered /chat/whatsappNumbers with: the one spelling its chat is filed under. */
   lead_whatsapp_jid: string | null;
+  /** The number the lead is bound to (leads.whatsapp_number); null: not bound yet. */
+  lead_whatsapp_number: string | null;
 };
 
 /**
@@ -213,7 +215,8 @@ WITH input AS (
   SELECT id, claimed_at, from_status, status, COALESCE(stop_reason, 'claimed') FROM moved
 )
 SELECT m.*, l.phone, l.name AS lead_name, l.time_zone AS lead_time_zone, l.metadata AS lead_metadata,
-       l.number_checked_at AS lead_number_checked_at, l.whatsapp_lid AS lead_whatsapp_lid, l.whatsapp_jid AS lead_whatsapp_jid
+       l.number_checked_at AS lead_number_checked_at, l.whatsapp_lid AS lead_whatsapp_lid, l.whatsapp_jid AS lead_whatsapp_jid,
+       l.whatsapp_number AS lead_whatsapp_number
   FROM moved m JOIN leads l ON l.id = m.lead_id`,
 };
 
@@ -516,7 +519,7 @@ export async function extendLeases(db: Queryable, ids: string[], now: Date, leas
 /** In-flight rows past their lease, oldest first, for the sweeper. */
 export const findExpiredLeasesSql: Statement = {
   name: 'followups_expired_leases',
-  text: `SELECT f.*, l.phone FROM follow_ups f JOIN leads l ON l.id = f.lead_id
+  text: `SELECT f.*, l.phone, l.whatsapp_number FROM follow_ups f JOIN leads l ON l.id = f.lead_id
           WHERE f.status IN ('queued', 'sending') AND f.lease_until < $1::timestamptz
           ORDER BY f.lease_until LIMIT $2::int`,
 };
@@ -524,8 +527,8 @@ export const findExpiredLeasesSql: Statement = {
 export async function findExpiredLeases(
   db: Queryable,
   options: { now: Date; limit: number },
-): Promise<Array<FollowupRow & { phone: string }>> {
-  const { rows } = await db.query<FollowupRow & { phone: string }>(
+): Promise<Array<FollowupRow & { phone: string; whatsapp_number?: string | null }>> {
+  const { rows } = await db.query<FollowupRow & { phone: string; whatsapp_number?: string | null }>(
     findExpiredLeasesSql,
     [options.now, options.limit],
   );

@@ -24,13 +24,14 @@ import { mcpRoutes } from './routes/mcp.js';
 import { leadTimelineRoutes } from './routes/lead-timeline.js';
 import { metaRoutes } from './routes/meta.js';
 import { sendingRoutes } from './routes/sending.js';
+import { numberRoutes } from './routes/numbers.js';
 import { statsRoutes } from './routes/stats.js';
 import { webhookRoutes } from './routes/webhooks.js';
 
 export const BODY_LIMIT = 1024 * 1024;
 
 /** Every route module the app serves; `auth: 'bearer'` ones get the token check. */
-export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, sendingRoutes, mcpRoutes, agentToolRoutes, agentOutboxRoutes, webhookRoutes, dashboardRoutes];
+export const routeModules: readonly RouteModule[] = [healthRoutes, metaRoutes, followupRoutes, statsRoutes, enrollmentRoutes, leadTimelineRoutes, leadActionRoutes, leadSendRoutes, sendingRoutes, numberRoutes, mcpRoutes, agentToolRoutes, agentOutboxRoutes, webhookRoutes, dashboardRoutes];
 
 export async function buildApp(ctx: Context, options: { logger?: boolean } = {}): Promise<FastifyInstance> {
   function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply) {

@@ -16,6 +16,8 @@ export interface LeadRow {
   last_outbound_at: Date | null;
   whatsapp_jid: string | null;
   whatsapp_lid?: string | null;
+  /** The WhatsApp number (instance) the lead is bound to; null: not bound yet (or the one number). */
+  whatsapp_number?: string | null;
   number_checked_at: Date | null;
   number_valid: boolean | null;
   erased_at: Date | null;
@@ -35,6 +37,8 @@ export interface Lead {
   lastInboundAt: string | null;
   lastOutboundAt: string | null;
   numberValid: boolean | null;
+  /** The WhatsApp number the lead talks with (null: not bound yet). */
+  whatsappNumber: string | null;
   erasedAt: string | null;
   metadata: Record<string, unknown>;
   createdAt: string;
@@ -55,6 +59,7 @@ export function toLead(row: LeadRow): Lead {
     lastInboundAt: iso(row.last_inbound_at),
     lastOutboundAt: iso(row.last_outbound_at),
     numberValid: row.number_valid,
+    whatsappNumber: row.whatsapp_number ?? null,
     erasedAt: iso(row.erased_at),
     metadata: row.metadata,
     createdAt: iso(row.created_at)!,

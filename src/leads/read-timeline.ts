@@ -36,6 +36,14 @@ export type TimelineItem =
       to: string;
       reason: string | null;
       detail: Record<string, unknown> | null;
+    }
+  | {
+      /** The lead moved to another WhatsApp number (its number retired, or it wrote to another one). */
+      type: 'number_change';
+      at: string;
+      from: string | null;
+      to: string;
+      reason: string;
     };
 
 export interface LeadTimeline {
@@ -53,7 +61,7 @@ export async function readLeadTimeline(db: Queryable, rawPhone: string): Promise
   const lead = leads[0];
   if (!lead) throw new NotFoundError(`no lead with phone ${phone}`);
 
-  const [followups, messages, events, enrollments] = await Promise.all([
+  const [followups, messages, events, enrollments, numberChanges] = await Promise.all([
     db.query<FollowupRow>('SELECT * FROM follow_ups WHERE lead_id = $1::uuid ORDER BY created_at, step NULLS LAST', [lead.id]),
     db.query<{
       id: string; at: Date; direction: 'in' | 'out'; source: string; text: string | null;
@@ -82,6 +90,10 @@ export async function readLeadTimeline(db: Queryable, rawPhone: string): Promise
         ORDER BY created_at`,
       [lead.id],
     ),
+    db.query<{ at: Date; from_number: string | null; to_number: string; reason: string }>(
+      'SELECT at, from_number, to_number, reason FROM lead_number_events WHERE lead_id = $1::uuid ORDER BY id DESC LIMIT $2::int',
+      [lead.id, TIMELINE_LIMIT],
+    ),
   ]);
 
   const timeline: TimelineItem[] = [
@@ -108,6 +120,7 @@ export async function readLeadTimeline(db: Queryable, rawPhone: string): Promise
       reason: e.reason,
       detail: e.detail,
     })),
+    ...numberChanges.rows.reverse().map((c): TimelineItem => ({ type: 'number_change', at: iso(c.at), from: c.from_number, to: c.to_number, reason: c.reason })),
   ];
   // Stable: at equal times, messages and events keep their own order, messages first
   // (a reply and the cancellations it causes share an instant; the reply came first).

@@ -21,6 +21,7 @@ import type { Db } from '../db/db.js';
 import { ConflictError, SendError, UnavailableError } from '../errors.js';
 import type { SendingGate } from '../followups/sending-gate.js';
 import type { Logger } from '../log.js';
+import type { Numbers } from '../numbers/whatsapp-numbers.js';
 import type { SendLimits } from '../policy/send-limits.js';
 import { parseInput } from '../validation.js';
 import type { SendPolicy } from '../worker/send-policy.js';
@@ -43,6 +44,8 @@ export interface SendMessageDeps {
   sendLimits: SendLimits | null;
   /** How long to tell the caller to wait while sending is paused. */
   pauseRetryMs: number;
+  /** The WhatsApp numbers: the message goes out from the lead's (unset: the default number). */
+  numbers?: Numbers;
 }
 
 /** What sendAgentMessage needs, from the context (the route and the agent tool alike). */
@@ -56,6 +59,7 @@ export function sendDepsOf(ctx: Context): SendMessageDeps {
     policy: ctx.policy,
     sendLimits: ctx.sendLimits,
     pauseRetryMs: ctx.config.pauseRetryMs,
+    numbers: ctx.numbers,
   };
 }
 
@@ -102,8 +106,9 @@ export async function sendAgentMessage(deps: SendMessageDeps, rawPhone: string, 
   }
 
   const now = deps.clock.now();
+  const instance = deps.numbers ? await numberFor(deps, deps.numbers, phone, existing?.id ?? null, existing?.whatsapp_number ?? null, now) : undefined;
   if (deps.sendLimits) {
-    const reservation = await deps.sendLimits.reserve(now);
+    const reservation = await deps.sendLimits.reserve(now, 'send', instance);
     if (!reservation.ok) {
       const seconds = Math.max(1, Math.ceil((reservation.retryAt.getTime() - deps.clock.now().getTime()) / 1000));
       throw new UnavailableError(
@@ -143,21 +148,40 @@ export async function sendAgentMessage(deps: SendMessageDeps, rawPhone: string, 
     }
     throw error;
   }
-  return deliver(deps, logged, phone, input.text, input.typing ?? true);
+  return deliver(deps, logged, phone, input.text, input.typing ?? true, instance);
+}
+
+/**
+ * The lead's number (bound now when it has none: the active number with the most room left
+ * today). 503 sending_paused while that number is paused: never sent from another number.
+ */
+async function numberFor(deps: SendMessageDeps, numbers: Numbers, phone: string, leadId: string | null, bound: string | null, now: Date): Promise<string> {
+  let name = bound ?? (numbers.several ? null : numbers.defaultName);
+  if (name === null) {
+    const id = leadId ?? (await upsertLead(deps.db, { phone, now })).id;
+    name = await numbers.assign(id, now);
+  }
+  const row = name === null ? undefined : (await numbers.rows()).get(name);
+  const paused = name === null || !numbers.names.includes(name) || (row && row.state !== 'active');
+  if (paused) {
+    const why = name === null ? 'no active WhatsApp number' : `WhatsApp number ${name} is ${row?.state ?? 'not configured'}`;
+    throw new UnavailableError(`sending is paused (${why}); nothing was sent`, 'sending_paused', Math.ceil(deps.pauseRetryMs / 1000));
+  }
+  return name!;
 }
 
 function assertWritable(reason: string | null): void {
   if (reason && reason in REFUSED) throw new ConflictError(REFUSED[reason]!, `lead_${reason}`);
 }
 
-async function deliver(deps: SendMessageDeps, logged: LoggedRow, phone: string, text: string, typing: boolean): Promise<SentMessage> {
+async function deliver(deps: SendMessageDeps, logged: LoggedRow, phone: string, text: string, typing: boolean, instance?: string): Promise<SentMessage> {
   const log = deps.log.child({ leadId: logged.lead_id, messageId: logged.id });
   try {
-    const sent = await deps.transport.sendText({ number: phone, text, delayMs: typing ? deps.policy.typingDelayMs(text) : 0 });
+    const sent = await deps.transport.sendText({ number: phone, text, delayMs: typing ? deps.policy.typingDelayMs(text) : 0, ...(instance ? { instance } : {}) });
     return await markSent(deps, logged, phone, sent.providerMessageId, true);
   } catch (error) {
     if (!(error instanceof SendError)) throw error;
-    return handleSendError(deps, logged, phone, error, log);
+    return handleSendError(deps, logged, phone, error, log, instance);
   }
 }
 
@@ -183,7 +207,7 @@ async function markSent(deps: SendMessageDeps, logged: LoggedRow, phone: string,
   };
 }
 
-async function handleSendError(deps: SendMessageDeps, logged: LoggedRow, phone: string, error: SendError, log: Logger): Promise<never> {
+async function handleSendError(deps: SendMessageDeps, logged: LoggedRow, phone: string, error: SendError, log: Logger, instance?: string): Promise<never> {
   if (error.kind === 'ambiguous') {
     // It may be on the fan's phone: the row stays, so a repeat with the same key asks Evolution first.
     log.warn({ err: error }, 'agent message: send timed out; outcome unknown');
@@ -202,8 +226,9 @@ async function handleSendError(deps: SendMessageDeps, logged: LoggedRow, phone: 
     throw new ConflictError(REFUSED.invalid_number!, 'lead_invalid_number');
   }
   if (error.kind === 'configuration') {
-    // As the worker does: our side is broken, every sender pauses until it is fixed.
-    await deps.gate.pause(`evolution_${error.reason}`, error.message);
+    // As the worker does: our side is broken, every sender (of this number, with several) pauses until it is fixed.
+    if (deps.numbers?.several && instance) await deps.numbers.setWhatsappPause(instance, true, `evolution_${error.reason}`);
+    else await deps.gate.pause(`evolution_${error.reason}`, error.message);
     log.error({ reason: error.reason }, 'agent message: transport misconfigured; sending paused');
     throw new UnavailableError(`sending is paused (evolution_${error.reason}); nothing was sent`, 'sending_paused', Math.ceil(deps.pauseRetryMs / 1000));
   }
@@ -240,7 +265,10 @@ async function repeatOf(deps: SendMessageDeps, earlier: LoggedRow & { phone: str
   // No provider id: in flight now, or its send timed out. Ask Evolution before anything is resent.
   let found: { providerMessageId: string } | null;
   try {
-    found = await deps.transport.findSent({ number: request.phone, text: earlier.text ?? '', since: new Date(new Date(earlier.at).getTime() - 5_000) });
+    // On the lead's number, the one that sent it.
+    const lead = deps.numbers?.several ? await findLeadByPhone(deps.db, request.phone) : null;
+    const instance = lead?.whatsapp_number ?? undefined;
+    found = await deps.transport.findSent({ number: request.phone, text: earlier.text ?? '', since: new Date(new Date(earlier.at).getTime() - 5_000), ...(instance ? { instance } : {}) });
   } catch {
     throw new UnavailableError('cannot tell yet whether the first send with this idempotencyKey went out; try again', 'send_outcome_unknown', 5, 504);
   }

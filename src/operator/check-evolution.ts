@@ -11,6 +11,21 @@ import { type Check, fail, ok, skip, warn } from './check.js';
 import { webhookHeaders, webhookProblems, webhookUrlFor } from './webhook-target.js';
 
 export async function checkEvolution(ctx: { config: Config; transport: Transport }): Promise<Check[]> {
+  const instances = ctx.config.evolution?.instances ?? [];
+  if (instances.length <= 1 || ctx.transport.name !== 'evolution') return checkInstance(ctx);
+  // Several numbers: every instance's connection and webhook, each check named with its instance.
+  const results = await Promise.all(
+    instances.map((i) =>
+      checkInstance({
+        config: { ...ctx.config, evolution: { ...ctx.config.evolution!, url: i.url, apiKey: i.apiKey, instance: i.name } },
+        transport: { ...ctx.transport, connectionState: () => ctx.transport.connectionState(i.name) },
+      }),
+    ),
+  );
+  return results.flatMap((checks, k) => checks.map((c) => ({ ...c, name: `${c.name}[${instances[k]!.name}]` })));
+}
+
+async function checkInstance(ctx: { config: Config; transport: Transport }): Promise<Check[]> {
   const { config } = ctx;
   const evolution = config.evolution;
   if (!evolution || ctx.transport.name !== 'evolution') {

@@ -10,6 +10,7 @@
  * fine for an operator's occasional look.
  */
 import type { Context } from '../context.js';
+import { listNumbers, type WhatsappNumber } from '../numbers/whatsapp-numbers.js';
 import type { FollowupStatus } from '../followups/followup.js';
 import { readStats, type Stats } from '../followups/read-stats.js';
 import { instantOf, wallTimeIn } from '../policy/zoned-time.js';
@@ -35,10 +36,12 @@ export interface StatusReport {
   /** Events for the agent (AGENT_WEBHOOK_URL): forwarding on in this configuration, waiting, parked. */
   agentOutbox: { forwarding: boolean; pending: number; parked: number };
   today: { since: string; timeZone: string; sent: number; dailyCap: number | null };
+  /** With several WhatsApp numbers (EVOLUTION_INSTANCES): each one's state and sends today against its cap. */
+  numbers?: WhatsappNumber[];
 }
 
 export async function readStatus(
-  ctx: Pick<Context, 'db' | 'clock' | 'config' | 'gate' | 'queue'>,
+  ctx: Pick<Context, 'db' | 'clock' | 'config' | 'gate' | 'queue'> & Partial<Pick<Context, 'numbers'>>,
   options: { readCounts?: () => Promise<Stats> } = {},
 ): Promise<StatusReport> {
   const now = ctx.clock.now();
@@ -91,6 +94,7 @@ export async function readStatus(
     sending: { paused: pause.paused, reason: pause.reason ?? null, detail: pause.detail ?? null, since: pause.since ?? null },
     today: { since: midnight.toISOString(), timeZone, sent: sent.rows[0]?.sent ?? 0, dailyCap: ctx.config.sending.dailyCap || null },
     agentOutbox: { forwarding: ctx.config.agentWebhook !== undefined, ...outbox },
+    ...(ctx.numbers?.several ? { numbers: (await listNumbers(ctx.numbers, ctx.db, now)).filter((n) => n.configured) } : {}),
   };
 }
 
@@ -125,6 +129,10 @@ export function formatStatus(s: StatusReport): string {
           }`,
         ]
       : []),
+    ...(s.numbers ?? []).map(
+      (n) =>
+        `number         ${n.name}: ${n.state}${n.stateReason ? ` (${n.stateReason})` : ''}, sent today ${n.sentToday ?? '?'} of ${n.dailyCap === 0 ? 'no cap' : n.dailyCap}, ${n.leads} leads`,
+    ),
   ].join('\n');
 }
 

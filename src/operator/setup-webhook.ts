@@ -17,11 +17,20 @@ export interface SetupWebhookResult {
   after: EvolutionWebhook | null;
 }
 
-export async function setupWebhook(config: Pick<Config, 'webhook' | 'evolution' | 'sendTimeoutMs'>, options: { url?: string }): Promise<SetupWebhookResult> {
-  const evolution = config.evolution;
-  if (!evolution) {
+export async function setupWebhook(
+  config: Pick<Config, 'webhook' | 'evolution' | 'sendTimeoutMs'>,
+  /** instance: which WhatsApp number's webhook (EVOLUTION_INSTANCES); default: the first. */
+  options: { url?: string; instance?: string },
+): Promise<SetupWebhookResult> {
+  const configured = config.evolution;
+  if (!configured) {
     throw new OperatorError('EVOLUTION_API_URL, EVOLUTION_API_KEY and EVOLUTION_INSTANCE_NAME must be set to configure the webhook', EXIT.usage, 'evolution_not_configured');
   }
+  const chosen = options.instance ? configured.instances.find((i) => i.name === options.instance) : undefined;
+  if (options.instance && !chosen) {
+    throw new OperatorError(`--instance: ${options.instance} is not one of ${configured.instances.map((i) => i.name).join(', ')}`, EXIT.usage, 'unknown_instance');
+  }
+  const evolution = chosen ? { ...configured, url: chosen.url, apiKey: chosen.apiKey, instance: chosen.name } : configured;
   const base = options.url ?? config.webhook.publicUrl;
   if (!base) throw new OperatorError('--url: give this service\'s public URL (or set PUBLIC_URL)', EXIT.usage, 'missing_url');
   let parsed: URL;

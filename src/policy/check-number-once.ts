@@ -21,6 +21,8 @@ export async function checkNumberOnce(
   deps: { db: Queryable; checks: NumberChecks; log: Logger },
   lead: { id: string; phone: string; numberCheckedAt?: Date | null },
   now: Date,
+  /** The number that asks (the lead's); unset: the default. */
+  instance?: string,
 ): Promise<NumberStatus> {
   // The worker's claim already read the lead (and cancels a number known to be invalid):
   // a checked number is valid, with no query on the hot path.
@@ -33,7 +35,7 @@ export async function checkNumberOnce(
     const cached = rows[0];
     if (cached?.number_checked_at) return cached.number_valid === false ? 'invalid' : 'valid';
   }
-  const answer = await deps.checks.check(lead.phone, now);
+  const answer = await deps.checks.check(lead.phone, now, instance);
   if (answer.kind === 'deferred') return { deferred: answer.reservation };
   if (answer.kind === 'unknown') return 'unknown';
   const exists = answer.check.exists;

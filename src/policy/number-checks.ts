@@ -22,7 +22,8 @@ export type NumberCheckAnswer =
   | { kind: 'deferred'; reservation: Extract<Reservation, { ok: false }> };
 
 export interface NumberChecks {
-  check(phone: string, now: Date): Promise<NumberCheckAnswer>;
+  /** instance: the WhatsApp number that asks (batches are per number, and so is the pace they take). */
+  check(phone: string, now: Date, instance?: string): Promise<NumberCheckAnswer>;
 }
 
 interface Waiting {
@@ -40,20 +41,20 @@ export function makeNumberChecks(options: {
   gatherMs?: number;
 }): NumberChecks {
   const gatherMs = options.gatherMs ?? 50;
-  let waiting: Waiting[] = [];
-  let timer: NodeJS.Timeout | undefined;
+  // Per number: a batch asks from one instance and takes that number's pace.
+  const pending = new Map<string, { waiting: Waiting[]; timer?: NodeJS.Timeout }>();
 
-  async function ask(batch: Waiting[]): Promise<void> {
+  async function ask(batch: Waiting[], instance: string | undefined): Promise<void> {
     const answerAll = (answer: (w: Waiting) => NumberCheckAnswer) => batch.forEach((w) => w.resolve(answer(w)));
     try {
       if (options.limits) {
-        const reservation = await options.limits.reserve(batch[0]!.now, 'lookup');
+        const reservation = await options.limits.reserve(batch[0]!.now, 'lookup', instance);
         if (!reservation.ok) return answerAll(() => ({ kind: 'deferred', reservation }));
       }
       const phones = [...new Set(batch.map((w) => w.phone))];
       const found = options.transport.checkNumbers
-        ? await options.transport.checkNumbers(phones)
-        : new Map(await Promise.all(phones.map(async (p) => [p, await options.transport.checkNumber(p)] as const)));
+        ? await options.transport.checkNumbers(phones, instance)
+        : new Map(await Promise.all(phones.map(async (p) => [p, await options.transport.checkNumber(p, instance)] as const)));
       answerAll((w) => {
         const check = found.get(w.phone);
         return check ? { kind: 'answered', check } : { kind: 'unknown' };
@@ -64,20 +65,23 @@ export function makeNumberChecks(options: {
     }
   }
 
-  function flush() {
-    clearTimeout(timer);
-    timer = undefined;
-    const batch = waiting;
-    waiting = [];
-    if (batch.length) void ask(batch);
+  function flush(key: string) {
+    const entry = pending.get(key);
+    if (!entry) return;
+    clearTimeout(entry.timer);
+    pending.delete(key);
+    if (entry.waiting.length) void ask(entry.waiting, key === '' ? undefined : key);
   }
 
   return {
-    check(phone, now) {
+    check(phone, now, instance) {
+      const key = instance ?? '';
       return new Promise<NumberCheckAnswer>((resolve) => {
-        waiting.push({ phone, now, resolve });
-        if (waiting.length >= options.batchSize) flush();
-        else if (!timer) timer = setTimeout(flush, gatherMs);
+        let entry = pending.get(key);
+        if (!entry) pending.set(key, (entry = { waiting: [] }));
+        entry.waiting.push({ phone, now, resolve });
+        if (entry.waiting.length >= options.batchSize) flush(key);
+        else if (!entry.timer) entry.timer = setTimeout(() => flush(key), gatherMs);
       });
     },
   };

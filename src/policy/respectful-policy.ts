@@ -8,7 +8,7 @@
  *   3. number     — checked once per lead with /chat/whatsappNumbers, batched
  *                   and within the number's budget (number-checks.ts); not on
  *                   WhatsApp → cancel as invalid_number;
- *   4. daily_cap and pace — per WhatsApp instance, shared by all workers.
+ *   4. daily_cap and pace — per WhatsApp number (the lead's), shared by all workers.
  * A follow-up held back is deferred (never failed or dropped) with that reason,
  * to a time that is itself inside the window; the executor gives the attempt back
  * and deferFollowup moves the later steps of its enrollment by as much.
@@ -101,7 +101,7 @@ export function makeRespectfulPolicy(options: RespectfulPolicyOptions): SendPoli
       }
 
       if (settings.checkNumbers !== false) {
-        const status = await checkNumberOnce({ db, checks: numberChecks, log: options.log }, lead, now);
+        const status = await checkNumberOnce({ db, checks: numberChecks, log: options.log }, lead, now, lead.whatsappNumber);
         if (status === 'invalid') return { ok: false, cancel: 'invalid_number', detail: { checkedWith: 'whatsappNumbers' } };
         if (typeof status === 'object') {
           const reservation = status.deferred;
@@ -115,7 +115,7 @@ export function makeRespectfulPolicy(options: RespectfulPolicyOptions): SendPoli
       }
 
       if (options.limits) {
-        const reservation = await options.limits.reserve(now);
+        const reservation = await options.limits.reserve(now, 'send', lead.whatsappNumber);
         if (!reservation.ok) {
           return {
             ok: false,

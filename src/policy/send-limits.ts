@@ -68,7 +68,9 @@ export interface SendLimits {
    * A 'lookup' (a /chat/whatsappNumbers call, number-checks.ts) takes a share of
    * the pace only: it is traffic from the number, but no message to count.
    */
-  reserve(now: Date, kind?: 'send' | 'lookup'): Promise<Reservation>;
+  reserve(now: Date, kind?: 'send' | 'lookup', instance?: string): Promise<Reservation>;
+  /** Messages counted against the number's daily cap today (null: unknown, e.g. Redis away, or no cap). */
+  sentToday?(now: Date, instance?: string): Promise<number | null>;
   close(): Promise<void>;
 }
 
@@ -279,9 +281,43 @@ export function makeSendLimits(options: SendLimitsOptions): SendLimits {
         return { ok: false, reason: 'pace', retryAt: new Date(now.getTime() + 5_000), detail: { error: 'rate_limiter_failed' } };
       }
     },
+    async sentToday(now) {
+      if (!dailyOn) return null;
+      const daily = build().daily;
+      if (!daily) return null;
+      try {
+        const res = await daily.limiter.get(dayKey(now).key);
+        return res?.consumedPoints ?? 0;
+      } catch {
+        return null;
+      }
+    },
     async close() {
       client?.disconnect();
       client = undefined;
+    },
+  };
+}
+
+/**
+ * Several WhatsApp numbers: one SendLimits per number (its own pace and daily cap, keys named by
+ * the instance, shared by every worker in Redis); `reserve(now, kind, instance)` takes from the
+ * named number's, the default (first) number's when none is named.
+ */
+export function makeNumberLimits(
+  numbers: ReadonlyArray<{ name: string; ratePerMinute: number; dailyCap: number }>,
+  base: Omit<SendLimitsOptions, 'instance' | 'ratePerWindow' | 'dailyCap'>,
+): SendLimits {
+  const byName = new Map(
+    numbers.map((n) => [n.name, makeSendLimits({ ...base, instance: n.name, ratePerWindow: n.ratePerMinute, dailyCap: n.dailyCap })] as const),
+  );
+  const fallback = byName.get(numbers[0]!.name)!;
+  const pick = (instance?: string) => (instance ? byName.get(instance) : undefined) ?? fallback;
+  return {
+    reserve: (now, kind, instance) => pick(instance).reserve(now, kind),
+    sentToday: (now, instance) => pick(instance).sentToday!(now),
+    async close() {
+      await Promise.all([...byName.values()].map((l) => l.close()));
     },
   };
 }

@@ -316,6 +316,8 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
         number: row.phone,
         text,
         since: row.sending_started_at ?? new Date(now.getTime() - 2 * s.leaseMs),
+        // Asked on the lead's number, the one that sent it.
+        ...(row.whatsapp_number ? { instance: row.whatsapp_number } : {}),
       });
       if (found) {
         await markExecuted(db, {

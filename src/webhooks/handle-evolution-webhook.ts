@@ -29,6 +29,7 @@ import { recordInboundMessage } from '../leads/record-inbound.js';
 import { recordOutboundMessage } from '../leads/record-outbound.js';
 import { cancelLocked, stopLead } from '../leads/stop-lead.js';
 import type { Logger } from '../log.js';
+import type { Numbers } from '../numbers/whatsapp-numbers.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { isOptOutMessage } from './opt-out-intent.js';
 import { parseEvolutionWebhook, type WebhookEvent, type WebhookMessage } from './parse-evolution-webhook.js';
@@ -44,6 +45,13 @@ export interface WebhookDeps {
   typingDelayMs?: (text: string) => number;
   /** The silence detector's ear (webhook-silence.ts): every webhook that arrives is noted, echoes apart. */
   webhookSilence?: { noteWebhook(echo: boolean): void };
+  /**
+   * The WhatsApp numbers, and the one this webhook came from (the payload's `instance`, checked
+   * by the route): with several numbers, a fan who writes is bound to the number written to,
+   * and connection.update pauses or resumes that number only.
+   */
+  numbers?: Numbers;
+  instance?: string;
 }
 
 export interface WebhookOutcome {
@@ -111,6 +119,21 @@ async function handleEvent(deps: WebhookDeps, event: WebhookEvent, origin: Messa
 }
 
 async function handleConnection(deps: WebhookDeps, event: { event: string; state: string; statusReason: number | null }): Promise<WebhookOutcome> {
+  if (deps.numbers?.several && deps.instance) {
+    // Several numbers: this number's connection only; the others keep sending.
+    const number = deps.instance;
+    if (event.state === 'close' || event.state === 'refused') {
+      const paused = await deps.numbers.setWhatsappPause(number, true, PAUSE_REASON);
+      deps.log.warn({ number, state: event.state, statusReason: event.statusReason }, 'WhatsApp number disconnected; its follow-ups wait');
+      return { event: event.event, outcome: paused ? 'paused' : 'paused_already' };
+    }
+    if (event.state === 'open') {
+      const resumed = await deps.numbers.setWhatsappPause(number, false);
+      if (resumed) deps.log.info({ number }, 'WhatsApp number connected again; its follow-ups resume');
+      return { event: event.event, outcome: resumed ? 'resumed' : 'open' };
+    }
+    return { event: event.event, outcome: `ignored:state_${event.state}` };
+  }
   if (event.state === 'close' || event.state === 'refused') {
     await deps.gate.pause(PAUSE_REASON, `Evolution reported the WhatsApp connection ${event.state}${event.statusReason ? ` (${event.statusReason})` : ''}`);
     deps.log.warn({ state: event.state, statusReason: event.statusReason }, 'WhatsApp disconnected; sending paused');
@@ -181,6 +204,8 @@ export async function handleFromLead(deps: WebhookDeps, eventName: string, messa
   const recorded = await recordInboundMessage(db, inbound, clock);
   if (recorded.duplicate) return { event: eventName, outcome: 'duplicate', leadId: recorded.leadId };
   if (message.lid) await rememberLid(db, recorded.leadId, message.lid);
+  // The fan wrote to this number: it is the lead's number from now on.
+  if (deps.numbers?.several && deps.instance) await deps.numbers.bind(db, recorded.leadId, deps.instance, now, 'lead_wrote');
   // An enrollment whose last step is in flight has nothing left to cancel; it stops all the same.
   await cancelLocked(db, { leadId: recorded.leadId, ids: [], reason: 'lead_replied', now, anchoredBefore: recorded.stopAt });
   deps.log.info({ leadId: recorded.leadId, cancelled: recorded.cancelled, type: message.messageType }, 'lead replied');
@@ -268,7 +293,8 @@ async function confirmOptOut(deps: WebhookDeps, leadId: string, phone: string): 
        RETURNING id`,
       [leadId, text, now],
     );
-    const sent = await deps.transport.sendText({ number: phone, text, delayMs: deps.typingDelayMs?.(text) ?? 0 });
+    // From the number the fan wrote to.
+    const sent = await deps.transport.sendText({ number: phone, text, delayMs: deps.typingDelayMs?.(text) ?? 0, ...(deps.instance ? { instance: deps.instance } : {}) });
     await deps.db.query('UPDATE messages SET provider_message_id = $2::text WHERE id = $1::uuid', [logged.rows[0]!.id, sent.providerMessageId]).catch(() => undefined);
     deps.log.info({ leadId, providerMessageId: sent.providerMessageId }, 'opt-out confirmation sent');
   } catch (error) {

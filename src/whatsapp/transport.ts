@@ -12,6 +12,8 @@ export interface SendTextInput {
   text: string;
   /** "typing…" shown before the message, in milliseconds (Evolution's `delay`). */
   delayMs: number;
+  /** The WhatsApp number (Evolution instance) to send from; unset: the default number. */
+  instance?: string;
 }
 
 export interface SendTextResult {
@@ -25,6 +27,8 @@ export interface FindSentInput {
   text: string;
   /** Only messages at or after this instant count (the claim time, minus a little clock skew). */
   since: Date;
+  /** The number that sent it (reconciliation asks the instance that sent); unset: the default. */
+  instance?: string;
 }
 
 export interface NumberCheck {
@@ -42,6 +46,8 @@ export interface FindRepliesInput {
   /** Only messages at or after this instant count (WhatsApp's times are whole seconds). */
   since: Date;
   timeoutMs?: number;
+  /** The lead's number (the instance whose chats are asked); unset: the default. */
+  instance?: string;
 }
 
 /** A message from the fan as the provider stores it: the same `data` a messages.upsert webhook carries. */
@@ -69,13 +75,14 @@ export interface Transport {
    * without a conversation store (dry-run) leaves it out, and the check is off.
    */
   findReplies?(input: FindRepliesInput): Promise<StoredInbound[]>;
-  checkNumber(number: string): Promise<NumberCheck>;
+  /** `instance`: the WhatsApp number to ask from (unset: the default), here and below. */
+  checkNumber(number: string, instance?: string): Promise<NumberCheck>;
   /**
    * Many numbers in one call (/chat/whatsappNumbers takes a list): the answer per
    * number asked; a number the provider left out is missing from the map.
    * Optional: without it, callers ask checkNumber for each.
    */
-  checkNumbers?(numbers: readonly string[]): Promise<Map<string, NumberCheck>>;
-  connectionState(): Promise<ConnectionState>;
+  checkNumbers?(numbers: readonly string[], instance?: string): Promise<Map<string, NumberCheck>>;
+  connectionState(instance?: string): Promise<ConnectionState>;
   close?(): Promise<void>;
 }

@@ -61,6 +61,8 @@ export interface PresendDeps {
   /** The campaign's opt-out confirmation (as for a webhook): sent once when the reply opts the fan out. */
   optOutConfirmation?: (campaign: string) => string | undefined;
   typingDelayMs?: (text: string) => number;
+  /** The lead's WhatsApp number: its chats are the ones asked. */
+  instance?: string;
 }
 
 type Claimed = Pick<ClaimedFollowup, 'id' | 'lead_id' | 'phone' | 'anchor_at'> & { lead_whatsapp_lid?: string | null; lead_whatsapp_jid?: string | null };
@@ -77,6 +79,7 @@ export async function checkReplyBeforeSend(deps: PresendDeps, claimed: Claimed):
       lid: claimed.lead_whatsapp_lid ?? null,
       since: anchor,
       timeoutMs: deps.timeoutMs,
+      ...(deps.instance ? { instance: deps.instance } : {}),
     });
   } catch (error) {
     return { kind: 'failed', error: error instanceof Error ? error : new Error(String(error)) };

@@ -30,6 +30,7 @@ import {
 } from '../followups/transitions.js';
 import { markNumberInvalid } from '../leads/mark-number-invalid.js';
 import type { Logger } from '../log.js';
+import { moveLeadsOff, type Numbers } from '../numbers/whatsapp-numbers.js';
 import type { WebhookSilence } from '../webhooks/webhook-silence.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { checkReplyBeforeSend, isConfigurationFault, type PresendMode, type PresendResult } from './check-reply-before-send.js';
@@ -62,6 +63,13 @@ export interface ExecutorDeps {
   };
   /** Called with every outcome (metrics). */
   onOutcome?: (outcome: Outcome, reason?: string) => void;
+  /**
+   * The WhatsApp numbers: each follow-up goes out from its lead's number, and waits while that
+   * number is paused. Without it (older tests), everything goes out from the default number.
+   */
+  numbers?: Numbers;
+  /** Called with the number of every sent follow-up (metrics). */
+  onSent?: (number: string) => void;
   /**
    * The pre-send reply check (check-reply-before-send.ts) and the webhook silence it
    * depends on; without it, no check (the dry-run transport, older tests).
@@ -175,6 +183,13 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   }
   log.info({ stage: 'sending', attempt: claimed.attempts }, 'follow-up claimed for sending');
 
+  let instance: string | undefined;
+  if (deps.numbers) {
+    const resolved = await resolveNumber(deps, deps.numbers, claimed, log);
+    if ('outcome' in resolved) return resolved.outcome;
+    instance = resolved.number;
+  }
+
   const lead = {
     id: claimed.lead_id,
     phone: claimed.phone,
@@ -182,6 +197,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     timeZone: claimed.lead_time_zone,
     metadata: claimed.lead_metadata ?? {},
     numberCheckedAt: claimed.lead_number_checked_at,
+    whatsappNumber: instance,
   };
 
   const decision = await deps.policy.check({ followup: claimed, lead, now: clock.now() });
@@ -204,7 +220,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   }
 
   if (deps.presend) {
-    const verdict = await presendCheck(deps, claimed, log);
+    const verdict = await presendCheck(deps, claimed, log, instance);
     if (verdict !== 'send') return verdict;
   }
 
@@ -228,7 +244,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   // right after it timed out (or after its executor vanished), and the provider may have
   // delivered it since (a request it received late, a slow answer). Look again first.
   if (claimed.attempts > 1) {
-    const late = await findLateDelivery(deps, claimed, composition.text);
+    const late = await findLateDelivery(deps, claimed, composition.text, instance);
     if (late === 'unknown') {
       return retryOrFail(deps, claimed, log, 'reconcile_failed', 'cannot tell whether an earlier attempt went out', deps.settings.leaseMs);
     }
@@ -260,7 +276,9 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
       number: claimed.phone,
       text: composition.text,
       delayMs: deps.policy.typingDelayMs(composition.text),
+      ...(instance ? { instance } : {}),
     });
+    if (instance) deps.onSent?.(instance);
     const done = {
       id,
       providerMessageId: sent.providerMessageId,
@@ -273,8 +291,51 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     return 'executed';
   } catch (error) {
     if (!(error instanceof SendError)) throw error;
-    return handleSendError(deps, claimed, composition, error, log);
+    return handleSendError(deps, claimed, composition, error, log, instance);
   }
+}
+
+/**
+ * The number this follow-up goes out from: its lead's (bound at its first send when it has
+ * none: the active number with the most room left today). While that number is paused the
+ * follow-up is handed back (deferred: `operator_paused` or `number_paused`, its attempt given
+ * back), never sent from another number; a retired number's leads are moved first. Returns the
+ * number, or the outcome when the follow-up was handed back.
+ */
+async function resolveNumber(deps: ExecutorDeps, numbers: Numbers, claimed: ClaimedFollowup, log: Logger): Promise<{ number: string } | { outcome: Outcome }> {
+  const { db, clock } = deps;
+  const now = clock.now();
+  const hold = async (reason: 'number_paused' | 'operator_paused', detail: Record<string, unknown>): Promise<{ outcome: Outcome }> => {
+    const moved = await deferFollowup(db, {
+      id: claimed.id,
+      now,
+      dueAt: new Date(now.getTime() + deps.settings.pauseRetryMs),
+      reason,
+      giveBackAttempt: true,
+      detail,
+    });
+    log.info({ stage: 'deferred', reason, ...detail }, 'the lead\'s WhatsApp number is paused; follow-up waits');
+    return { outcome: moved ? 'paused' : 'skipped' };
+  };
+  let name = claimed.lead_whatsapp_number ?? (numbers.several ? null : numbers.defaultName);
+  if (name === null) {
+    name = await numbers.assign(claimed.lead_id, now);
+    if (name === null) return hold('number_paused', { number: null, why: 'no_active_number' });
+  }
+  let row = (await numbers.rows()).get(name);
+  if (row?.state === 'retired') {
+    // Retired while this lead was on its way: its leads move now (once), and it goes out from its new number.
+    await moveLeadsOff(db, name, now);
+    const { rows } = await db.query<{ whatsapp_number: string | null }>('SELECT whatsapp_number FROM leads WHERE id = $1::uuid', [claimed.lead_id]);
+    const moved = rows[0]?.whatsapp_number;
+    if (!moved || moved === name) return hold('number_paused', { number: name, why: 'retired_no_active_number' });
+    name = moved;
+    row = (await numbers.rows()).get(name);
+  }
+  if (!numbers.names.includes(name)) return hold('number_paused', { number: name, why: 'not_configured' });
+  if (row?.state === 'paused_operator') return hold('operator_paused', { number: name, pause: row.state_reason });
+  if (row?.state === 'paused_whatsapp') return hold('number_paused', { number: name, pause: row.state_reason });
+  return { number: name };
 }
 
 /**
@@ -283,7 +344,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
  * asked; paused: our key or instance is wrong). A failed check is never a blind send, except
  * in best_effort mode after `maxFailures` failed checks, and never while webhooks are silent.
  */
-async function presendCheck(deps: ExecutorDeps, claimed: ClaimedFollowup, log: Logger): Promise<Outcome | 'send'> {
+async function presendCheck(deps: ExecutorDeps, claimed: ClaimedFollowup, log: Logger, instance?: string): Promise<Outcome | 'send'> {
   const presend = deps.presend!;
   const { db, clock } = deps;
   const result = await checkReplyBeforeSend(
@@ -297,6 +358,7 @@ async function presendCheck(deps: ExecutorDeps, claimed: ClaimedFollowup, log: L
       timeoutMs: presend.timeoutMs,
       optOutConfirmation: presend.optOutConfirmation,
       typingDelayMs: deps.policy.typingDelayMs,
+      instance,
     },
     claimed,
   );
@@ -317,7 +379,7 @@ async function presendCheck(deps: ExecutorDeps, claimed: ClaimedFollowup, log: L
   const now = clock.now();
   const error = result.error;
   if (isConfigurationFault(error)) {
-    await pauseForConfiguration(deps, claimed.id, now, error, { source: 'presend_check' });
+    await pauseForConfiguration(deps, claimed.id, now, error, { source: 'presend_check' }, instance);
     log.error({ stage: 'deferred', reason: error.reason }, 'transport misconfigured (pre-send check); sending paused');
     return 'paused';
   }
@@ -375,6 +437,7 @@ async function handleSendError(
   composition: Composition,
   error: SendError,
   log: Logger,
+  instance?: string,
 ): Promise<Outcome> {
   const { db, clock } = deps;
   const now = clock.now();
@@ -394,14 +457,14 @@ async function handleSendError(
     }
     case 'configuration': {
       // Our side is broken (bad key, unknown instance): pause every worker, give the follow-up back.
-      await pauseForConfiguration(deps, claimed.id, now, error);
+      await pauseForConfiguration(deps, claimed.id, now, error, {}, instance);
       log.error({ stage: 'deferred', reason: error.reason, status: error.status }, 'transport misconfigured; sending paused');
       return 'paused';
     }
     case 'transient':
       return retryOrFail(deps, claimed, log, error.reason, error.message);
     case 'ambiguous':
-      return reconcileAmbiguous(deps, claimed, composition.text, log, error);
+      return reconcileAmbiguous(deps, { ...claimed, instance }, composition.text, log, error);
   }
 }
 
@@ -434,7 +497,7 @@ async function retryOrFail(
  */
 export async function reconcileAmbiguous(
   deps: ExecutorDeps,
-  claimed: { id: string; phone: string; attempts: number; sending_started_at: Date | null; composer?: string | null },
+  claimed: { id: string; phone: string; attempts: number; sending_started_at: Date | null; composer?: string | null; instance?: string },
   text: string,
   log: Logger,
   cause?: Error,
@@ -443,7 +506,8 @@ export async function reconcileAmbiguous(
   if (deps.settings.reconcileDelayMs > 0) await new Promise((r) => setTimeout(r, deps.settings.reconcileDelayMs));
   const since = claimed.sending_started_at ?? new Date(clock.now().getTime() - deps.settings.leaseMs);
   try {
-    const found = await deps.transport.findSent({ number: claimed.phone, text, since });
+    // Asked on the number that sent it.
+    const found = await deps.transport.findSent({ number: claimed.phone, text, since, ...(claimed.instance ? { instance: claimed.instance } : {}) });
     if (found) {
       await markExecuted(db, {
         id: claimed.id,
@@ -494,6 +558,7 @@ async function findLateDelivery(
   deps: ExecutorDeps,
   claimed: { id: string; phone: string; sent_text: string | null; message: string | null },
   text: string,
+  instance?: string,
 ): Promise<{ providerMessageId: string; text: string } | null | 'unknown'> {
   const { rows } = await deps.db.query<{ since: Date | null }>(
     {
@@ -508,7 +573,7 @@ async function findLateDelivery(
   if (!since) return null;
   try {
     for (const candidate of new Set([claimed.sent_text ?? claimed.message, text].filter((t): t is string => Boolean(t)))) {
-      const found = await deps.transport.findSent({ number: claimed.phone, text: candidate, since });
+      const found = await deps.transport.findSent({ number: claimed.phone, text: candidate, since, ...(instance ? { instance } : {}) });
       if (found) return { providerMessageId: found.providerMessageId, text: candidate };
     }
     return null;
@@ -527,8 +592,15 @@ async function pauseForConfiguration(
   now: Date,
   error: { reason: string; message: string },
   detail: Record<string, unknown> = {},
+  instance?: string,
 ): Promise<void> {
-  await deps.gate.pause(`evolution_${error.reason}`, error.message);
+  if (deps.numbers?.several && instance) {
+    // Several numbers: the fault is this number's (its instance, its key); the others keep sending.
+    await deps.numbers.setWhatsappPause(instance, true, `evolution_${error.reason}`);
+    detail = { ...detail, number: instance };
+  } else {
+    await deps.gate.pause(`evolution_${error.reason}`, error.message);
+  }
   await deferFollowup(deps.db, {
     id,
     now,

@@ -16,7 +16,8 @@ export interface PolicyInput {
     ignore_window?: boolean;
   };
   /** numberCheckedAt: what the claim read; undefined when the caller did not read it. */
-  lead: { id: string; phone: string; timeZone: string | null; numberCheckedAt?: Date | null };
+  /** whatsappNumber: the number it goes out from (its pace, daily cap and number checks); unset: the default. */
+  lead: { id: string; phone: string; timeZone: string | null; numberCheckedAt?: Date | null; whatsappNumber?: string };
   now: Date;
 }
 

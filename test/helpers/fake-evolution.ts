@@ -45,6 +45,8 @@ export interface FakeEvolutionOptions {
   delayScale?: number;
   /** Keep every request in `requests` (default true); a long benchmark may turn it off. */
   recordRequests?: boolean;
+  /** More instance names this server answers for (several WhatsApp numbers on one Evolution): same key and state. */
+  moreInstances?: string[];
 }
 
 export interface FakeDelivery {
@@ -57,6 +59,8 @@ export interface FakeDelivery {
   at: Date;
   /** When the sendText request arrived (ms since epoch); `at` may be later (delay, a slow answer). */
   requestedAt?: number;
+  /** The instance (WhatsApp number) it was sent from. */
+  instance?: string;
 }
 
 export interface FakeRequest {
@@ -232,10 +236,10 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     return false;
   }
 
-  function deliver(number: string, jid: string, text: string, delay: number): FakeDelivery {
+  function deliver(number: string, jid: string, text: string, delay: number, from: string = instance): FakeDelivery {
     sequence += 1;
     const id = `3EB0${randomBytes(4).toString('hex').toUpperCase()}${sequence.toString(16).toUpperCase().padStart(8, '0')}`;
-    const delivery = { id, number, jid, text, delay, at: new Date() };
+    const delivery = { id, number, jid, text, delay, at: new Date(), instance: from };
     delivered.push(delivery);
     const list = byJid.get(jid);
     if (list) list.push(delivery);
@@ -292,7 +296,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     }
   }
 
-  async function sendText(body: Record<string, unknown>, res: ServerResponse): Promise<void> {
+  async function sendText(body: Record<string, unknown>, res: ServerResponse, from: string = instance): Promise<void> {
     const requestedAt = Date.now();
     const errors = validateSendText(body);
     if (errors.length > 0) return reply(res, 400, envelope(400, 'Bad Request', [errors]));
@@ -311,7 +315,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     if (fault && (await faultAnswer(fault[0], fault[1], res))) return;
     await wait(delay * delayScale);
     if (closed) return;
-    const delivery = deliver(number, jid, text, delay);
+    const delivery = deliver(number, jid, text, delay, from);
     fans.echo(delivery, requestedAt);
     // Answering is skipped on purpose: the client times out and must reconcile.
     if (fault?.[0] === 'timeout-after-delivery') return;
@@ -445,7 +449,8 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     const match = /^\/([^/]+)\/([^/]+)\/([^/]+)\/?$/.exec(path);
     const route = match ? ROUTES[`${req.method} ${match[1]}/${match[2]}`] : undefined;
     if (!match || !route) return reply(res, 404, envelope(404, 'Not Found', [`Cannot ${req.method} ${path}`]));
-    if (decodeURIComponent(match[3]!) !== instance) {
+    const asked = decodeURIComponent(match[3]!);
+    if (asked !== instance && !(options.moreInstances ?? []).includes(asked)) {
       return reply(res, 404, envelope(404, 'Not Found', [`The "${decodeURIComponent(match[3]!)}" instance does not exist`]));
     }
     if (req.headers.apikey !== apiKey) return reply(res, 401, envelope(401, 'Unauthorized', 'Unauthorized'));
@@ -456,7 +461,7 @@ export async function startFakeEvolution(options: FakeEvolutionOptions = {}): Pr
     }
 
     const input = isObject(body) ? body : {};
-    if (route === 'sendText') return sendText(input, res);
+    if (route === 'sendText') return sendText(input, res, asked);
     const fault = takeFault(route, ROUTE_WIDE);
     if (fault) {
       await faultAnswer(fault[0], fault[1], res);

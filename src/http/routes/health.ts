@@ -111,6 +111,28 @@ async function checkAgentOutbox(ctx: Context, database: DatabaseCheck): Promise<
   }
 }
 
+type NumbersCheck = {
+  status: 'ok' | 'degraded' | 'unknown';
+  numbers?: Array<{ name: string; state: string; reason: string | null; sentToday: number | null; dailyCap: number }>;
+};
+
+/** Each configured WhatsApp number's state; degraded when one is disconnected (paused by WhatsApp) or none is active. */
+async function checkNumbers(ctx: Context, database: DatabaseCheck): Promise<NumbersCheck> {
+  if (database.status === 'down') return { status: 'unknown' };
+  try {
+    const rows = [...(await ctx.numbers.rows()).values()].filter((r) => r.configured);
+    const now = ctx.clock.now();
+    const numbers = await Promise.all(
+      rows.map(async (r) => ({ name: r.name, state: r.state, reason: r.state_reason, sentToday: await ctx.numbers.sentToday(r.name, now), dailyCap: r.daily_cap })),
+    );
+    const degraded = rows.some((r) => r.state === 'paused_whatsapp') || (rows.length > 0 && !rows.some((r) => r.state === 'active'));
+    return { status: degraded ? 'degraded' : 'ok', numbers };
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'readiness: numbers check failed');
+    return { status: 'unknown' };
+  }
+}
+
 export const healthRoutes: RouteModule = {
   name: 'health',
   auth: 'none',
@@ -128,12 +150,34 @@ export const healthRoutes: RouteModule = {
     const readiness = z.object({
       status: z.enum(['ok', 'degraded', 'down']),
       checks: z
-        .record(z.string(), z.unknown())
+        .looseObject({
+          numbers: z
+            .object({
+              status: z.enum(['ok', 'degraded', 'unknown']),
+              numbers: z
+                .array(
+                  z.object({
+                    name: z.string(),
+                    state: z.enum(['active', 'paused_whatsapp', 'paused_operator', 'retired']),
+                    reason: z.string().nullable(),
+                    sentToday: z.number().int().nullable(),
+                    dailyCap: z.number().int(),
+                  }),
+                )
+                .optional(),
+            })
+            .optional()
+            .describe('each configured WhatsApp number; degraded when one is disconnected (paused_whatsapp) or none is active'),
+          agentOutbox: z
+            .union([z.object({ pending: z.number().int(), parked: z.number().int() }), z.object({ status: z.literal('unknown') })])
+            .optional()
+            .describe('with AGENT_WEBHOOK_URL: events for the agent waiting and parked (GET /v1/agent/outbox)'),
+        })
         .optional()
-        .describe('with a token only: database, queue, sending, webhooks, transport, roles and (with AGENT_WEBHOOK_URL) agentOutbox, each with its status'),
+        .describe('with a token only: database, queue, sending, webhooks, numbers, transport, roles and (with AGENT_WEBHOOK_URL) agentOutbox, each with its status'),
     });
     const ready = {
-      summary: 'Readiness: database, queue (or direct mode), sending gate, transport',
+      summary: 'Readiness: database, queue (or direct mode), sending gate, WhatsApp numbers, transport',
       description:
         '503 only when the database is down; a queue that is down or paused sending is "degraded" (200). ' +
         'Without a token the answer is `{status}` only; `checks` need Authorization: Bearer <FOLLOWUPS_API_TOKEN or METRICS_TOKEN>.',
@@ -145,9 +189,10 @@ export const healthRoutes: RouteModule = {
       const database = await checkDatabase(ctx);
       const details = mayReadDetails(request.headers.authorization);
       // Only for a caller who sees the details: an anonymous probe costs no count.
-      const [sending, webhooks, agentOutbox] = await Promise.all([
+      const [sending, webhooks, numbers, agentOutbox] = await Promise.all([
         checkSending(ctx, database),
         checkWebhooks(ctx, database),
+        checkNumbers(ctx, database),
         details ? checkAgentOutbox(ctx, database) : null,
       ]);
       // The relay and worker of this process: one that fails turn after turn sends nothing.
@@ -160,13 +205,14 @@ export const healthRoutes: RouteModule = {
               ('warnings' in queue && queue.warnings.length > 0) ||
               sending.status !== 'active' ||
               webhooks.status === 'silent' ||
+              numbers.status === 'degraded' ||
               rolesFailing
             ? 'degraded'
             : 'ok';
       return reply
         .code(status === 'down' ? 503 : 200)
         .header('cache-control', 'no-store')
-        .send(details ? { status, checks: { database, queue, sending, webhooks, transport: { name: ctx.transport.name }, roles, ...(agentOutbox ? { agentOutbox } : {}) } } : { status });
+        .send(details ? { status, checks: { database, queue, sending, webhooks, numbers, transport: { name: ctx.transport.name }, roles, ...(agentOutbox ? { agentOutbox } : {}) } } : { status });
     });
   },
 };

@@ -71,7 +71,9 @@ export const leadTimelineRoutes: RouteModule = {
       operationId: 'getLeadTimeline',
       params: phoneParams,
       answers: {
-        200: answer("The lead: {lead, enrollments, followups, timeline (messages and follow-up events, oldest first)}"),
+        200: answer(
+          "The lead: {lead, enrollments, followups, timeline: messages (type 'message'), follow-up events (type 'followup_event') and moves to another WhatsApp number (type 'number_change'), oldest first}",
+        ),
         400: 'BadRequest',
         404: 'NotFound',
       },
