@@ -167,6 +167,9 @@ describe('metrics and documentation', () => {
       '/v1/agent/tools/{name}',
       '/v1/agent/outbox',
       '/v1/agent/outbox/{id}/retry',
+      '/v1/numbers',
+      '/v1/numbers/{name}',
+      '/webhooks/evolution',
       '/mcp',
       '/health/live',
       '/health/ready',
@@ -197,8 +200,9 @@ describe('metrics and documentation', () => {
         }
       }
     }
-    // And the other way round: every module documents at least one path.
-    for (const route of routeModules) assert.ok(Object.keys(route.openapi.paths).length > 0, route.name);
+    // And the other way round: every route module has its operations in the document (tagged with its name).
+    const tags = new Set(Object.values<Record<string, { tags?: string[] }>>(doc.paths).flatMap((item) => Object.values(item).flatMap((op) => op.tags ?? [])));
+    for (const route of routeModules) assert.ok(tags.has(route.name), `${route.name} is documented`);
   });
 
   it('serves /docs as one self-contained page that reads /openapi.json', async () => {

@@ -9,6 +9,7 @@ import type { Context } from '../context.js';
 import { makeAuthFailures, requireApiToken, TooManyRequestsError } from './auth.js';
 import { toErrorResponse } from './error-response.js';
 import { assertJsonDepth, assertNoNul, stripNul } from './json-body.js';
+import { documentModule, registerOpenApi } from './openapi.js';
 import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
 import { agentOutboxRoutes } from './routes/agent-outbox.js';
@@ -104,8 +105,15 @@ export async function buildApp(ctx: Context, options: { logger?: boolean } = {})
   const checkApiToken = requireApiToken(ctx.config.apiToken, authFailures);
   const { requestsPerMinute } = ctx.config.rateLimit;
   const perToken = requestsPerMinute > 0 ? app.createRateLimit({ max: requestsPerMinute, timeWindow: 60_000, keyGenerator: () => 'api-token' }) : null;
-  const pluginOptions = { ctx, routes: routeModules, authFailures };
-  for (const route of routeModules.filter((r) => r.auth === 'none')) await app.register(route.plugin, pluginOptions);
+  const pluginOptions = { ctx, authFailures };
+  // Before any route: it collects them all for /openapi.json.
+  await registerOpenApi(app);
+  const register = (parent: FastifyInstance, route: RouteModule) =>
+    parent.register(async (scope) => {
+      documentModule(scope, route);
+      await scope.register(route.plugin, pluginOptions);
+    });
+  for (const route of routeModules.filter((r) => r.auth === 'none')) await register(app, route);
   await app.register(async (api) => {
     // onRequest, not preHandler: an unauthenticated caller is refused before its body is read or parsed.
     api.addHook('onRequest', checkApiToken);
@@ -121,7 +129,7 @@ export async function buildApp(ctx: Context, options: { logger?: boolean } = {})
         reply.header('x-ratelimit-remaining', String(limit.remaining));
       });
     }
-    for (const route of routeModules.filter((r) => r.auth === 'bearer')) await api.register(route.plugin, pluginOptions);
+    for (const route of routeModules.filter((r) => r.auth === 'bearer')) await register(api, route);
   });
 
   return app;

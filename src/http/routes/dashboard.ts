@@ -11,7 +11,7 @@
  *   GET  /dashboard/assets/*   the stylesheet and scripts (ours and uPlot's, from npm)
  */
 import cookie from '@fastify/cookie';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
 import { FUNNEL_PERIODS, findFans, makeFunnelCache, readActivityPage, readFailuresPage, readFunnelPage, readNowPage } from '../../dashboard/read-dashboard.js';
 import { DASHBOARD_CSS, DASHBOARD_JS, uplotAsset } from '../../dashboard/assets.js';
 import type { Html } from '../../dashboard/html.js';
@@ -27,6 +27,8 @@ import type { StopReason } from '../../leads/stop-lead.js';
 import { retryFailedFollowups } from '../../operator/retry-failed-followups.js';
 import { html } from '../../dashboard/html.js';
 import { TooManyRequestsError } from '../auth.js';
+import { z } from 'zod';
+import { answer } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
 const CONTENT_SECURITY_POLICY =
@@ -46,10 +48,50 @@ function withNotice(path: string, kind: 'ok' | 'erro', text: string): string {
   return `${path}${path.includes('?') ? '&' : '?'}${kind}=${encodeURIComponent(text.slice(0, 300))}`;
 }
 
+/** What /openapi.json says of each page and action (HTML for people, not an API). */
+const PAGES: Record<string, string> = {
+  'GET /dashboard': 'The dashboard (redirects to /dashboard/now)',
+  'GET /dashboard/login': 'Sign-in form (API token or DASHBOARD_PASSWORD)',
+  'POST /dashboard/login': 'Sign in: form field `secret`; sets the httpOnly, SameSite=Strict session cookie',
+  'POST /dashboard/logout': 'Sign out',
+  'GET /dashboard/now': 'Now: follow-ups by status, due next hour, lateness, queue mode, numbers, sends today, failures, pauses',
+  'GET /dashboard/activity': 'Sends, replies and opt-outs per hour over the last 7 days',
+  'GET /dashboard/funnel': 'Funnel per campaign, step, variant and composer (?days=1|7|30|90&campaign=)',
+  'GET /dashboard/fans': 'Search a fan by phone (any spelling) or name (?q=)',
+  'GET /dashboard/fans/:phone': "A fan's timeline: messages, follow-ups with their events, enrollments, flags",
+  'GET /dashboard/failures': 'Failed and ambiguous follow-ups with reason and last error',
+  'POST /dashboard/actions/pause': 'Pause sending (form: scope all | campaign:<name>, reason, who)',
+  'POST /dashboard/actions/resume': 'Resume sending (form: scope, reason, who)',
+  'POST /dashboard/actions/cancel': 'Cancel one follow-up (form: id)',
+  'POST /dashboard/actions/retry': 'Retry one failed follow-up (form: id)',
+  'POST /dashboard/actions/retry-reason': 'Retry every failed follow-up of a reason (form: reason)',
+  'POST /dashboard/actions/stop-fan': 'Stop a fan: opted_out | handoff | converted (form: phone, reason)',
+  'GET /dashboard/assets/:file': 'The stylesheet and scripts (uPlot from its npm package)',
+};
+
+/** The route's entry in /openapi.json: a page (HTML) or a form action (303 back to the page). */
+function pageSchema(method: string, url: string): FastifySchema {
+  const isAction = method === 'POST';
+  return {
+    summary: PAGES[`${method} ${url}`],
+    description:
+      'HTML for people, not an API: needs the dashboard session cookie (else 303 to /dashboard/login)' +
+      (isAction && url !== '/dashboard/login' ? '; a form POST with the `_csrf` field of the page, answered by 303 back to the page with a notice.' : '.'),
+    ...(url.includes(':') ? { params: z.object(Object.fromEntries([...url.matchAll(/:(\w+)/g)].map((m) => [m[1]!, z.string()]))) } : {}),
+    operationId: `dashboard_${method.toLowerCase()}_${url.replace(/^\/dashboard\/?/, '').replace(/[^a-z]+/gi, '_') || 'root'}`,
+    answers: isAction
+      ? { 303: answer('Redirect'), 403: answer('Missing or wrong CSRF token') }
+      : { 200: answer('HTML', z.string(), 'text/html') },
+  };
+}
+
 export const dashboardRoutes: RouteModule = {
   name: 'dashboard',
   auth: 'none',
   async plugin(app, { ctx, authFailures }) {
+    app.addHook('onRoute', (route) => {
+      route.schema = { ...pageSchema(String(route.method), route.url), ...route.schema };
+    });
     await app.register(cookie);
     // Forms post application/x-www-form-urlencoded (this plugin only; the API stays JSON-only).
     app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_request, body, done) => {
@@ -259,44 +301,5 @@ export const dashboardRoutes: RouteModule = {
       if (!asset) throw new NotFoundError(`no asset ${request.params.file}`);
       return reply.type(asset[0]).header('cache-control', 'public, max-age=3600').send(asset[1]);
     });
-  },
-  openapi: {
-    paths: (
-      [
-        ['/dashboard', 'get', 'The dashboard (redirects to /dashboard/now)'],
-        ['/dashboard/login', 'get', 'Sign-in form (API token or DASHBOARD_PASSWORD)'],
-        ['/dashboard/login', 'post', 'Sign in: form field `secret`; sets the httpOnly, SameSite=Strict session cookie'],
-        ['/dashboard/logout', 'post', 'Sign out'],
-        ['/dashboard/now', 'get', 'Now: follow-ups by status, due next hour, lateness, queue mode, numbers, sends today, failures, pauses'],
-        ['/dashboard/activity', 'get', 'Sends, replies and opt-outs per hour over the last 7 days'],
-        ['/dashboard/funnel', 'get', 'Funnel per campaign, step, variant and composer (?days=1|7|30|90&campaign=)'],
-        ['/dashboard/fans', 'get', 'Search a fan by phone (any spelling) or name (?q=)'],
-        ['/dashboard/fans/{phone}', 'get', "A fan's timeline: messages, follow-ups with their events, enrollments, flags"],
-        ['/dashboard/failures', 'get', 'Failed and ambiguous follow-ups with reason and last error'],
-        ['/dashboard/actions/pause', 'post', 'Pause sending (form: scope all | campaign:<name>, reason, who)'],
-        ['/dashboard/actions/resume', 'post', 'Resume sending (form: scope, reason, who)'],
-        ['/dashboard/actions/cancel', 'post', 'Cancel one follow-up (form: id)'],
-        ['/dashboard/actions/retry', 'post', 'Retry one failed follow-up (form: id)'],
-        ['/dashboard/actions/retry-reason', 'post', 'Retry every failed follow-up of a reason (form: reason)'],
-        ['/dashboard/actions/stop-fan', 'post', 'Stop a fan: opted_out | handoff | converted (form: phone, reason)'],
-        ['/dashboard/assets/{file}', 'get', 'The stylesheet and scripts (uPlot from its npm package)'],
-      ].reduce<Record<string, Record<string, unknown>>>((paths, [path, method, summary]) => {
-        const isAction = method === 'post';
-        paths[path!] = {
-          ...(paths[path!] ?? {}),
-          ...(path!.includes('{') ? { parameters: [{ name: path!.includes('{phone}') ? 'phone' : 'file', in: 'path', required: true, schema: { type: 'string' } }] } : {}),
-          [method!]: {
-            summary,
-            description:
-              'HTML for people, not an API: needs the dashboard session cookie (else 303 to /dashboard/login)' +
-              (isAction && path !== '/dashboard/login' ? '; a form POST with the `_csrf` field of the page, answered by 303 back to the page with a notice.' : '.'),
-            operationId: `dashboard_${method}_${path!.replace(/^\/dashboard\/?/, '').replace(/[^a-z]+/gi, '_') || 'root'}`,
-            ...(isAction ? { requestBody: { content: { 'application/x-www-form-urlencoded': { schema: { type: 'object' } } } } } : {}),
-            responses: isAction ? { '303': { description: 'Redirect' }, '403': { description: 'Missing or wrong CSRF token' } } : { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } },
-          },
-        };
-        return paths;
-      }, {})
-    ),
   },
 };

@@ -3,6 +3,8 @@ import { ValidationError } from '../../errors.js';
 import { getFollowup, listFollowups } from '../../followups/find-followups.js';
 import { cancelFollowupSchema, listFollowupsSchema, scheduleFollowupSchema } from '../../followups/followup-schemas.js';
 import {
+  type Followup,
+  type FollowupEvent,
   type FollowupEventRow,
   type FollowupPage,
   type FollowupRow,
@@ -15,9 +17,9 @@ import {
 import { cancelFollowup, retryFollowup } from '../../followups/operator-actions.js';
 import { scheduleFollowup } from '../../followups/schedule-followup.js';
 import { parseInput } from '../../validation.js';
-import { errorRef, json, jsonSchemaOf, queryParametersOf, ref } from '../openapi.js';
+import { z } from 'zod';
+import { answer, component, idParams } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
-
 
 const MAX_IDEMPOTENCY_KEY = 200;
 
@@ -35,6 +37,66 @@ export function idempotencyKeyOf(header: string | string[] | undefined, body: un
   return header;
 }
 
+// The answers, typed against the interfaces the handlers return (so they cannot drift either).
+const iso = z.iso.datetime();
+const status = z.enum(STATUSES);
+const scheduledFollowup: z.ZodType<ScheduledFollowup> = component(
+  'ScheduledFollowup',
+  z.object({ id: z.uuid(), leadId: z.uuid(), status, dueAt: iso }),
+);
+const followup: z.ZodType<Followup> = component(
+  'Followup',
+  z.object({
+    id: z.uuid(),
+    leadId: z.uuid(),
+    phone: z.string().nullable(),
+    enrollmentId: z.uuid().nullable(),
+    campaign: z.string().nullable(),
+    step: z.int().nullable(),
+    intent: z.string().nullable(),
+    status,
+    dueAt: iso,
+    plannedAt: iso,
+    message: z.string().nullable(),
+    sentText: z.string().nullable(),
+    composer: z.string().nullable(),
+    attempts: z.int(),
+    providerMessageId: z.string().nullable(),
+    cancelReason: z.string().nullable(),
+    deferReason: z.string().nullable(),
+    lastError: z.string().nullable(),
+    sentAt: iso.nullable(),
+    createdAt: iso,
+    updatedAt: iso,
+  }),
+);
+const followupEvent: z.ZodType<FollowupEvent> = component(
+  'FollowupEvent',
+  z.object({ at: iso, from: status.nullable(), to: status, reason: z.string().nullable(), detail: z.record(z.string(), z.unknown()).nullable() }),
+);
+const followupWithEvents: z.ZodType<FollowupWithEvents> = component(
+  'FollowupWithEvents',
+  z.intersection(followup, z.object({ events: z.array(followupEvent) })),
+);
+const followupPage: z.ZodType<FollowupPage> = component(
+  'FollowupPage',
+  z.object({
+    items: z.array(followup),
+    nextCursor: z.string().nullable().describe('pass as `cursor` for the next page; null on the last page'),
+  }),
+);
+component('ScheduleFollowupRequest', scheduleFollowupSchema);
+component('CancelFollowupRequest', cancelFollowupSchema);
+
+const idempotencyHeader = z.object({
+  'Idempotency-Key': z
+    .string()
+    .min(1)
+    .max(MAX_IDEMPOTENCY_KEY)
+    .optional()
+    .describe('same as the body field idempotencyKey; a repeat returns the first follow-up with 200'),
+});
+
 const withEvents = (result: { followup: FollowupRow & { phone: string }; events: FollowupEventRow[] }): FollowupWithEvents => ({
   ...toFollowup(result.followup),
   events: result.events.map(toFollowupEvent),
@@ -44,7 +106,24 @@ export const followupRoutes: RouteModule = {
   name: 'followups',
   auth: 'bearer',
   async plugin(app, { ctx }) {
-    app.post('/v1/followups', async (request, reply) => {
+    const schedule = {
+      summary: 'Schedule a follow-up',
+      description:
+        'Give at most one of delayHours, delayMinutes and dueAt (none = due now). `message` null or absent: composed at send time. ' +
+        'Phone numbers are normalised (55 + area code, Brazilian 9th digit added).',
+      operationId: 'scheduleFollowup',
+      headers: idempotencyHeader,
+      body: scheduleFollowupSchema,
+      answers: {
+        201: answer('Scheduled', scheduledFollowup),
+        200: answer('The idempotency key matched an earlier request: that follow-up', scheduledFollowup),
+        400: 'BadRequest',
+        409: 'Conflict',
+        413: 'PayloadTooLarge',
+        415: 'UnsupportedMediaType',
+      },
+    } as const;
+    app.post('/v1/followups', { schema: schedule }, async (request, reply) => {
       const idempotencyKey = idempotencyKeyOf(request.headers['idempotency-key'], request.body);
       const { followup, created } = await scheduleFollowup(ctx, request.body, { idempotencyKey });
       if (created) {
@@ -59,155 +138,45 @@ export const followupRoutes: RouteModule = {
         .send({ id: followup.id, leadId: followup.lead_id, status: followup.status, dueAt: new Date(followup.due_at).toISOString() } satisfies ScheduledFollowup);
     });
 
-    app.get('/v1/followups', async (request) => {
+    const list = {
+      summary: 'List follow-ups, newest first',
+      operationId: 'listFollowups',
+      querystring: listFollowupsSchema,
+      answers: { 200: answer('One page', followupPage), 400: 'BadRequest' },
+    } as const;
+    app.get('/v1/followups', { schema: list }, async (request) => {
       const page = await listFollowups(ctx.db, request.query);
       return { items: page.items.map(toFollowup), nextCursor: page.nextCursor } satisfies FollowupPage;
     });
 
-    app.get<{ Params: { id: string } }>('/v1/followups/:id', async (request) => withEvents(await getFollowup(ctx.db, request.params.id)));
+    const get = {
+      summary: 'One follow-up with its audit trail',
+      operationId: 'getFollowup',
+      params: idParams,
+      answers: { 200: answer('The follow-up', followupWithEvents), 400: 'BadRequest', 404: 'NotFound' },
+    } as const;
+    app.get<{ Params: { id: string } }>('/v1/followups/:id', { schema: get }, async (request) => withEvents(await getFollowup(ctx.db, request.params.id)));
 
-    app.post<{ Params: { id: string } }>('/v1/followups/:id/cancel', async (request) => {
+    const cancel = {
+      summary: 'Cancel a pending or queued follow-up',
+      operationId: 'cancelFollowup',
+      params: idParams,
+      body: cancelFollowupSchema,
+      answers: { 200: answer('Cancelled (reason defaults to "operator")', followupWithEvents), 400: 'BadRequest', 404: 'NotFound', 409: 'Conflict' },
+    } as const;
+    app.post<{ Params: { id: string } }>('/v1/followups/:id/cancel', { schema: cancel }, async (request) => {
       const body = parseInput(cancelFollowupSchema, request.body);
       return withEvents(await cancelFollowup(ctx, request.params.id, body?.reason ?? 'operator'));
     });
 
-    app.post<{ Params: { id: string } }>('/v1/followups/:id/retry', async (request) =>
+    const retry = {
+      summary: 'Put a failed follow-up back to pending, due now',
+      operationId: 'retryFollowup',
+      params: idParams,
+      answers: { 200: answer('Pending again', followupWithEvents), 400: 'BadRequest', 404: 'NotFound', 409: 'Conflict' },
+    } as const;
+    app.post<{ Params: { id: string } }>('/v1/followups/:id/retry', { schema: retry }, async (request) =>
       withEvents(await retryFollowup(ctx, request.params.id)),
     );
-  },
-  openapi: {
-    schemas: {
-      ScheduleFollowupRequest: {
-        ...jsonSchemaOf(scheduleFollowupSchema),
-        description:
-          'Give at most one of delayHours, delayMinutes and dueAt (none = due now). `message` null or absent: composed at send time. ' +
-          'Phone numbers are normalised (55 + area code, Brazilian 9th digit added).',
-      },
-      ScheduledFollowup: {
-        type: 'object',
-        required: ['id', 'leadId', 'status', 'dueAt'],
-        properties: {
-          id: { type: 'string', format: 'uuid' },
-          leadId: { type: 'string', format: 'uuid' },
-          status: { type: 'string', enum: [...STATUSES] },
-          dueAt: { type: 'string', format: 'date-time' },
-        },
-      },
-      Followup: {
-        type: 'object',
-        properties: {
-          id: { type: 'string', format: 'uuid' },
-          leadId: { type: 'string', format: 'uuid' },
-          phone: { type: ['string', 'null'] },
-          enrollmentId: { type: ['string', 'null'], format: 'uuid' },
-          campaign: { type: ['string', 'null'] },
-          step: { type: ['integer', 'null'] },
-          intent: { type: ['string', 'null'] },
-          status: { type: 'string', enum: [...STATUSES] },
-          dueAt: { type: 'string', format: 'date-time' },
-          plannedAt: { type: 'string', format: 'date-time' },
-          message: { type: ['string', 'null'] },
-          sentText: { type: ['string', 'null'] },
-          composer: { type: ['string', 'null'] },
-          attempts: { type: 'integer' },
-          providerMessageId: { type: ['string', 'null'] },
-          cancelReason: { type: ['string', 'null'] },
-          deferReason: { type: ['string', 'null'] },
-          lastError: { type: ['string', 'null'] },
-          sentAt: { type: ['string', 'null'], format: 'date-time' },
-          createdAt: { type: 'string', format: 'date-time' },
-          updatedAt: { type: 'string', format: 'date-time' },
-        },
-      },
-      FollowupEvent: {
-        type: 'object',
-        properties: {
-          at: { type: 'string', format: 'date-time' },
-          from: { type: ['string', 'null'], enum: [...STATUSES, null] },
-          to: { type: 'string', enum: [...STATUSES] },
-          reason: { type: ['string', 'null'] },
-          detail: { type: ['object', 'null'] },
-        },
-      },
-      FollowupWithEvents: {
-        allOf: [ref('Followup'), { type: 'object', properties: { events: { type: 'array', items: ref('FollowupEvent') } } }],
-      },
-      FollowupPage: {
-        type: 'object',
-        required: ['items', 'nextCursor'],
-        properties: {
-          items: { type: 'array', items: ref('Followup') },
-          nextCursor: { type: ['string', 'null'], description: 'pass as `cursor` for the next page; null on the last page' },
-        },
-      },
-      CancelFollowupRequest: jsonSchemaOf(cancelFollowupSchema.unwrap()),
-    },
-    paths: {
-      '/v1/followups': {
-        post: {
-          summary: 'Schedule a follow-up',
-          operationId: 'scheduleFollowup',
-          parameters: [
-            {
-              name: 'Idempotency-Key',
-              in: 'header',
-              required: false,
-              schema: { type: 'string', minLength: 1, maxLength: MAX_IDEMPOTENCY_KEY },
-              description: 'same as the body field idempotencyKey; a repeat returns the first follow-up with 200',
-            },
-          ],
-          requestBody: { required: true, content: { 'application/json': { schema: ref('ScheduleFollowupRequest') } } },
-          responses: {
-            '201': json(ref('ScheduledFollowup'), 'Scheduled'),
-            '200': json(ref('ScheduledFollowup'), 'The idempotency key matched an earlier request: that follow-up'),
-            '400': errorRef('BadRequest'),
-            '409': errorRef('Conflict'),
-            '413': errorRef('PayloadTooLarge'),
-            '415': errorRef('UnsupportedMediaType'),
-          },
-        },
-        get: {
-          summary: 'List follow-ups, newest first',
-          operationId: 'listFollowups',
-          parameters: queryParametersOf(listFollowupsSchema),
-          responses: { '200': json(ref('FollowupPage'), 'One page'), '400': errorRef('BadRequest') },
-        },
-      },
-      '/v1/followups/{id}': {
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-        get: {
-          summary: 'One follow-up with its audit trail',
-          operationId: 'getFollowup',
-          responses: { '200': json(ref('FollowupWithEvents'), 'The follow-up'), '400': errorRef('BadRequest'), '404': errorRef('NotFound') },
-        },
-      },
-      '/v1/followups/{id}/cancel': {
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-        post: {
-          summary: 'Cancel a pending or queued follow-up',
-          operationId: 'cancelFollowup',
-          requestBody: { required: false, content: { 'application/json': { schema: ref('CancelFollowupRequest') } } },
-          responses: {
-            '200': json(ref('FollowupWithEvents'), 'Cancelled (reason defaults to "operator")'),
-            '400': errorRef('BadRequest'),
-            '404': errorRef('NotFound'),
-            '409': errorRef('Conflict'),
-          },
-        },
-      },
-      '/v1/followups/{id}/retry': {
-        parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } }],
-        post: {
-          summary: 'Put a failed follow-up back to pending, due now',
-          operationId: 'retryFollowup',
-          responses: {
-            '200': json(ref('FollowupWithEvents'), 'Pending again'),
-            '400': errorRef('BadRequest'),
-            '404': errorRef('NotFound'),
-            '409': errorRef('Conflict'),
-          },
-        },
-      },
-    },
   },
 };

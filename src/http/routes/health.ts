@@ -10,7 +10,8 @@ import type { OperatorPause, PauseState } from '../../followups/sending-gate.js'
 import { countAgentOutbox } from '../../forwarding/agent-outbox.js';
 import { makeBearerMatcher } from '../auth.js';
 import type { QueueState } from '../../queue/queue-link.js';
-import { json } from '../openapi.js';
+import { z } from 'zod';
+import { answer } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
 export const READY_DATABASE_TIMEOUT_MS = 2_000;
@@ -136,12 +137,54 @@ export const healthRoutes: RouteModule = {
   name: 'health',
   auth: 'none',
   async plugin(app, { ctx }) {
-    app.get('/health/live', async () => ({ status: 'ok' }));
+    const live = {
+      summary: 'Liveness: the process answers (no dependency is called)',
+      operationId: 'live',
+      answers: { 200: answer('Alive', z.object({ status: z.literal('ok') })) },
+    };
+    app.get('/health/live', { schema: live }, async () => ({ status: 'ok' }));
     // The details (instance state, Evolution's words, queue depth, transport) tell an attacker
     // much; an orchestrator needs only the status code. Details need a token.
     const mayReadDetails = makeBearerMatcher([ctx.config.apiToken, ctx.config.metrics.token]);
 
-    app.get('/health/ready', async (request, reply) => {
+    const readiness = z.object({
+      status: z.enum(['ok', 'degraded', 'down']),
+      checks: z
+        .looseObject({
+          numbers: z
+            .object({
+              status: z.enum(['ok', 'degraded', 'unknown']),
+              numbers: z
+                .array(
+                  z.object({
+                    name: z.string(),
+                    state: z.enum(['active', 'paused_whatsapp', 'paused_operator', 'retired']),
+                    reason: z.string().nullable(),
+                    sentToday: z.number().int().nullable(),
+                    dailyCap: z.number().int(),
+                  }),
+                )
+                .optional(),
+            })
+            .optional()
+            .describe('each configured WhatsApp number; degraded when one is disconnected (paused_whatsapp) or none is active'),
+          agentOutbox: z
+            .union([z.object({ pending: z.number().int(), parked: z.number().int() }), z.object({ status: z.literal('unknown') })])
+            .optional()
+            .describe('with AGENT_WEBHOOK_URL: events for the agent waiting and parked (GET /v1/agent/outbox)'),
+        })
+        .optional()
+        .describe('with a token only: database, queue, sending, webhooks, numbers, transport, roles and (with AGENT_WEBHOOK_URL) agentOutbox, each with its status'),
+    });
+    const ready = {
+      summary: 'Readiness: database, queue (or direct mode), sending gate, WhatsApp numbers, transport',
+      description:
+        '503 only when the database is down; a queue that is down or paused sending is "degraded" (200). ' +
+        'Without a token the answer is `{status}` only; `checks` need Authorization: Bearer <FOLLOWUPS_API_TOKEN or METRICS_TOKEN>.',
+      operationId: 'ready',
+      answers: { 200: answer('Ready (ok or degraded)', readiness), 503: answer('The database is down', readiness) },
+    };
+    app.get('/health/ready', { schema: ready }, async (request, reply) => {
       const queue = checkQueue(ctx);
       const database = await checkDatabase(ctx);
       const details = mayReadDetails(request.headers.authorization);
@@ -171,126 +214,5 @@ export const healthRoutes: RouteModule = {
         .header('cache-control', 'no-store')
         .send(details ? { status, checks: { database, queue, sending, webhooks, numbers, transport: { name: ctx.transport.name }, roles, ...(agentOutbox ? { agentOutbox } : {}) } } : { status });
     });
-  },
-  openapi: {
-    paths: {
-      '/health/live': {
-        get: {
-          summary: 'Liveness: the process answers (no dependency is called)',
-          operationId: 'live',
-          responses: { '200': json({ type: 'object', properties: { status: { const: 'ok' } } }, 'Alive') },
-        },
-      },
-      '/health/ready': {
-        get: {
-          summary: 'Readiness: database, queue (or direct mode), sending gate, transport',
-          description:
-            '503 only when the database is down; a queue that is down or paused sending is "degraded" (200). ' +
-            'Without a token the answer is `{status}` only; `checks` need Authorization: Bearer <FOLLOWUPS_API_TOKEN or METRICS_TOKEN>.',
-          operationId: 'ready',
-          responses: {
-            '200': json({ $ref: '#/components/schemas/Readiness' }, 'Ready (ok or degraded)'),
-            '503': json({ $ref: '#/components/schemas/Readiness' }, 'The database is down'),
-          },
-        },
-      },
-    },
-    schemas: {
-      Readiness: {
-        type: 'object',
-        required: ['status'],
-        properties: {
-          status: { type: 'string', enum: ['ok', 'degraded', 'down'] },
-          checks: {
-            type: 'object',
-            properties: {
-              database: { type: 'object', properties: { status: { enum: ['up', 'down'] }, latencyMs: { type: 'number' }, reason: { type: 'string' } } },
-              queue: {
-                type: 'object',
-                properties: {
-                  status: { enum: ['up', 'down', 'read_only', 'full', 'misconfigured', 'direct'] },
-                  mode: { enum: ['standalone', 'sentinel', 'cluster'] },
-                  cause: {
-                    type: 'object',
-                    description: "why the queue is not up: kind (auth, acl, wrong_server, cluster_redirect, read_only, full, unreachable) and Redis's own words",
-                    properties: { kind: { type: 'string' }, message: { type: 'string' }, since: { type: 'string', format: 'date-time' } },
-                  },
-                  evictionPolicy: { type: ['string', 'null'], description: 'maxmemory-policy; anything but noeviction is a warning' },
-                  warnings: { type: 'array', items: { type: 'string' } },
-                  note: { type: 'string' },
-                  depth: { type: ['object', 'null'], description: 'waiting, active, delayed jobs at checkedAt' },
-                  checkedAt: { type: ['string', 'null'], format: 'date-time' },
-                },
-              },
-              sending: {
-                type: 'object',
-                properties: {
-                  status: { enum: ['active', 'paused', 'unknown'] },
-                  reason: { type: 'string', description: 'e.g. evolution_unauthorized, whatsapp_disconnected, operator_paused' },
-                  detail: { type: 'string', description: "the fault's message, or the operator's reason" },
-                  since: { type: 'string', format: 'date-time' },
-                  by: { type: 'string', description: 'who paused (operator_paused)' },
-                  operatorPauses: {
-                    type: 'array',
-                    description: 'active operator pauses (POST /v1/sending/pause): for everything or per campaign; absent when there is none',
-                    items: { type: 'object', properties: { scope: { type: 'string' }, campaign: { type: ['string', 'null'] }, reason: { type: 'string' }, who: { type: 'string' }, at: { type: 'string' } } },
-                  },
-                },
-              },
-              webhooks: {
-                type: 'object',
-                properties: {
-                  status: { enum: ['flowing', 'silent', 'not_watched', 'unknown'] },
-                  reason: { type: 'string', description: 'echoes_missing, no_webhooks' },
-                  since: { type: 'string', format: 'date-time' },
-                  lastWebhookAt: { type: 'string', format: 'date-time' },
-                  note: { type: 'string' },
-                },
-              },
-              numbers: {
-                type: 'object',
-                description: 'Each configured WhatsApp number; degraded when one is disconnected (paused_whatsapp) or none is active',
-                properties: {
-                  status: { enum: ['ok', 'degraded', 'unknown'] },
-                  numbers: {
-                    type: 'array',
-                    items: {
-                      type: 'object',
-                      properties: {
-                        name: { type: 'string' },
-                        state: { enum: ['active', 'paused_whatsapp', 'paused_operator', 'retired'] },
-                        reason: { type: ['string', 'null'] },
-                        sentToday: { type: ['integer', 'null'] },
-                        dailyCap: { type: 'integer' },
-                      },
-                    },
-                  },
-                },
-              },
-              transport: { type: 'object', properties: { name: { type: 'string' } } },
-              agentOutbox: {
-                type: 'object',
-                description: 'With AGENT_WEBHOOK_URL: events for the agent waiting and parked (GET /v1/agent/outbox)',
-                properties: { pending: { type: 'integer' }, parked: { type: 'integer' }, status: { const: 'unknown' } },
-              },
-              roles: {
-                type: 'object',
-                description: "This process's relay and worker: `failing` after 3 turns in a row failed (makes the status degraded)",
-                additionalProperties: {
-                  type: 'object',
-                  properties: {
-                    status: { enum: ['ok', 'failing'] },
-                    failures: { type: 'number' },
-                    since: { type: 'string', format: 'date-time' },
-                    reason: { enum: ['database_auth', 'database_unreachable', 'timeout', 'error'] },
-                    code: { type: 'string' },
-                  },
-                },
-              },
-            },
-          },
-        },
-      },
-    },
   },
 };

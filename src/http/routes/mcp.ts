@@ -9,14 +9,26 @@
  */
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { makeMcpServer } from '../../agent/mcp-server.js';
-import { json, ref } from '../openapi.js';
+import { z } from 'zod';
+import { answer, errorSchema } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
 export const mcpRoutes: RouteModule = {
   name: 'mcp',
   auth: 'bearer',
   async plugin(app, { ctx }) {
-    app.post('/mcp', async (request, reply) => {
+    const mcp = {
+      summary: 'MCP server (streamable HTTP, stateless): the agent tools',
+      description:
+        'Model Context Protocol JSON-RPC messages (initialize, tools/list, tools/call). Tools: schedule_followup, enroll_lead, ' +
+        'cancel_followups, get_lead, send_message, mark_converted, handoff_to_human, opt_out_lead. A bad argument is a tool error ' +
+        '(isError) whose text is the API error envelope naming the field. Send `Accept: application/json, text/event-stream`. ' +
+        'The body is a JSON-RPC 2.0 message or batch.',
+      operationId: 'mcp',
+      body: z.union([z.looseObject({}), z.array(z.looseObject({}))]).describe('a JSON-RPC 2.0 message or batch'),
+      answers: { 200: answer('JSON-RPC response'), 202: answer('notification accepted') },
+    } as const;
+    app.post('/mcp', { schema: mcp }, async (request, reply) => {
       const server = makeMcpServer(ctx);
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       reply.hijack();
@@ -42,28 +54,12 @@ export const mcpRoutes: RouteModule = {
         .code(405)
         .header('allow', 'POST')
         .send({ error: { code: 'method_not_allowed', message: 'this MCP server is stateless and sends nothing on its own: no SSE stream; use POST /mcp' } });
-    app.get('/mcp', noStream);
-    app.delete('/mcp', noStream);
-  },
-  openapi: {
-    paths: {
-      '/mcp': {
-        post: {
-          summary: 'MCP server (streamable HTTP, stateless): the agent tools',
-          description:
-            'Model Context Protocol JSON-RPC messages (initialize, tools/list, tools/call). Tools: schedule_followup, enroll_lead, ' +
-            'cancel_followups, get_lead, send_message, mark_converted, handoff_to_human, opt_out_lead. A bad argument is a tool error ' +
-            '(isError) whose text is the API error envelope naming the field. Send `Accept: application/json, text/event-stream`.',
-          operationId: 'mcp',
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', description: 'a JSON-RPC 2.0 message or batch' } } } },
-          responses: { '200': { description: 'JSON-RPC response', content: { 'application/json': { schema: { type: 'object' } } } }, '202': { description: 'notification accepted' } },
-        },
-        get: {
-          summary: 'MCP server-to-client stream: not offered (405)',
-          operationId: 'mcpStream',
-          responses: { '405': json(ref('Error'), 'No SSE stream: the server is stateless and sends nothing on its own') },
-        },
-      },
-    },
+    const stream = (operationId: string) => ({
+      summary: 'MCP server-to-client stream: not offered (405)',
+      operationId,
+      answers: { 405: answer('No SSE stream: the server is stateless and sends nothing on its own', errorSchema) },
+    });
+    app.get('/mcp', { schema: stream('mcpStream') }, noStream);
+    app.delete('/mcp', { schema: stream('mcpDelete') }, noStream);
   },
 };

@@ -3,11 +3,12 @@
  * except /metrics when METRICS_TOKEN is set (then it needs that token, or the API token).
  */
 import { Gauge } from 'prom-client';
+import { z } from 'zod';
 import { makeCachedStats } from '../../followups/cached-stats.js';
 import { STATUSES } from '../../followups/followup.js';
 import { makeBearerMatcher } from '../auth.js';
 import { DOCS_CONTENT_SECURITY_POLICY, DOCS_HTML } from '../docs-page.js';
-import { buildOpenApiDocument } from '../openapi.js';
+import { answer } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
 const BY_STATUS = 'followups_by_status';
@@ -16,7 +17,7 @@ const BY_STATUS_AGE = 'followups_by_status_age_seconds';
 export const metaRoutes: RouteModule = {
   name: 'meta',
   auth: 'none',
-  async plugin(app, { ctx, routes, authFailures }) {
+  async plugin(app, { ctx, authFailures }) {
     const { registry } = ctx.metrics;
     // The registry outlives an app built twice on one context (tests): register once.
     const byStatus =
@@ -29,7 +30,15 @@ export const metaRoutes: RouteModule = {
     const metricsToken = ctx.config.metrics.token;
     const allowed = makeBearerMatcher([metricsToken, ctx.config.apiToken]);
 
-    app.get('/metrics', async (request, reply) => {
+    const metrics = {
+      summary: 'Prometheus metrics (text format), including followups_by_status',
+      description:
+        'Counts are read in the background (at most every METRICS_REFRESH_SECONDS, one query at a time) and served from memory. ' +
+        'When METRICS_TOKEN is set: Authorization: Bearer <METRICS_TOKEN> (or the API token).',
+      operationId: 'metrics',
+      answers: { 200: answer('Metrics', z.string(), 'text/plain') },
+    };
+    app.get('/metrics', { schema: metrics }, async (request, reply) => {
       if (metricsToken) {
         await authFailures.assertNotBlocked(request, 'metrics');
         if (!allowed(request.headers.authorization)) {
@@ -48,39 +57,12 @@ export const metaRoutes: RouteModule = {
       return reply.type(registry.contentType).send(await registry.metrics());
     });
 
-    const document = buildOpenApiDocument(routes);
-    app.get('/openapi.json', async () => document);
+    const openapi = { summary: 'This document', operationId: 'openapi', answers: { 200: answer('OpenAPI 3.1', z.object({}).loose()) } };
+    app.get('/openapi.json', { schema: openapi }, async () => app.swagger());
 
-    app.get('/docs', async (_request, reply) =>
+    const docs = { summary: 'The API described for people', operationId: 'docs', answers: { 200: answer('HTML', z.string(), 'text/html') } };
+    app.get('/docs', { schema: docs }, async (_request, reply) =>
       reply.type('text/html; charset=utf-8').header('content-security-policy', DOCS_CONTENT_SECURITY_POLICY).send(DOCS_HTML),
     );
-  },
-  openapi: {
-    paths: {
-      '/metrics': {
-        get: {
-          summary: 'Prometheus metrics (text format), including followups_by_status',
-          description:
-            'Counts are read in the background (at most every METRICS_REFRESH_SECONDS, one query at a time) and served from memory. ' +
-            'When METRICS_TOKEN is set: Authorization: Bearer <METRICS_TOKEN> (or the API token).',
-          operationId: 'metrics',
-          responses: { '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } } },
-        },
-      },
-      '/openapi.json': {
-        get: {
-          summary: 'This document',
-          operationId: 'openapi',
-          responses: { '200': { description: 'OpenAPI 3.1', content: { 'application/json': { schema: { type: 'object' } } } } },
-        },
-      },
-      '/docs': {
-        get: {
-          summary: 'The API described for people',
-          operationId: 'docs',
-          responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } },
-        },
-      },
-    },
   },
 };

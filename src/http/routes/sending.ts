@@ -6,84 +6,44 @@
  * See src/followups/operator-pause.ts.
  */
 import { listActivePauses, listRecentPauses, pauseSending, pauseSendingSchema, resumeSending, resumeSendingSchema } from '../../followups/operator-pause.js';
-import { errorRef, json, jsonSchemaOf, ref } from '../openapi.js';
+import { answer, component } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
 export const sendingRoutes: RouteModule = {
   name: 'sending',
   auth: 'bearer',
   async plugin(app, { ctx }) {
-    app.post('/v1/sending/pause', async (request, reply) => {
+    const pause = {
+      summary: 'Pause sending (everything, or one campaign) with a reason',
+      description:
+        'Stored in the database: survives restarts and holds every relay and worker within about a second. Follow-ups coming due meanwhile ' +
+        "are deferred with defer_reason 'operator_paused' (never dropped) and go out after the resume. 201 when paused now, 200 when it already was.",
+      operationId: 'pauseSending',
+      body: component('PauseSendingRequest', pauseSendingSchema),
+      answers: { 201: answer('Paused: {pause, created}'), 200: answer('Already paused: {pause (the existing one), created}'), 400: 'BadRequest' },
+    } as const;
+    app.post('/v1/sending/pause', { schema: pause }, async (request, reply) => {
       const result = await pauseSending(ctx, request.body ?? {});
       if (result.created) ctx.log.warn({ pause: result.pause }, 'sending paused by an operator');
       return reply.code(result.created ? 201 : 200).send(result);
     });
-    app.post('/v1/sending/resume', async (request) => {
+    const resume = {
+      summary: 'Resume sending (everything, or one campaign)',
+      description: 'Lifts the pause of that scope; the follow-ups it held become due now. 409 not_paused when there is no such pause.',
+      operationId: 'resumeSending',
+      body: component('ResumeSendingRequest', resumeSendingSchema),
+      answers: { 200: answer('Resumed: {pause, released}'), 400: 'BadRequest', 409: 'Conflict' },
+    } as const;
+    app.post('/v1/sending/resume', { schema: resume }, async (request) => {
       const result = await resumeSending(ctx, request.body ?? {});
       ctx.log.info({ pause: result.pause, released: result.released }, 'sending resumed by an operator');
       return result;
     });
-    app.get('/v1/sending/pauses', async () => ({ active: await listActivePauses(ctx.db), recent: await listRecentPauses(ctx.db, 50) }));
-  },
-  openapi: {
-    schemas: {
-      PauseSendingRequest: jsonSchemaOf(pauseSendingSchema),
-      ResumeSendingRequest: jsonSchemaOf(resumeSendingSchema),
-      SendingPause: {
-        type: 'object',
-        required: ['id', 'scope', 'campaign', 'number', 'reason', 'who', 'at', 'resumedAt', 'resumedBy', 'resumeReason'],
-        properties: {
-          id: { type: 'string' },
-          scope: { type: 'string', enum: ['all', 'campaign', 'number'] },
-          campaign: { type: ['string', 'null'] },
-          number: { type: ['string', 'null'] },
-          reason: { type: 'string' },
-          who: { type: 'string' },
-          at: { type: 'string', format: 'date-time' },
-          resumedAt: { type: ['string', 'null'], format: 'date-time' },
-          resumedBy: { type: ['string', 'null'] },
-          resumeReason: { type: ['string', 'null'] },
-        },
-      },
-    },
-    paths: {
-      '/v1/sending/pause': {
-        post: {
-          summary: 'Pause sending (everything, or one campaign) with a reason',
-          description:
-            'Stored in the database: survives restarts and holds every relay and worker within about a second. Follow-ups coming due meanwhile ' +
-            "are deferred with defer_reason 'operator_paused' (never dropped) and go out after the resume. 201 when paused now, 200 when it already was.",
-          operationId: 'pauseSending',
-          requestBody: { required: true, content: { 'application/json': { schema: ref('PauseSendingRequest') } } },
-          responses: {
-            '201': json({ type: 'object', properties: { pause: ref('SendingPause'), created: { type: 'boolean' } } }, 'Paused'),
-            '200': json({ type: 'object', properties: { pause: ref('SendingPause'), created: { type: 'boolean' } } }, 'Already paused (the existing pause)'),
-            '400': errorRef('BadRequest'),
-          },
-        },
-      },
-      '/v1/sending/resume': {
-        post: {
-          summary: 'Resume sending (everything, or one campaign)',
-          description: 'Lifts the pause of that scope; the follow-ups it held become due now. 409 not_paused when there is no such pause.',
-          operationId: 'resumeSending',
-          requestBody: { required: false, content: { 'application/json': { schema: ref('ResumeSendingRequest') } } },
-          responses: {
-            '200': json({ type: 'object', properties: { pause: ref('SendingPause'), released: { type: 'integer' } } }, 'Resumed'),
-            '400': errorRef('BadRequest'),
-            '409': errorRef('Conflict'),
-          },
-        },
-      },
-      '/v1/sending/pauses': {
-        get: {
-          summary: 'Active operator pauses and the latest pauses/resumes (who, when, why)',
-          operationId: 'listSendingPauses',
-          responses: {
-            '200': json({ type: 'object', properties: { active: { type: 'array', items: ref('SendingPause') }, recent: { type: 'array', items: ref('SendingPause') } } }, 'Pauses'),
-          },
-        },
-      },
-    },
+    const pauses = {
+      summary: 'Active operator pauses and the latest pauses/resumes (who, when, why)',
+      operationId: 'listSendingPauses',
+      answers: { 200: answer('Pauses: {active, recent}, each {id, scope, campaign, number, reason, who, at, resumedAt, resumedBy, resumeReason}') },
+    } as const;
+    app.get('/v1/sending/pauses', { schema: pauses }, async () => ({ active: await listActivePauses(ctx.db), recent: await listRecentPauses(ctx.db, 50) }));
   },
 };

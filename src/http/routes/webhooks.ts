@@ -8,7 +8,8 @@
 import { ValidationError } from '../../errors.js';
 import { handleEvolutionWebhook } from '../../webhooks/handle-evolution-webhook.js';
 import { makeWebhookAuth } from '../../webhooks/webhook-auth.js';
-import { errorRef, json } from '../openapi.js';
+import { z } from 'zod';
+import { answer, errorSchema } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
 
 const EVENT_PARAM = /^[A-Za-z0-9._-]{1,100}$/;
@@ -58,63 +59,32 @@ export const webhookRoutes: RouteModule = {
       const own = { ...deps, instance: typeof instance === 'string' ? instance : ctx.numbers.defaultName };
       return { received: true, results: await handleEvolutionWebhook(own, body, event) };
     };
-    app.post('/webhooks/evolution', async (request, reply) => handler(request.body, reply));
-    app.post<{ Params: { event: string } }>('/webhooks/evolution/:event', async (request, reply) => {
+    const schema = (byEvent: boolean) => ({
+      summary: byEvent ? 'Evolution API events (by-events mode)' : 'Evolution API events',
+      description:
+        'Authenticated by `x-webhook-secret: <WEBHOOK_SECRET>` or `Authorization: Bearer <HS256 JWT signed with WEBHOOK_JWT_KEY>` ' +
+        '(exp required, app "evolution"). messages.upsert from the lead stops its follow-ups (opt-out words opt it out); ' +
+        'fromMe messages not sent by this system hand the lead off; connection.update close pauses sending (with several numbers, only that number). ' +
+        "Every number's events come here: the payload's `instance` says which (required with several numbers). " +
+        'Every other event is accepted and ignored. Idempotent on data.key.id.',
+      operationId: byEvent ? 'evolutionWebhookByEvent' : 'evolutionWebhook',
+      body: z.looseObject({}).describe("Evolution's event: {event, instance, data, ...}"),
+      ...(byEvent ? { params: z.object({ event: z.string().describe('by-events mode: messages-upsert, connection-update, ...') }) } : {}),
+      answers: {
+        200: answer(
+          'Processed (or ignored): {received: true, results: [{event, outcome (reply_recorded, opted_out, handoff, own_message, duplicate, paused, resumed, open, ignored:<why>), leadId, cancelled}]}',
+        ),
+        400: 'BadRequest',
+        401: 'Unauthorized',
+        415: 'UnsupportedMediaType',
+        422: answer("`unknown_instance`: the payload's `instance` is not one of our WhatsApp numbers; nothing recorded (counted in /metrics)", errorSchema),
+        503: answer('The database is unavailable; Evolution retries'),
+      },
+    } as const);
+    app.post('/webhooks/evolution', { schema: schema(false) }, async (request, reply) => handler(request.body, reply));
+    app.post<{ Params: { event: string } }>('/webhooks/evolution/:event', { schema: schema(true) }, async (request, reply) => {
       const event = EVENT_PARAM.test(request.params.event) ? request.params.event : undefined;
       return handler(request.body, reply, event);
     });
-  },
-  openapi: {
-    schemas: {
-      WebhookAnswer: {
-        type: 'object',
-        properties: {
-          received: { const: true },
-          results: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: {
-                event: { type: 'string' },
-                outcome: {
-                  type: 'string',
-                  description: 'reply_recorded, opted_out, handoff, own_message, duplicate, paused, resumed, open, ignored:<why>',
-                },
-                leadId: { type: 'string', format: 'uuid' },
-                cancelled: { type: 'integer', description: 'follow-ups cancelled by this event' },
-              },
-            },
-          },
-        },
-      },
-    },
-    paths: Object.fromEntries(
-      ['/webhooks/evolution', '/webhooks/evolution/{event}'].map((path) => [
-        path,
-        {
-          ...(path.endsWith('{event}')
-            ? { parameters: [{ name: 'event', in: 'path', required: true, schema: { type: 'string' }, description: 'by-events mode: messages-upsert, connection-update, ...' }] }
-            : {}),
-          post: {
-            summary: path.endsWith('{event}') ? 'Evolution API events (by-events mode)' : 'Evolution API events',
-            description:
-              'Authenticated by `x-webhook-secret: <WEBHOOK_SECRET>` or `Authorization: Bearer <HS256 JWT signed with WEBHOOK_JWT_KEY>` ' +
-              '(exp required, app "evolution"). messages.upsert from the lead stops its follow-ups (opt-out words opt it out); ' +
-              'fromMe messages not sent by this system hand the lead off; connection.update close pauses sending. ' +
-              'Every other event is accepted and ignored. Idempotent on data.key.id.',
-            operationId: path.endsWith('{event}') ? 'evolutionWebhookByEvent' : 'evolutionWebhook',
-            requestBody: { required: true, content: { 'application/json': { schema: { type: 'object' } } } },
-            responses: {
-              '200': json({ $ref: '#/components/schemas/WebhookAnswer' }, 'Processed (or ignored)'),
-              '400': errorRef('BadRequest'),
-              '401': { $ref: '#/components/responses/Unauthorized' },
-              '422': { description: '`unknown_instance`: the payload\'s `instance` is not one of our WhatsApp numbers; nothing recorded (counted in /metrics)' },
-              '415': errorRef('UnsupportedMediaType'),
-              '503': { description: 'The database is unavailable; Evolution retries' },
-            },
-          },
-        },
-      ]),
-    ),
   },
 };
