@@ -1,5 +1,5 @@
 /**
- * Forwarding to the agent (issue 13 §4): every fan message and lifecycle event reaches
+ * Forwarding to the agent (README "Agent integration" → "Forwarding to the agent"): every fan message and lifecycle event reaches
  * AGENT_WEBHOOK_URL signed, in order per lead, retried, parked after the last attempt;
  * with no URL nothing is written. A real relay role delivers to a fake agent (a local
  * HTTP server); the webhooks come through the real API, as Evolution sends them.

@@ -1,5 +1,5 @@
 /**
- * The MCP server (issue 13, section 1), driven by the SDK's own `Client` over both
+ * The MCP server (README "Agent integration" → "MCP server"), driven by the SDK's own `Client` over both
  * transports: streamable HTTP (`POST /mcp` on the API role, Bearer token) and stdio
  * (`followups mcp`, spawned as an agent spawns it). Every tool is called and its
  * effect checked in the real PostgreSQL; a bad argument is a tool error naming the

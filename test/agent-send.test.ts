@@ -1,5 +1,5 @@
 /**
- * POST /v1/leads/:phone/send (issue 13, section 3): the agent answers a fan through
+ * POST /v1/leads/:phone/send (README "Agent integration" → "Sending a message"): the agent answers a fan through
  * the service. Against the real PostgreSQL and the fake Evolution API, whose echoes
  * of our sends come back as webhooks to the same app.
  */

@@ -1,5 +1,5 @@
 /**
- * The agent's tools for function calling (issue 13, section 2): `GET /v1/agent/tools`
+ * The agent's tools for function calling (README "Agent integration" → "Function calling without MCP"): `GET /v1/agent/tools`
  * and `followups tools --format …` print the MCP tools as OpenAI or Anthropic
  * definitions; `POST /v1/agent/tools/:name` executes a call. A full round trip with
  * the `openai` client against the fake OpenAI-compatible server: the model answers

@@ -1,5 +1,5 @@
 /**
- * `nautico-followups/client` (issue 13, section 5) against the real service: the API
+ * `nautico-followups/client` (README "Agent integration" → "Typed client") against the real service: the API
  * role on a real port over real PostgreSQL, the fake Evolution behind it. Every method
  * is called; errors come back as FollowupsApiError with the server's envelope; and the
  * compiled client, imported in a fresh node process, loads nothing but itself.

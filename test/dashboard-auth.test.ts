@@ -1,5 +1,5 @@
 /**
- * The dashboard's sign-in and its protections (issue 14), through the app: unauthenticated →
+ * The dashboard's sign-in and its protections (README "Dashboard"), through the app: unauthenticated →
  * sign-in page, a wrong secret refused (and counted against AUTH_FAILURES_PER_MINUTE), the
  * session cookie's flags, a forged or foreign cookie ignored, CSRF on every action, a POST from
  * another origin refused, no open redirect after sign-in, a Content-Security-Policy on pages.

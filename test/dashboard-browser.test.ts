@@ -1,5 +1,5 @@
 /**
- * The campaign team's dashboard in a real browser (issue 14): playwright-core drives
+ * The campaign team's dashboard in a real browser (README "Dashboard"): playwright-core drives
  * Debian's chromium (/usr/bin/chromium; `.ci/run` installs it) against the API and a
  * relay on real PostgreSQL (dry-run transport). Signs in, reads the counts after
  * scheduling known follow-ups, checks the funnel against what was sent and answered,

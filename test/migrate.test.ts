@@ -1,14 +1,25 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { migrate, readMigrations } from '../src/db/migrate.js';
+import type { Db } from '../src/db/db.js';
 import { makePgDb } from '../src/db/pg-db.js';
 import { makePgliteDb } from '../src/db/pglite-db.js';
 import { createLogger } from '../src/log.js';
 import { databaseUrl, PG_ADMIN_URL } from './helpers/db.js';
 
 describe('migrations', () => {
+  // One embedded PGlite for the file (it takes seconds to start on a busy machine): the first
+  // PGlite test migrates it from empty, the next one starts with `migrate` (a no-op when done).
+  let embedded: Db;
+  before(async () => {
+    embedded = await makePgliteDb({ dataDir: 'memory://' });
+  });
+  after(async () => {
+    await embedded?.close();
+  });
+
   test('five processes migrating an empty database at once apply each file exactly once', async () => {
     const name = `followups_migrate_${randomBytes(4).toString('hex')}`;
     const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
@@ -30,29 +41,21 @@ describe('migrations', () => {
   });
 
   test('the same SQL runs on the embedded PGlite', async () => {
-    const db = await makePgliteDb({ dataDir: 'memory://' });
-    try {
-      const applied = await migrate(db);
-      assert.equal(applied.length, readMigrations().length);
-      const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM follow_ups WHERE status = 'pending'");
-      assert.equal(rows[0]!.n, 0);
-    } finally {
-      await db.close();
-    }
+    const db = embedded;
+    const applied = await migrate(db);
+    assert.equal(applied.length, readMigrations().length);
+    const { rows } = await db.query<{ n: number }>("SELECT count(*)::int AS n FROM follow_ups WHERE status = 'pending'");
+    assert.equal(rows[0]!.n, 0);
   });
 
   test('a failing migration rolls back whole and is not recorded', async () => {
-    const db = await makePgliteDb({ dataDir: 'memory://' });
-    try {
-      await migrate(db);
-      const bad = [...readMigrations(), { version: 999, name: '999_broken', sql: 'CREATE TABLE half_done (id int); SELECT * FROM no_such_table;' }];
-      await assert.rejects(() => migrate(db, undefined, bad), /999_broken/);
-      const { rows } = await db.query<{ t: string | null }>("SELECT to_regclass('half_done')::text AS t");
-      assert.equal(rows[0]!.t, null, 'nothing half-written');
-      const versions = await db.query<{ version: number }>('SELECT version FROM schema_migrations WHERE version = 999');
-      assert.equal(versions.rows.length, 0);
-    } finally {
-      await db.close();
-    }
+    const db = embedded;
+    await migrate(db);
+    const bad = [...readMigrations(), { version: 999, name: '999_broken', sql: 'CREATE TABLE half_done (id int); SELECT * FROM no_such_table;' }];
+    await assert.rejects(() => migrate(db, undefined, bad), /999_broken/);
+    const { rows } = await db.query<{ t: string | null }>("SELECT to_regclass('half_done')::text AS t");
+    assert.equal(rows[0]!.t, null, 'nothing half-written');
+    const versions = await db.query<{ version: number }>('SELECT version FROM schema_migrations WHERE version = 999');
+    assert.equal(versions.rows.length, 0);
   });
 });

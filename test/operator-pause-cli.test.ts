@@ -1,4 +1,4 @@
-/** `followups pause` / `followups resume` (issue 14), as an operator runs them: the real CLI in a child process. */
+/** `followups pause` / `followups resume` (the operator's pause, README "Dashboard"), as an operator runs them: the real CLI in a child process. */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { followups, startOperatorWorld, stopOperatorWorld } from './helpers/operator-cli.js';

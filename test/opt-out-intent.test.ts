@@ -40,6 +40,7 @@ describe('opt-out intent', () => {
     const long = `${'blá '.repeat(100_000)}parar`;
     const started = Date.now();
     assert.equal(isOptOutMessage(long), false);
-    assert.ok(Date.now() - started < 500);
+    // A regex that backtracks on 400 kB takes minutes, not seconds; 10 s is a bound a loaded machine cannot reach.
+    assert.ok(Date.now() - started < 10_000, `took ${Date.now() - started} ms`);
   });
 });

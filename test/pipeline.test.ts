@@ -119,14 +119,16 @@ describe('the pipeline on PostgreSQL, Redis and a fake Evolution API', () => {
     const relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env, fake });
     const worker = await startRole({ roles: ['worker'], databaseUrl: testDb.url, env, fake });
     try {
-      await new Promise((r) => setTimeout(r, 300)); // let the relay go to sleep
+      // Until its NOTIFY probe answers, the relay polls every 200 ms; after it, it sleeps up to the 60 s cap.
+      await waitFor('the relay sleeping on NOTIFY', async () => relay.running.relay!.notifyArrives);
       const dueAt = new Date(Date.now() + 1_000);
       const { followup } = await scheduleFollowup(relay.ctx, { phone: '5581988880003', message: 'Acordei o relay', dueAt: dueAt.toISOString() });
-      await waitFor('executed', async () => (await getFollowup(testDb.db, followup.id)).followup.status === 'executed', { timeoutMs: 10_000 });
+      await waitFor('executed', async () => (await getFollowup(testDb.db, followup.id)).followup.status === 'executed', { timeoutMs: 45_000 });
       const delivery = fake.delivered.find((d) => d.text === 'Acordei o relay')!;
       const lateness = delivery.at.getTime() - dueAt.getTime();
       assert.ok(lateness >= 0, 'not before its time');
-      assert.ok(lateness < 5_000, `woken on time, not by the 60 s cap (late by ${lateness} ms)`);
+      // Against the configured cap, with a margin a loaded machine cannot eat: well under 60 s means NOTIFY woke it.
+      assert.ok(lateness < 30_000, `woken by NOTIFY, not by the 60 s cap (late by ${lateness} ms)`);
     } finally {
       await worker.stop();
       await relay.stop();

@@ -1,5 +1,5 @@
 /**
- * The pre-send reply check (issue 17): right before a follow-up goes out, WhatsApp
+ * The pre-send reply check (a reply whose webhook was lost still stops the follow-up): right before a follow-up goes out, WhatsApp
  * itself is asked whether the fan wrote. The fake Evolution loses webhooks on
  * purpose and keeps the fan's message in findMessages, as the real one does when
  * its webhooks stop.

@@ -177,10 +177,11 @@ describe('Redis that may lose jobs', () => {
             const { rows } = await testDb.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM follow_ups WHERE id = ANY($1::uuid[]) AND status = 'executed'`, [ids]);
             return rows[0]!.n === ids.length;
           },
-          { timeoutMs: 20_000 },
+          { timeoutMs: 90_000 },
         );
         const took = Date.now() - restartedAt;
-        assert.ok(took < 20_000, `republished after ${took} ms`);
+        // Against the 120 s lease (what would otherwise bring them back), with a margin a loaded machine cannot eat.
+        assert.ok(took < 60_000, `republished after ${took} ms, well before the 120 s lease`);
         t.diagnostic(`all 30 delivered ${took} ms after Redis came back empty (lease: 120 s)`);
         const texts = fake.delivered.filter((d) => d.text.startsWith('restarted ')).map((d) => d.text);
         assert.equal(texts.length, 30);

@@ -1,5 +1,5 @@
 /**
- * The operator's pause (issue 14): POST /v1/sending/pause|resume validate their input (errors
+ * The operator's pause (README "Dashboard"): POST /v1/sending/pause|resume validate their input (errors
  * name the field), the pause lives in PostgreSQL and holds a sending process started separately
  * (a `followups start` child process) — due follow-ups are deferred `operator_paused`, never
  * dropped — it shows in that process's /health/ready and /metrics, and after the resume they go

@@ -1,5 +1,5 @@
 /**
- * Noticing when Evolution's webhooks stop (issue 17): every message we send comes
+ * Noticing when Evolution's webhooks stop (README "Conversations: webhooks and the stop rules"): every message we send comes
  * back as a webhook (its echo); when several sends in a row get none, the number
  * is marked silent — /health/ready degraded, a metric, an event — until webhooks
  * flow again. With PAUSE_WHEN_WEBHOOKS_SILENT, nothing is sent meanwhile.

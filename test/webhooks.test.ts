@@ -3,6 +3,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import { scheduleFollowup } from '../src/followups/schedule-followup.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { waitFor } from './helpers/pipeline.js';
 import {
   bearer,
   fixture,
@@ -165,10 +166,18 @@ describe('every Evolution fixture does what its name says', () => {
     assert.equal(l!.opt_out_message_id, '3A0PT0UT00000000AAAA');
     assert.equal(l!.opt_out_source, 'whatsapp');
     // The confirmation goes out in the background, once.
-    for (let i = 0; i < 50 && w.transport.sent.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const confirmation = 'Pronto, você não vai mais receber nossas mensagens. Obrigado!';
+    await waitFor('the opt-out confirmation', async () => w.transport.sent.length > 0);
     await hook(fixture('messages-upsert-optout'));
-    await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(w.transport.sent, [{ number: SEVERINO, text: 'Pronto, você não vai mais receber nossas mensagens. Obrigado!' }]);
+    // Only after a later confirmation *was* sent (Maria opting out after Severino's repeat) is the
+    // absence of a second one for Severino meaningful.
+    await prepare(MARIA, { enrollment: 'nautico' });
+    const maria = fixture('messages-upsert-optout') as { data: { key: { remoteJid: string; id: string } } };
+    maria.data.key.remoteJid = '558188887777@s.whatsapp.net';
+    maria.data.key.id = '3A0PT0UT00000000BBBB';
+    assert.equal((await hook(maria)).json().results[0].outcome, 'opted_out');
+    await waitFor('the later opt-out confirmation', async () => w.transport.sent.some((s) => s.number === MARIA));
+    assert.deepEqual(w.transport.sent, [{ number: SEVERINO, text: confirmation }, { number: MARIA, text: confirmation }]);
 
     const refused = await w.app.inject({ method: 'POST', url: '/v1/followups', headers: bearer, payload: { phone: SEVERINO, message: 'Oi de novo' } });
     assert.equal(refused.statusCode, 409);

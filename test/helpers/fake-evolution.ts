@@ -612,7 +612,7 @@ function positiveInteger(value: unknown): number | undefined {
 
 
 // =============================================================================================
-// Fans writing to our number, webhook delivery, and the webhook faults (issue 17).
+// Fans writing to our number, webhook delivery, and the webhook faults (lost, late, repeated webhooks).
 // Kept apart from the routes above so other additions to this file merge cleanly.
 //
 // What it imitates: a fan's message is stored in the chat at once (findMessages shows it,

@@ -42,15 +42,22 @@ export async function spawnFollowups(command: string, env: Record<string, string
   };
 }
 
-export async function waitUntilReady(p: FollowupsProcess, timeoutMs = 40_000): Promise<void> {
-  await waitFor(
-    `${p.base} ready`,
-    async () => {
-      const res = await fetch(`${p.base}/health/ready`);
-      return res.ok && ((await res.json()) as { status: string }).status === 'ok';
-    },
-    { timeoutMs, intervalMs: 200 },
-  ).catch((error: Error) => {
+/**
+ * Waits for the process to answer ready, however long tsx takes to load the sources on a loaded
+ * machine (over 60 s seen); it exiting first fails at once. `timeoutMs` is only a backstop.
+ */
+export async function waitUntilReady(p: FollowupsProcess, timeoutMs = 240_000): Promise<void> {
+  await Promise.race([
+    waitFor(
+      `${p.base} ready`,
+      async () => {
+        const res = await fetch(`${p.base}/health/ready`);
+        return res.ok && ((await res.json()) as { status: string }).status === 'ok';
+      },
+      { timeoutMs, intervalMs: 200 },
+    ),
+    p.exited.then((code) => Promise.reject(new Error(`${p.base} exited (${code}) before it was ready`))),
+  ]).catch((error: Error) => {
     throw new Error(`${error.message}\n${p.output().slice(-3_000)}`);
   });
 }

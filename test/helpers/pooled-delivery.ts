@@ -1,5 +1,5 @@
 /**
- * The pooler scenario of issue 10: two `followups start` processes, through a real
+ * The connection-pooler scenario (README "Supabase"): two `followups start` processes, through a real
  * PgBouncer with 5 server connections, on an EMPTY database; 200 follow-ups scheduled
  * through their APIs are delivered (dry-run transport) by their relays and workers.
  * Returns what a test asserts on.

@@ -1,4 +1,4 @@
--- The send path's cost per follow-up (issue 5's benchmark): every follow-up is
+-- The send path's cost per follow-up (as measured by bench/): every follow-up is
 -- updated four times (relay claim, queued, sending, executed) and its lead once.
 --
 -- 1. Room for HOT updates. With full pages, even an update that changes no indexed
