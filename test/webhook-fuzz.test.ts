@@ -115,4 +115,17 @@ describe('webhook fuzzing', () => {
     const real = await w.app.inject({ method: 'POST', url: '/webhooks/evolution', headers: secretHeader, payload: fixture('messages-update-read') });
     assert.equal(real.statusCode, 200, 'still serving webhooks');
   });
+
+  test('a reply with a lone surrogate or a NUL is recorded, mended (U+FFFD), not refused with a 500', async () => {
+    const body = fixture('messages-upsert-reply');
+    const data = body.data as { key: { id: string; remoteJid: string }; message: { conversation: string } };
+    data.key.id = 'LONE-SURROGATE-1';
+    data.key.remoteJid = '558187770001@s.whatsapp.net';
+    // JSON.stringify writes a lone surrogate as \ud83d, which PostgreSQL's jsonb refuses (the raw payload is stored as jsonb).
+    data.message.conversation = 'Oi \ud83d tudo\u0000 bem';
+    const res = await w.app.inject({ method: 'POST', url: '/webhooks/evolution', headers: { ...secretHeader, 'content-type': 'application/json' }, payload: JSON.stringify(body) });
+    assert.equal(res.statusCode, 200, res.body);
+    const { rows } = await testDb.db.query<{ text: string }>(`SELECT text FROM messages WHERE provider_message_id = 'LONE-SURROGATE-1'`);
+    assert.deepEqual(rows, [{ text: 'Oi \ufffd tudo bem' }]);
+  });
 });

@@ -8,7 +8,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import type { Context } from '../context.js';
 import { makeAuthFailures, requireApiToken, TooManyRequestsError } from './auth.js';
 import { toErrorResponse } from './error-response.js';
-import { assertJsonDepth, assertNoNul, stripNul } from './json-body.js';
+import { assertJsonDepth, assertNoNul, cleanStrings } from './json-body.js';
 import { documentModule, registerOpenApi } from './openapi.js';
 import { RequestLog } from './request-log.js';
 import type { RouteModule } from './route-module.js';
@@ -73,8 +73,9 @@ export async function buildApp(ctx: Context, options: { logger?: boolean } = {})
     }
     parseJson(request, body as string, (error: Error | null, parsed?: unknown) => {
       if (error) return done(error, undefined);
-      // Webhooks carry what a lead wrote: strip NULs rather than lose a reply. The API refuses them.
-      if (request.url.startsWith('/webhooks/')) return done(null, stripNul(parsed));
+      // Webhooks carry what a lead wrote: strip NULs (and mend lone surrogates) rather than lose a
+      // reply. The API refuses NULs.
+      if (request.url.startsWith('/webhooks/')) return done(null, cleanStrings(parsed));
       try {
         assertNoNul(parsed);
       } catch (refused) {

@@ -40,12 +40,23 @@ export function findNul(value: unknown, path: string[] = []): string | null {
   return null;
 }
 
-/** The same value with every NUL removed from strings and keys. */
-export function stripNul<T>(value: T): T {
-  if (typeof value === 'string') return value.replace(/\u0000/g, '') as T;
-  if (Array.isArray(value)) return value.map(stripNul) as T;
+/** A UTF-16 surrogate without its pair: JSON.stringify writes it as `\udXXX`, which PostgreSQL's jsonb refuses. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function cleanString(text: string): string {
+  return text.replace(/\u0000/g, '').replace(LONE_SURROGATE, '\ufffd');
+}
+
+/**
+ * The same value with every NUL removed from strings and keys, and every lone surrogate
+ * replaced by U+FFFD (as UTF-8 encoding of a text column does anyway), so that any part of
+ * it can be stored as text or jsonb (the raw payload forwarded to the agent is).
+ */
+export function cleanStrings<T>(value: T): T {
+  if (typeof value === 'string') return cleanString(value) as T;
+  if (Array.isArray(value)) return value.map(cleanStrings) as T;
   if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k.replace(/\u0000/g, ''), stripNul(v)])) as T;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [cleanString(k), cleanStrings(v)])) as T;
   }
   return value;
 }
