@@ -12,8 +12,8 @@ import {
   claimForSendingBatchSql,
   findExpiredLeasesSql,
   markExecutedBatchSql,
-  RECENT_DUE_MS,
-} from '../src/followups/transitions.js';
+} from '../src/followups/sql/follow-ups.js';
+import { RECENT_DUE_MS } from '../src/followups/transitions.js';
 import {
   API_TOKEN,
   type BenchSettings,

@@ -2,67 +2,47 @@
  * Every status change of a follow-up, in one place. Each is a conditional UPDATE
  * (`WHERE status = <expected>`) that appends its audit event in the same
  * statement, so a transition either happens with its event or not at all, and
- * two processes racing for the same row can never both win.
+ * two processes racing for the same row can never both win. The statements
+ * themselves are written out in ./sql/ (one constant per statement).
  *
  * Lifecycle (DESIGN.md): pending → queued → sending → executed | failed;
  * deferred back to pending with a reason; any non-terminal → cancelled.
  */
-import type { Queryable, Statement } from '../db/db.js';
+import type { Queryable } from '../db/db.js';
 import type { FollowupRow, FollowupStatus } from './followup.js';
+import { appendEventSql } from './sql/follow-up-events.js';
+import {
+  bringDueNowSql,
+  cancelFollowupSql,
+  claimDueSql,
+  claimForSendingBatchSql,
+  deferSql,
+  expireQueuedLeasesSql,
+  extendLeasesSql,
+  findExpiredLeasesSql,
+  markExecutedBatchSql,
+  markFailedSql,
+  markQueuedSql,
+  noteReconcileFailureSql,
+  recordComposedTextSql,
+  releaseClaimsSql,
+  renewSendingLeaseSql,
+  retryFailedSql,
+} from './sql/follow-ups.js';
 
 export interface ClaimedDue {
   id: string;
   due_at: Date;
 }
 
-/**
- * The relay's claim: locks due pending rows (SKIP LOCKED, so relays never wait
- * on each other), stamps a short claim and returns them; the status stays
- * `pending` until the queue has really accepted the job (see markQueued).
- * The same statement reports the next due time after `now`, so an idle relay
- * makes one query per wake-up.
- *
- * Rows that came due within the last `recentMs` are taken first, then the
- * oldest overdue ones fill the batch. After an outage the backlog is hours
- * overdue; without this, every follow-up coming due during the drain would wait
- * behind all of it (due order) instead of going out on time. Both parts are
- * range scans of the partial due index.
- */
-export const claimDueSql: Statement = {
-  name: 'followups_claim_due',
-  // A claim lost in a database crash is made again: the rows are still pending, and a job
-  // already published for them is skipped by the worker's claim until they are queued again.
-  relaxedDurability: true,
-  text: `
-WITH recent AS (
-  SELECT id FROM follow_ups
-   WHERE status = 'pending' AND due_at <= $1::timestamptz
-     AND due_at > $1::timestamptz - $4::int * interval '1 millisecond'
-     AND (claimed_until IS NULL OR claimed_until < $1::timestamptz)
-   ORDER BY due_at
-   LIMIT $2::int
-   FOR UPDATE SKIP LOCKED
-), older AS (
-  SELECT id FROM follow_ups
-   WHERE status = 'pending' AND due_at <= $1::timestamptz - $4::int * interval '1 millisecond'
-     AND (claimed_until IS NULL OR claimed_until < $1::timestamptz)
-   ORDER BY due_at
-   LIMIT (CASE WHEN $5::boolean THEN $2::int - (SELECT count(*) FROM recent) ELSE 0 END)
-   FOR UPDATE SKIP LOCKED
-), claimed AS (
-  UPDATE follow_ups f
-     SET claimed_until = $1::timestamptz + $3::int * interval '1 millisecond'
-    FROM (SELECT id FROM recent UNION ALL SELECT id FROM older) due WHERE f.id = due.id
-  RETURNING f.id, f.due_at
-)
-SELECT id, due_at, NULL::timestamptz AS next_due_at FROM claimed
-UNION ALL
-SELECT NULL, NULL, (SELECT min(due_at) FROM follow_ups WHERE status = 'pending' AND due_at > $1::timestamptz)`,
-};
-
 /** How far back "came due just now" reaches for the claim's first pick (see claimDueSql). */
 export const RECENT_DUE_MS = 10_000;
 
+/**
+ * The relay's claim (claimDueSql): locks due pending rows, stamps a short claim and
+ * returns them with the next due time after `now`. Rows that came due within the last
+ * `recentMs` are taken first, then the oldest overdue ones fill the batch.
+ */
 export async function claimDueFollowups(
   db: Queryable,
   options: {
@@ -91,30 +71,6 @@ export async function claimDueFollowups(
 }
 
 /** After the queue accepted the jobs: claimed pending → queued, with a lease. Returns the ids moved. */
-const markQueuedSql: Statement = {
-  name: 'followups_mark_queued',
-  // Lost in a crash: the rows are pending with a claim, which the worker's claim accepts.
-  relaxedDurability: true,
-  text: `
-WITH target AS (
-  -- Locked in id order, as the worker's batched claim locks them: the two never wait on each other in a cycle.
-  SELECT id FROM follow_ups
-   WHERE id = ANY($1::uuid[]) AND status = 'pending' AND claimed_until IS NOT NULL
-   ORDER BY id
-     FOR UPDATE
-), moved AS (
-  UPDATE follow_ups f
-     SET status = 'queued', claimed_until = NULL, defer_reason = NULL,
-         lease_until = $2::timestamptz + $3::int * interval '1 millisecond', updated_at = $2::timestamptz
-    FROM target t WHERE f.id = t.id
-  RETURNING f.id
-), events AS (
-  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason)
-  SELECT id, $2::timestamptz, 'pending', 'queued', 'published' FROM moved
-)
-SELECT id FROM moved`,
-};
-
 export async function markQueued(db: Queryable, ids: string[], now: Date, leaseMs: number): Promise<string[]> {
   if (ids.length === 0) return [];
   const { rows } = await db.query<{ id: string }>(markQueuedSql, [ids, now, leaseMs]);
@@ -124,10 +80,7 @@ export async function markQueued(db: Queryable, ids: string[], now: Date, leaseM
 /** Gives claims back (the publish failed and the relay will not run them itself). */
 export async function releaseClaims(db: Queryable, ids: string[]): Promise<void> {
   if (ids.length === 0) return;
-  await db.query(
-    `UPDATE follow_ups SET claimed_until = NULL WHERE id = ANY($1::uuid[]) AND status = 'pending'`,
-    [ids],
-  );
+  await db.query(releaseClaimsSql, [ids]);
 }
 
 export type ClaimedFollowup = FollowupRow & {
@@ -149,15 +102,10 @@ export type ClaimedFollowup = FollowupRow & {
 /**
  * The worker's claim: queued → sending (or a relay-claimed pending row, when the
  * worker is faster than the relay's markQueued), in one statement that also
- * re-checks every reason to stop. If the lead replied after the follow-up's
- * anchor, opted out, was handed to a person, converted, was erased or has no
- * WhatsApp, the row is cancelled with that reason instead.
- *
- * The follow-up is locked FOR UPDATE and the lead FOR SHARE. A reply recorded at
- * the same moment (which locks the lead's open follow-ups, then updates the lead)
- * either commits first — the claim then sees it and cancels — or waits for this
- * claim, and the follow-up was already on its way. One row claims through the
- * batched statement below, so the rule is written once.
+ * re-checks every reason to stop; a row with a reason to stop is cancelled with
+ * it instead (claimForSendingBatchSql says how the locks keep a reply recorded
+ * at the same moment safe). One row claims through the batched statement, so
+ * the rule is written once.
  */
 export async function claimForSending(
   db: Queryable,
@@ -166,59 +114,6 @@ export async function claimForSending(
   const [claimed] = await claimForSendingBatch(db, [options]);
   return claimed ?? null;
 }
-
-/**
- * The same claim for many follow-ups in one statement: a worker process
- * coalesces the claims its concurrent jobs issue within a moment (see
- * src/worker/batch-transitions.ts). Each row keeps its own conditional
- * transition, stop re-check and event; only the round trip, the commit and the
- * statement-level triggers are shared. Rows are locked in id order so two
- * batches can never wait on each other in a cycle.
- */
-export const claimForSendingBatchSql: Statement & { batched?: boolean } = {
-  name: 'followups_claim_for_sending_batch',
-  batched: true,
-  genericPlan: true,
-  text: `
-WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[]) AS v(id, now, lease_ms)
-), target AS (
-  SELECT f.id, f.status AS from_status, i.now, i.lease_ms,
-         CASE
-           WHEN l.opted_out_at IS NOT NULL THEN 'opted_out'
-           WHEN l.handoff_at IS NOT NULL THEN 'handoff'
-           WHEN l.converted_at IS NOT NULL THEN 'converted'
-           WHEN l.erased_at IS NOT NULL THEN 'erased'
-           WHEN l.number_valid = false THEN 'invalid_number'
-           WHEN l.last_inbound_at > f.anchor_at THEN 'lead_replied'
-           -- Planned in the same second as the reply: WhatsApp stamps whole seconds, so we cannot
-           -- tell which came first, and the respectful side wins (record-inbound.ts).
-           WHEN date_trunc('second', l.last_inbound_at) + interval '1 second' > f.created_at THEN 'lead_replied'
-         END AS stop_reason
-    FROM input i JOIN follow_ups f ON f.id = i.id JOIN leads l ON l.id = f.lead_id
-   WHERE f.status = 'queued'
-      OR (f.status = 'pending' AND f.claimed_until IS NOT NULL AND f.due_at <= i.now)
-   ORDER BY f.id
-     FOR UPDATE OF f FOR SHARE OF l
-), moved AS (
-  UPDATE follow_ups f
-     SET status = CASE WHEN t.stop_reason IS NULL THEN 'sending' ELSE 'cancelled' END,
-         cancel_reason = t.stop_reason,
-         attempts = f.attempts + CASE WHEN t.stop_reason IS NULL THEN 1 ELSE 0 END,
-         sending_started_at = CASE WHEN t.stop_reason IS NULL THEN t.now END,
-         lease_until = CASE WHEN t.stop_reason IS NULL THEN t.now + t.lease_ms * interval '1 millisecond' END,
-         claimed_until = NULL, defer_reason = NULL, updated_at = t.now
-    FROM target t WHERE f.id = t.id
-  RETURNING f.*, t.from_status, t.stop_reason, t.now AS claimed_at
-), events AS (
-  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason)
-  SELECT id, claimed_at, from_status, status, COALESCE(stop_reason, 'claimed') FROM moved
-)
-SELECT m.*, l.phone, l.name AS lead_name, l.time_zone AS lead_time_zone, l.metadata AS lead_metadata,
-       l.number_checked_at AS lead_number_checked_at, l.whatsapp_lid AS lead_whatsapp_lid, l.whatsapp_jid AS lead_whatsapp_jid,
-       l.whatsapp_number AS lead_whatsapp_number
-  FROM moved m JOIN leads l ON l.id = m.lead_id`,
-};
 
 /** Claims many rows at once; the result has one entry per input, null where the row was not claimable. Ids must be distinct. */
 export async function claimForSendingBatch(
@@ -247,15 +142,7 @@ export async function renewSendingLease(
   db: Queryable,
   options: { id: string; startedAt: Date | null; now: Date; leaseMs: number },
 ): Promise<boolean> {
-  const { rowCount } = await db.query(
-    {
-      name: 'followups_renew_sending_lease',
-      text: `UPDATE follow_ups SET lease_until = $3::timestamptz + $4::int * interval '1 millisecond'
-              WHERE id = $1::uuid AND status = 'sending' AND sending_started_at IS NOT DISTINCT FROM $2::timestamptz
-                AND lease_until > $3::timestamptz`,
-    },
-    [options.id, options.startedAt, options.now, options.leaseMs],
-  );
+  const { rowCount } = await db.query(renewSendingLeaseSql, [options.id, options.startedAt, options.now, options.leaseMs]);
   return rowCount > 0;
 }
 
@@ -264,13 +151,7 @@ export async function recordComposedText(
   db: Queryable,
   options: { id: string; text: string; composer: string; variant?: number | null },
 ): Promise<boolean> {
-  const { rowCount } = await db.query(
-    {
-      name: 'followups_record_text_variant',
-      text: `UPDATE follow_ups SET sent_text = $2::text, composer = $3::text, variant = $4::int WHERE id = $1::uuid AND status = 'sending'`,
-    },
-    [options.id, options.text, options.composer, options.variant ?? null],
-  );
+  const { rowCount } = await db.query(recordComposedTextSql, [options.id, options.text, options.composer, options.variant ?? null]);
   return rowCount > 0;
 }
 
@@ -286,55 +167,6 @@ export async function markExecuted(
   const [done] = await markExecutedBatch(db, [options]);
   return done ?? false;
 }
-
-/** markExecuted for many rows in one statement (see claimForSendingBatchSql); each row keeps its own condition and event. */
-export const markExecutedBatchSql: Statement & { batched?: boolean } = {
-  name: 'followups_mark_executed_batch',
-  batched: true,
-  genericPlan: true,
-  // Lost in a crash, the row stays `sending`: the sweeper asks the provider and finds the
-  // message (reconciled), so nothing is sent twice. The claim before the send stays durable.
-  relaxedDurability: true,
-  text: `
-WITH input AS (
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[])
-           AS v(id, provider_message_id, text, composer, now, reason)
-), target AS (
-  SELECT f.id, i.provider_message_id, i.text, i.composer, i.now, i.reason
-    FROM input i JOIN follow_ups f ON f.id = i.id
-   WHERE f.status = 'sending'
-   ORDER BY f.id
-     FOR UPDATE OF f
-), done AS (
-  UPDATE follow_ups f
-     SET status = 'executed', provider_message_id = t.provider_message_id, sent_text = t.text, composer = t.composer,
-         sent_at = t.now, lease_until = NULL, last_error = NULL, updated_at = t.now
-    FROM target t WHERE f.id = t.id
-  RETURNING f.id, f.lead_id, f.campaign, f.step, t.provider_message_id, t.text, t.now, t.reason
-), events AS (
-  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
-  SELECT id, now, 'sending', 'executed', reason, jsonb_build_object('providerMessageId', provider_message_id) FROM done
-), logged AS (
-  INSERT INTO messages (lead_id, direction, source, text, provider_message_id, follow_up_id, at)
-  SELECT lead_id, 'out', 'followup', text, provider_message_id, id, now FROM done
-  ON CONFLICT (lead_id, provider_message_id) DO NOTHING
-), lead AS (
-  UPDATE leads l SET last_outbound_at = d.at, updated_at = d.at
-    FROM (SELECT lead_id, max(now) AS at FROM done GROUP BY lead_id ORDER BY lead_id) d
-   WHERE l.id = d.lead_id
-  RETURNING l.id
-), forwarded AS (
-  -- followup.sent for the agent (src/forwarding/): read from lead, so drawn once the lead is locked.
-  INSERT INTO agent_outbox (lead_id, type, occurred_at, data)
-  SELECT d.lead_id, 'followup.sent', d.now,
-         jsonb_build_object('followupId', d.id, 'text', d.text, 'providerMessageId', d.provider_message_id, 'sentAt', agent_iso(d.now),
-                            'campaign', d.campaign, 'step', d.step)
-    FROM lead JOIN done d ON d.lead_id = lead.id, agent_forwarding s
-   WHERE s.enabled
-   ORDER BY d.now, d.id
-)
-SELECT id FROM done`,
-};
 
 /** Marks many rows executed; one boolean per input (false: the row was no longer `sending`). Ids must be distinct. */
 export async function markExecutedBatch(
@@ -353,71 +185,35 @@ export async function markExecutedBatch(
   return items.map((i) => done.has(i.id));
 }
 
-/** A generic conditional transition with its event: `from` (one or several) → `to`. */
-async function transition(
+/** sending → failed: permanent error, retries spent, or an ambiguous send that could not be reconciled. */
+export async function markFailed(
   db: Queryable,
-  options: {
-    id: string;
-    from: FollowupStatus[];
-    to: FollowupStatus;
-    now: Date;
-    reason: string;
-    detail?: Record<string, unknown>;
-    set?: string;
-    values?: unknown[];
-  },
+  options: { id: string; now: Date; reason: string; error?: string; from?: FollowupStatus[] },
 ): Promise<FollowupRow | null> {
-  const extra = options.set ? `, ${options.set}` : '';
-  const { rows } = await db.query<FollowupRow>(
-    `
-WITH target AS (
-  SELECT id, status AS from_status FROM follow_ups WHERE id = $1::uuid AND status = ANY($2::text[]) FOR UPDATE
-), moved AS (
-  UPDATE follow_ups f SET status = $3::text, updated_at = $4::timestamptz, claimed_until = NULL${extra}
-    FROM target t WHERE f.id = t.id
-  RETURNING f.*, t.from_status
-), events AS (
-  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
-  SELECT id, $4::timestamptz, from_status, $3::text, $5::text, $6::jsonb FROM moved
-)
-SELECT * FROM moved`,
-    [options.id, options.from, options.to, options.now, options.reason, options.detail ?? null, ...(options.values ?? [])],
-  );
+  const { rows } = await db.query<FollowupRow>(markFailedSql, [
+    options.id,
+    options.from ?? ['sending'],
+    options.now,
+    options.reason,
+    options.error ? { error: options.error } : null,
+    options.error ?? options.reason,
+  ]);
   return rows[0] ?? null;
 }
 
-/** sending → failed: permanent error, retries spent, or an ambiguous send that could not be reconciled. */
-export function markFailed(
-  db: Queryable,
-  options: { id: string; now: Date; reason: string; error?: string; from?: FollowupStatus[] },
-) {
-  return transition(db, {
-    id: options.id,
-    from: options.from ?? ['sending'],
-    to: 'failed',
-    now: options.now,
-    reason: options.reason,
-    detail: options.error ? { error: options.error } : undefined,
-    set: 'last_error = $7::text, lease_until = NULL',
-    values: [options.error ?? options.reason],
-  });
-}
-
 /** Any non-terminal → cancelled with a reason (operator, lead_replied, opted_out, invalid_number, ...). */
-export function cancelFollowupRow(
+export async function cancelFollowupRow(
   db: Queryable,
   options: { id: string; now: Date; reason: string; from?: FollowupStatus[]; detail?: Record<string, unknown> },
-) {
-  return transition(db, {
-    id: options.id,
-    from: options.from ?? ['pending', 'queued'],
-    to: 'cancelled',
-    now: options.now,
-    reason: options.reason,
-    detail: options.detail,
-    set: 'cancel_reason = $7::text, lease_until = NULL',
-    values: [options.reason],
-  });
+): Promise<FollowupRow | null> {
+  const { rows } = await db.query<FollowupRow>(cancelFollowupSql, [
+    options.id,
+    options.from ?? ['pending', 'queued'],
+    options.now,
+    options.reason,
+    options.detail ?? null,
+  ]);
+  return rows[0] ?? null;
 }
 
 /**
@@ -429,38 +225,6 @@ export function cancelFollowupRow(
  * later steps of its enrollment move by the same amount (no burst of catch-up
  * messages); the enrollment remembers the total shift.
  */
-const deferSql = `
-WITH target AS (
-  SELECT id, status AS from_status, due_at AS old_due_at, enrollment_id, step
-    FROM follow_ups WHERE id = $1::uuid AND status = ANY($2::text[])
-     AND ($10::text[] IS NULL OR campaign = ANY($10::text[])) FOR UPDATE
-), moved AS (
-  UPDATE follow_ups f
-     SET status = 'pending', updated_at = $3::timestamptz, claimed_until = NULL,
-         due_at = GREATEST(f.due_at, $4::timestamptz), defer_reason = $5::text, lease_until = NULL,
-         sending_started_at = NULL, last_error = COALESCE($6::text, f.last_error),
-         attempts = GREATEST(0, f.attempts - CASE WHEN $7::boolean THEN 1 ELSE 0 END)
-    FROM target t WHERE f.id = t.id
-  RETURNING f.*, t.from_status, t.old_due_at
-), shifted AS (
-  UPDATE follow_ups later
-     SET due_at = later.due_at + (m.due_at - m.old_due_at), updated_at = $3::timestamptz
-    FROM moved m
-   WHERE $9::boolean AND m.enrollment_id IS NOT NULL AND later.enrollment_id = m.enrollment_id
-     AND later.step > m.step AND later.status = 'pending' AND m.due_at > m.old_due_at
-  RETURNING later.id
-), enrollment AS (
-  UPDATE enrollments e
-     SET shift_ms = e.shift_ms + (extract(epoch FROM (m.due_at - m.old_due_at)) * 1000)::bigint, updated_at = $3::timestamptz
-    FROM moved m
-   WHERE $9::boolean AND e.id = m.enrollment_id AND m.due_at > m.old_due_at
-), events AS (
-  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
-  SELECT id, $3::timestamptz, from_status, 'pending', $5::text,
-         $8::jsonb || jsonb_build_object('dueAt', due_at, 'laterStepsMoved', (SELECT count(*) FROM shifted)) FROM moved
-)
-SELECT * FROM moved`;
-
 export async function deferFollowup(
   db: Queryable,
   options: {
@@ -494,36 +258,21 @@ export async function deferFollowup(
 }
 
 /** failed → pending (operator retry): due now, attempts reset. */
-export function retryFailed(db: Queryable, options: { id: string; now: Date; detail?: Record<string, unknown> }) {
-  return transition(db, {
-    id: options.id,
-    from: ['failed'],
-    to: 'pending',
-    now: options.now,
-    reason: 'operator_retry',
-    detail: options.detail,
-    set: 'due_at = $4::timestamptz, attempts = 0, reconcile_attempts = 0, lease_until = NULL, sending_started_at = NULL',
-  });
+export async function retryFailed(
+  db: Queryable,
+  options: { id: string; now: Date; detail?: Record<string, unknown> },
+): Promise<FollowupRow | null> {
+  const { rows } = await db.query<FollowupRow>(retryFailedSql, [options.id, options.now, options.detail ?? null]);
+  return rows[0] ?? null;
 }
 
 /** Extends the lease of in-flight rows (a long backlog in Redis is not a lost job). */
 export async function extendLeases(db: Queryable, ids: string[], now: Date, leaseMs: number): Promise<void> {
   if (ids.length === 0) return;
-  await db.query(
-    `UPDATE follow_ups SET lease_until = $2::timestamptz + $3::int * interval '1 millisecond'
-      WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'sending')`,
-    [ids, now, leaseMs],
-  );
+  await db.query(extendLeasesSql, [ids, now, leaseMs]);
 }
 
 /** In-flight rows past their lease, oldest first, for the sweeper. */
-export const findExpiredLeasesSql: Statement = {
-  name: 'followups_expired_leases',
-  text: `SELECT f.*, l.phone, l.whatsapp_number FROM follow_ups f JOIN leads l ON l.id = f.lead_id
-          WHERE f.status IN ('queued', 'sending') AND f.lease_until < $1::timestamptz
-          ORDER BY f.lease_until LIMIT $2::int`,
-};
-
 export async function findExpiredLeases(
   db: Queryable,
   options: { now: Date; limit: number },
@@ -540,12 +289,12 @@ export async function noteReconcileFailure(
   db: Queryable,
   options: { id: string; now: Date; retryMs: number; error: string },
 ): Promise<number> {
-  const { rows } = await db.query<{ reconcile_attempts: number }>(
-    `UPDATE follow_ups SET reconcile_attempts = reconcile_attempts + 1, last_error = $4::text,
-            lease_until = $2::timestamptz + $3::int * interval '1 millisecond'
-      WHERE id = $1::uuid AND status = 'sending' RETURNING reconcile_attempts`,
-    [options.id, options.now, options.retryMs, options.error],
-  );
+  const { rows } = await db.query<{ reconcile_attempts: number }>(noteReconcileFailureSql, [
+    options.id,
+    options.now,
+    options.retryMs,
+    options.error,
+  ]);
   return rows[0]?.reconcile_attempts ?? 0;
 }
 
@@ -554,11 +303,7 @@ export async function appendEvent(
   db: Queryable,
   options: { id: string; at: Date; status: FollowupStatus; reason: string; detail?: Record<string, unknown> },
 ): Promise<void> {
-  await db.query(
-    `INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
-     VALUES ($1::uuid, $2::timestamptz, $3::text, $3::text, $4::text, $5::jsonb)`,
-    [options.id, options.at, options.status, options.reason, options.detail ?? null],
-  );
+  await db.query(appendEventSql, [options.id, options.at, options.status, options.reason, options.detail ?? null]);
 }
 
 /**
@@ -568,22 +313,6 @@ export async function appendEvent(
  * pending → pending, with an `operator` event; the update of due_at wakes the relays
  * (migration 001's NOTIFY trigger). Null when the follow-up is not pending.
  */
-const bringDueNowSql = `
-WITH target AS (
-  SELECT id, due_at AS old_due_at FROM follow_ups WHERE id = $1::uuid AND status = 'pending' FOR UPDATE
-), moved AS (
-  UPDATE follow_ups f
-     SET due_at = LEAST(f.due_at, $2::timestamptz), defer_reason = NULL,
-         ignore_window = f.ignore_window OR $3::boolean, updated_at = $2::timestamptz
-    FROM target t WHERE f.id = t.id
-  RETURNING f.*, t.old_due_at
-), events AS (
-  INSERT INTO follow_up_events (follow_up_id, at, from_status, to_status, reason, detail)
-  SELECT id, $2::timestamptz, 'pending', 'pending', 'operator',
-         $4::jsonb || jsonb_build_object('action', 'send_now', 'ignoreWindow', $3::boolean, 'previousDueAt', old_due_at) FROM moved
-)
-SELECT * FROM moved`;
-
 export async function bringDueNow(
   db: Queryable,
   options: { id: string; now: Date; ignoreWindow: boolean; detail?: Record<string, unknown> },
@@ -598,13 +327,6 @@ export async function bringDueNow(
  * and the worker's conditional claim make a publish of a job that still exists harmless.
  */
 export async function expireQueuedLeases(db: Queryable, now: Date): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `WITH expired AS (
-       UPDATE follow_ups SET lease_until = $1::timestamptz
-        WHERE status = 'queued' AND lease_until > $1::timestamptz
-        RETURNING 1)
-     SELECT count(*)::int AS n FROM expired`,
-    [now],
-  );
+  const { rows } = await db.query<{ n: number }>(expireQueuedLeasesSql, [now]);
   return rows[0]?.n ?? 0;
 }
