@@ -31,6 +31,7 @@ import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { phoneVariants } from '../whatsapp/phone.js';
 import { erasedPhone } from './erasure-key.js';
+import { findLeadByPhone } from './lead.js';
 import { cancelLocked, lockOpenFollowups } from './stop-lead.js';
 
 export { erasedPhone } from './erasure-key.js';
@@ -57,15 +58,10 @@ export async function eraseLead(db: Db, phone: string, clock: Clock): Promise<Er
   const now = clock.now();
   const hashed = erasedPhone(phone);
   return db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ id: string; erased_at: Date | null }>(
-      'SELECT id, erased_at FROM leads WHERE phone = $1::text',
-      [phone],
-    );
-    const lead = rows[0];
+    const lead = await findLeadByPhone(tx, phone);
     if (!lead) {
-      const before = await tx.query<{ id: string; erased_at: Date }>('SELECT id, erased_at FROM leads WHERE phone = $1::text', [hashed]);
-      const erased = before.rows[0];
-      return erased ? { leadId: erased.id, erasedAt: erased.erased_at, alreadyErased: true, cancelled: 0 } : null;
+      const erased = await findLeadByPhone(tx, hashed);
+      return erased ? { leadId: erased.id, erasedAt: erased.erased_at!, alreadyErased: true, cancelled: 0 } : null;
     }
     const leadId = lead.id;
     const ids = await lockOpenFollowups(tx, leadId);

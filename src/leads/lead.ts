@@ -1,6 +1,7 @@
 import { ValidationError } from '../errors.js';
 import type { Queryable } from '../db/db.js';
 import { phoneHmac } from './erasure-key.js';
+import { leadByPhoneSql } from './sql/leads.js';
 
 export interface LeadRow {
   id: string;
@@ -104,7 +105,7 @@ RETURNING *`,
 }
 
 export async function findLeadByPhone(db: Queryable, phone: string): Promise<LeadRow | null> {
-  const { rows } = await db.query<LeadRow>('SELECT * FROM leads WHERE phone = $1::text', [phone]);
+  const { rows } = await db.query<LeadRow>(leadByPhoneSql, [phone]);
   return rows[0] ?? null;
 }
 

@@ -8,7 +8,7 @@ import type { Queryable } from '../db/db.js';
 import { NotFoundError } from '../errors.js';
 import { toFollowup, type Followup, type FollowupRow } from '../followups/followup.js';
 import { normalizePhone } from '../whatsapp/phone.js';
-import { type Lead, type LeadRow, toLead } from './lead.js';
+import { findLeadByPhone, type Lead, toLead } from './lead.js';
 
 /** Newest items kept when a lead's log is very long (the oldest are dropped first). */
 export const TIMELINE_LIMIT = 1_000;
@@ -57,8 +57,7 @@ const iso = (d: Date | string) => new Date(d).toISOString();
 
 export async function readLeadTimeline(db: Queryable, rawPhone: string): Promise<LeadTimeline> {
   const phone = normalizePhone(rawPhone, 'phone');
-  const { rows: leads } = await db.query<LeadRow>('SELECT * FROM leads WHERE phone = $1::text', [phone]);
-  const lead = leads[0];
+  const lead = await findLeadByPhone(db, phone);
   if (!lead) throw new NotFoundError(`no lead with phone ${phone}`);
 
   const [followups, messages, events, enrollments, numberChanges] = await Promise.all([

@@ -8,6 +8,7 @@ import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import { upsertLead } from './lead.js';
+import { insertMessageSql } from './sql/messages.js';
 
 export interface OutboundMessage {
   phone: string;
@@ -27,13 +28,17 @@ export async function recordOutboundMessage(
   const now = clock.now();
   return db.transaction(async (tx) => {
     const lead = await upsertLead(tx, { phone, now });
-    const inserted = await tx.query<{ id: string }>(
-      `INSERT INTO messages (lead_id, direction, source, text, message_type, provider_message_id, at)
-       VALUES ($1::uuid, 'out', $2::text, $3::text, $4::text, $5::text, $6::timestamptz)
-       ON CONFLICT (lead_id, provider_message_id) DO NOTHING
-       RETURNING id`,
-      [lead.id, input.source, input.text, input.messageType ?? null, input.providerMessageId ?? null, input.at],
-    );
+    const inserted = await tx.query<{ id: string }>(insertMessageSql, [
+      lead.id,
+      'out',
+      input.source,
+      input.text,
+      input.messageType ?? null,
+      input.providerMessageId ?? null,
+      input.at,
+      null,
+      null,
+    ]);
     if (!inserted.rows[0]) {
       const { rows } = await tx.query<{ id: string }>('SELECT id FROM messages WHERE lead_id = $1::uuid AND provider_message_id = $2::text', [
         lead.id,

@@ -31,6 +31,7 @@ import { erasedPhone } from './erasure-key.js';
 import { findLeadByPhone, stopReasonOf, upsertLead } from './lead.js';
 import { markNumberInvalid } from './mark-number-invalid.js';
 import { sendMessageSchema, type SentMessage } from './send-message-schema.js';
+import { insertMessageSql } from './sql/messages.js';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -129,12 +130,7 @@ export async function sendAgentMessage(deps: SendMessageDeps, rawPhone: string, 
       const lead = await upsertLead(tx, { phone, now });
       // Re-checked under the transaction: an opt-out may have landed meanwhile.
       assertWritable(stopReasonOf(lead));
-      const { rows } = await tx.query<LoggedRow>(
-        `INSERT INTO messages (lead_id, direction, source, text, message_type, at, idempotency_key, idempotency_hash)
-         VALUES ($1::uuid, 'out', 'agent', $2::text, 'conversation', $3::timestamptz, $4::text, $5::text)
-         RETURNING id, lead_id, text, provider_message_id, idempotency_hash, at`,
-        [lead.id, input.text, now, key, hash],
-      );
+      const { rows } = await tx.query<LoggedRow>(insertMessageSql, [lead.id, 'out', 'agent', input.text, 'conversation', null, now, key, hash]);
       return rows[0]!;
     });
   } catch (error) {

@@ -18,6 +18,7 @@ import { cancelFollowupRow } from '../followups/transitions.js';
 import { type AgentEventType, recordAgentEvent } from '../forwarding/record-agent-event.js';
 import { phoneHmac } from './erasure-key.js';
 import type { LeadRow } from './lead.js';
+import { leadByPhoneSql } from './sql/leads.js';
 
 export type StopReason = 'opted_out' | 'handoff' | 'converted';
 
@@ -100,7 +101,7 @@ export async function stopLead(db: Db, input: StopLeadInput, clock: Clock): Prom
   const at = input.at ?? now;
   return db.transaction(async (tx) => {
     let created = false;
-    let found = await tx.query<{ id: string; erased_at: Date | null }>('SELECT id, erased_at FROM leads WHERE phone = $1::text', [input.phone]);
+    let found = await tx.query<{ id: string; erased_at: Date | null }>(leadByPhoneSql, [input.phone]);
     if (!found.rows[0]) {
       if (!input.createIfMissing) return null;
       found = await tx.query<{ id: string; erased_at: Date | null }>(

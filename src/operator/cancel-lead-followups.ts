@@ -6,6 +6,7 @@
  * worker's claim racing this either sees the row cancelled or already has it in flight.
  */
 import type { Context } from '../context.js';
+import { findLeadByPhone } from '../leads/lead.js';
 import { cancelLocked, lockOpenFollowups } from '../leads/stop-lead.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import { EXIT, OperatorError } from './exit-codes.js';
@@ -27,8 +28,7 @@ export async function cancelLeadFollowups(
   const phone = normalizePhone(rawPhone, options.field ?? 'lead');
   const now = ctx.clock.now();
   return ctx.db.transaction(async (tx) => {
-    const { rows } = await tx.query<{ id: string }>('SELECT id FROM leads WHERE phone = $1::text', [phone]);
-    const lead = rows[0];
+    const lead = await findLeadByPhone(tx, phone);
     if (!lead) throw new OperatorError(`no lead with phone ${phone}`, EXIT.failed, 'lead_not_found');
     const ids = await lockOpenFollowups(tx, lead.id);
     // Locked while pending or queued, so each of them moves to cancelled.

@@ -11,6 +11,7 @@
  */
 import type { Queryable } from '../db/db.js';
 import { markNumberInvalid } from '../leads/mark-number-invalid.js';
+import { markNumberValidSql } from '../leads/sql/leads.js';
 import type { Logger } from '../log.js';
 import type { NumberChecks } from './number-checks.js';
 import type { Reservation } from './send-limits.js';
@@ -38,18 +39,11 @@ export async function checkNumberOnce(
   const answer = await deps.checks.check(lead.phone, now, instance);
   if (answer.kind === 'deferred') return { deferred: answer.reservation };
   if (answer.kind === 'unknown') return 'unknown';
-  const exists = answer.check.exists;
-  const jid = answer.check.jid ?? null;
-  if (!exists) {
+  if (!answer.check.exists) {
     // The follow-up it was checked for is cancelled next (invalid_number) by the policy's caller.
     await markNumberInvalid(deps.db, { leadId: lead.id, now, detail: { source: 'number_check' } });
     return 'invalid';
   }
-  await deps.db.query(
-    `UPDATE leads SET number_checked_at = $2::timestamptz, number_valid = $3::boolean,
-            whatsapp_jid = COALESCE($4::text, whatsapp_jid), updated_at = $2::timestamptz
-      WHERE id = $1::uuid AND erased_at IS NULL`,
-    [lead.id, now, exists, exists ? jid : null],
-  );
-  return exists ? 'valid' : 'invalid';
+  await deps.db.query(markNumberValidSql, [lead.id, now, answer.check.jid ?? null]);
+  return 'valid';
 }

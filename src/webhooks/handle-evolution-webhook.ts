@@ -28,6 +28,8 @@ import type { SendingGate } from '../followups/sending-gate.js';
 import { recordInboundMessage } from '../leads/record-inbound.js';
 import { recordOutboundMessage } from '../leads/record-outbound.js';
 import { cancelLocked, stopLead } from '../leads/stop-lead.js';
+import { leadByPhoneSql } from '../leads/sql/leads.js';
+import { insertMessageSql } from '../leads/sql/messages.js';
 import type { Logger } from '../log.js';
 import type { Numbers } from '../numbers/whatsapp-numbers.js';
 import type { Transport } from '../whatsapp/transport.js';
@@ -224,7 +226,7 @@ async function handleOwnNumber(deps: WebhookDeps, eventName: string, message: We
   const { db, clock } = deps;
   const now = clock.now();
   if (await alreadyLogged(db, message.phone, message.providerMessageId)) return { event: eventName, outcome: 'own_message' };
-  const { rows } = await db.query<{ id: string }>('SELECT id FROM leads WHERE phone = $1::text', [message.phone]);
+  const { rows } = await db.query<{ id: string }>(leadByPhoneSql, [message.phone]);
   const leadId = rows[0]?.id;
   // Nothing of ours to stop for a number that is no lead (and no lead is made from our own messages).
   if (!leadId) return { event: eventName, outcome: 'ignored:not_a_lead' };
@@ -288,11 +290,7 @@ async function confirmOptOut(deps: WebhookDeps, leadId: string, phone: string): 
       return;
     }
     const now = deps.clock.now();
-    const logged = await deps.db.query<{ id: string }>(
-      `INSERT INTO messages (lead_id, direction, source, text, message_type, at) VALUES ($1::uuid, 'out', 'agent', $2::text, 'conversation', $3::timestamptz)
-       RETURNING id`,
-      [leadId, text, now],
-    );
+    const logged = await deps.db.query<{ id: string }>(insertMessageSql, [leadId, 'out', 'agent', text, 'conversation', null, now, null, null]);
     // From the number the fan wrote to.
     const sent = await deps.transport.sendText({ number: phone, text, delayMs: deps.typingDelayMs?.(text) ?? 0, ...(deps.instance ? { instance: deps.instance } : {}) });
     await deps.db.query('UPDATE messages SET provider_message_id = $2::text WHERE id = $1::uuid', [logged.rows[0]!.id, sent.providerMessageId]).catch(() => undefined);
