@@ -12,7 +12,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from './errors.js';
 import { type Config, loadConfig } from './config.js';
 import { createContext, type Context } from './context.js';
-import { isAuthError, isConnectionError } from './db/db.js';
+import { readDbError } from './db/db-errors.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
 import { RedisConfigurationError } from './queue/redis-connection.js';
@@ -39,9 +39,10 @@ function makeLog(config: Config): Logger {
  * error: no retry, exit 2 with the server's own words, like an invalid setting.
  */
 function exitIfAuthError(error: unknown, log: Logger): void {
-  if (!isAuthError(error)) return;
+  const meaning = readDbError(error);
+  if (!meaning.auth) return;
   const message = (error as Error).message;
-  log.fatal({ err: { message, code: (error as { code?: string }).code } }, 'the database refused the login');
+  log.fatal({ err: { message, code: meaning.code } }, 'the database refused the login');
   log.flush?.();
   process.stderr.write(`DATABASE_URL: the database refused the login: ${message}\n`);
   process.exit(2);
@@ -58,7 +59,7 @@ async function createContextPatiently(config: Config, log: Logger): Promise<Cont
       return await createContext(config, log);
     } catch (error) {
       exitIfAuthError(error, log);
-      if (!isConnectionError(error) || attempt >= 30) throw error;
+      if (!readDbError(error).unreachable || attempt >= 30) throw error;
       log.warn({ err: { message: (error as Error).message }, attempt }, 'database unreachable at start; retrying');
       await new Promise((r) => setTimeout(r, 2_000));
     }

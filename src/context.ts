@@ -12,6 +12,7 @@ import type { Composer } from './compose/composer.js';
 import { makeLlmWriter } from './compose/llm-writer.js';
 import type { Config, RedisConnectionConfig } from './config.js';
 import type { Db } from './db/db.js';
+import { readDbError } from './db/db-errors.js';
 import { migrate } from './db/migrate.js';
 import { makePgDb } from './db/pg-db.js';
 import { makePgliteDb } from './db/pglite-db.js';
@@ -162,8 +163,8 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   metrics.collectors.agentOutbox = makeCachedOutboxCounts({ db, refreshMs: config.metrics.refreshMs });
   if (config.agentWebhook) {
     // Forwarding on for every writer (a relay started without AGENT_WEBHOOK_URL turns it off: roles.ts).
-    await setAgentForwarding(db, { enabled: true, raw: config.agentWebhook.raw }).catch((error: { code?: string }) => {
-      if (error.code !== '42P01') throw error;
+    await setAgentForwarding(db, { enabled: true, raw: config.agentWebhook.raw }).catch((error: unknown) => {
+      if (!readDbError(error).undefinedTable) throw error;
       log.warn('agent forwarding not switched on: the database is not migrated yet (agent_outbox missing)');
     });
   }

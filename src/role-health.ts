@@ -4,7 +4,7 @@
  * (a wrong password after a rotation, a pooler refusing us, a statement that always times
  * out) instead of saying `ok` while nothing is sent.
  */
-import { isAuthError, isConnectionError } from './db/db.js';
+import { readDbError } from './db/db-errors.js';
 
 export type RoleName = 'relay' | 'worker';
 
@@ -30,11 +30,10 @@ export interface RoleHealth {
   read(): Partial<Record<RoleName, RoleState>>;
 }
 
-function reasonOf(error: unknown): RoleState['reason'] {
-  if (isAuthError(error)) return 'database_auth';
-  const e = error as { code?: string; message?: string } | undefined;
-  if (e?.code === '57014' || /Query read timeout|timeout/i.test(e?.message ?? '')) return 'timeout';
-  if (isConnectionError(error)) return 'database_unreachable';
+function reasonOf(meaning: ReturnType<typeof readDbError>): RoleState['reason'] {
+  if (meaning.auth) return 'database_auth';
+  if (meaning.timeout) return 'timeout';
+  if (meaning.unreachable) return 'database_unreachable';
   return 'error';
 }
 
@@ -46,12 +45,12 @@ export function makeRoleHealth(now: () => Date = () => new Date()): RoleHealth {
     },
     failed(role, error) {
       const previous = states.get(role);
-      const code = (error as { code?: unknown } | undefined)?.code;
+      const meaning = readDbError(error);
       states.set(role, {
         failures: (previous?.failures ?? 0) + 1,
         since: previous?.since ?? now(),
-        reason: reasonOf(error),
-        code: typeof code === 'string' ? code : undefined,
+        reason: reasonOf(meaning),
+        code: meaning.code,
       });
     },
     read() {

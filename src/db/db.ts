@@ -71,28 +71,3 @@ export interface Db extends Queryable {
 export function statementText(statement: string | Statement): string {
   return typeof statement === 'string' ? statement : statement.text;
 }
-
-/** True for errors that mean "the database is unreachable right now", not "the query is wrong". */
-export function isConnectionError(error: unknown): boolean {
-  const e = error as { code?: string; message?: string } | undefined;
-  if (!e) return false;
-  if (e.code && /^(08|57P0[123]|53300)/.test(e.code)) return true;
-  if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND'].includes(e.code)) return true;
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection|Query read timeout/i.test(
-    e.message ?? '',
-  );
-}
-
-/**
- * True for a refused login: wrong password or user (28P01, 28000), or a pooler saying so
- * (PgBouncer answers 08P01 "password authentication failed" / "no such user"). Retrying
- * does not help: the configuration must change.
- */
-export function isAuthError(error: unknown): boolean {
-  const e = error as { code?: string; message?: string } | undefined;
-  if (!e?.code) return false;
-  if (e.code === '28P01' || e.code === '28000') return true;
-  return e.code === '08P01' && /auth|password|no such user|not allowed|SASL/i.test(e.message ?? '');
-}
-
-export const UNIQUE_VIOLATION = '23505';

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
-import { UNIQUE_VIOLATION } from '../db/db.js';
+import { readDbError } from '../db/db-errors.js';
 import { ConflictError, ValidationError } from '../errors.js';
 import { stopReasonOf, upsertLead } from '../leads/lead.js';
 import { parseInput } from '../validation.js';
@@ -89,7 +89,7 @@ export async function scheduleFollowup(
     });
   } catch (error) {
     // Two identical requests raced: the loser returns what the winner wrote.
-    if ((error as { code?: string }).code === UNIQUE_VIOLATION && idempotencyKey) {
+    if (readDbError(error).uniqueViolation && idempotencyKey) {
       const existing = await findByIdempotencyKey(ctx.db, idempotencyKey);
       if (existing) return repeat(existing);
     }

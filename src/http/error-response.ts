@@ -3,7 +3,7 @@
  * (naming the field); 5xx say nothing internal: the error is logged, never returned.
  */
 import type { FastifyError } from 'fastify';
-import { isConnectionError } from '../db/db.js';
+import { readDbError } from '../db/db-errors.js';
 import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors.js';
 import { TooManyRequestsError, UnauthorizedError } from './auth.js';
 
@@ -98,7 +98,7 @@ export function toErrorResponse(error: unknown, options: { bodyLimit: number }):
   }
   const fromFramework = error instanceof Error ? fromFastify(error as FastifyError, options.bodyLimit) : null;
   if (fromFramework) return fromFramework;
-  if (isConnectionError(error)) {
+  if (readDbError(error).unreachable) {
     // DESIGN: 503 when a dependency is down. Which one, and why, stays in the log.
     return {
       statusCode: 503,

@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Context } from '../context.js';
 import type { Db } from '../db/db.js';
+import { readDbError } from '../db/db-errors.js';
 import { ConflictError, SendError, UnavailableError } from '../errors.js';
 import type { SendingGate } from '../followups/sending-gate.js';
 import type { Logger } from '../log.js';
@@ -33,7 +34,6 @@ import { markNumberInvalid } from './mark-number-invalid.js';
 import { sendMessageSchema, type SentMessage } from './send-message-schema.js';
 import { insertMessageSql } from './sql/messages.js';
 
-const UNIQUE_VIOLATION = '23505';
 
 export interface SendMessageDeps {
   db: Db;
@@ -135,7 +135,7 @@ export async function sendAgentMessage(deps: SendMessageDeps, rawPhone: string, 
     });
   } catch (error) {
     // Two requests with one key raced: the loser answers as a repeat.
-    if ((error as { code?: string }).code === UNIQUE_VIOLATION && key) {
+    if (readDbError(error).uniqueViolation && key) {
       const earlier = await findByKey(deps.db, key);
       if (earlier) {
         const repeat = await repeatOf(deps, earlier, { phone, hash: hash!, key });

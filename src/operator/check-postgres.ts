@@ -7,6 +7,7 @@
  */
 import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
+import { readDbError } from '../db/db-errors.js';
 import { readMigrations } from '../db/migrate.js';
 import { probeNotify } from '../db/notify-probe.js';
 import { detectPooler } from '../db/pooler.js';
@@ -59,7 +60,7 @@ async function checkMigrations(db: Db): Promise<Check> {
     const { rows } = await db.query<{ version: number }>('SELECT version FROM schema_migrations ORDER BY version');
     applied = rows.map((r) => Number(r.version));
   } catch (error) {
-    if ((error as { code?: string }).code === '42P01') {
+    if (readDbError(error).undefinedTable) {
       return fail('postgres.migrations', 'no migration has been applied (no schema_migrations table)', 'run `followups migrate`');
     }
     throw error;

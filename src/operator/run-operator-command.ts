@@ -8,7 +8,7 @@
 import pino from 'pino';
 import { type Config, loadConfig } from '../config.js';
 import { createContext, type Context } from '../context.js';
-import { isConnectionError } from '../db/db.js';
+import { readDbError } from '../db/db-errors.js';
 import { ConfigError, ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { EXIT, type ExitCode, OperatorError } from './exit-codes.js';
@@ -68,9 +68,10 @@ export function describeFailure(error: unknown): { exitCode: ExitCode; code: str
   if (error instanceof ValidationError) return { exitCode: EXIT.usage, code: 'invalid_argument', message };
   if (error instanceof NotFoundError) return { exitCode: EXIT.failed, code: 'not_found', message };
   if (error instanceof ConflictError) return { exitCode: EXIT.failed, code: error.code, message };
-  if ((error as { code?: string })?.code === '42P01') {
+  const db = readDbError(error);
+  if (db.undefinedTable) {
     return { exitCode: EXIT.failed, code: 'not_migrated', message: `the database is not migrated (${message}): run \`followups migrate\`` };
   }
-  if (isConnectionError(error)) return { exitCode: EXIT.unreachable, code: 'database_unreachable', message: `PostgreSQL is unreachable: ${message}` };
+  if (db.unreachable) return { exitCode: EXIT.unreachable, code: 'database_unreachable', message: `PostgreSQL is unreachable: ${message}` };
   return { exitCode: EXIT.failed, code: 'error', message };
 }

@@ -24,6 +24,7 @@
  */
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
+import { readDbError } from '../db/db-errors.js';
 import type { SendingGate } from '../followups/sending-gate.js';
 import { recordInboundMessage } from '../leads/record-inbound.js';
 import { recordOutboundMessage } from '../leads/record-outbound.js';
@@ -101,8 +102,7 @@ async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (error) {
-      const code = (error as { code?: string }).code;
-      if (attempt >= RETRIES || (code !== '40P01' && code !== '40001')) throw error;
+      if (attempt >= RETRIES || !readDbError(error).retry) throw error;
       await new Promise((r) => setTimeout(r, 20 * attempt + Math.random() * 50));
     }
   }
