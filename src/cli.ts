@@ -9,13 +9,12 @@
  */
 import { createWriteStream } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
-import { ConfigError } from './errors.js';
+import { ConfigError, RedisConfigurationError } from './errors.js';
 import { type Config, loadConfig } from './config.js';
 import { createContext, type Context } from './context.js';
 import { readDbError } from './db/db-errors.js';
 import { migrate } from './db/migrate.js';
 import { createLogger, type Logger } from './log.js';
-import { RedisConfigurationError } from './queue/redis-connection.js';
 import { type Role, startRoles } from './roles.js';
 
 function readConfig(overrides: Record<string, string | undefined> = {}): Config {

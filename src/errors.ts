@@ -1,6 +1,10 @@
 /**
- * The few error classes that carry meaning through the system. Everything a
- * transport or the database throws is translated into one of these at the edge.
+ * The error classes that carry meaning through the system, all of them here. Everything
+ * a transport or the database throws is translated into one of these at the edge
+ * (database driver errors are read by src/db/db-errors.ts). Two live elsewhere on
+ * purpose: OperatorError (src/operator/exit-codes.ts), made of the operator commands'
+ * exit codes, and the client's FollowupsApiError (src/client/), which must not load
+ * server code.
  */
 
 /** Bad input from a caller: names the field. Maps to HTTP 400. */
@@ -72,6 +76,94 @@ export class SendError extends Error {
     readonly kind: SendErrorKind,
     /** Short machine reason stored on the follow-up: invalid_number, unauthorized, timeout, ... */
     readonly reason: string,
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** Missing or wrong credentials. HTTP 401. */
+export class UnauthorizedError extends Error {
+  override name = 'UnauthorizedError';
+}
+
+/** Too many requests (failed authentications from one address, or calls with one token). HTTP 429. */
+export class TooManyRequestsError extends Error {
+  override name = 'TooManyRequestsError';
+  readonly statusCode = 429;
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A wait that ran out (the readiness check's database probe). */
+export class TimeoutError extends Error {
+  override name = 'TimeoutError';
+}
+
+/** Invalid campaign files, found at start-up: every problem, listed at once. */
+export class CampaignError extends ConfigError {
+  override name = 'CampaignError';
+  constructor(problems: string[]) {
+    super(problems);
+    this.message = `Invalid campaign definitions:\n${problems.map((p) => `  - ${p}`).join('\n')}`;
+  }
+}
+
+/** Why the model produced no text: 'timeout', 'http_<status>', 'network', 'no_content', 'error'. */
+export class LlmError extends Error {
+  override name = 'LlmError';
+  constructor(
+    readonly why: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The queue (Redis) cannot take or give jobs right now: not connected, or a call timed out. */
+export class QueueUnavailableError extends Error {
+  override name = 'QueueUnavailableError';
+}
+
+/** What a Redis error means (src/queue/redis-connection.ts classifyRedisError). */
+export type RedisErrorKind =
+  /** WRONGPASS, NOAUTH: the password or user is wrong or missing. */
+  | 'auth'
+  /** NOPERM: the ACL user may not run a command or touch the queue's keys. */
+  | 'acl'
+  /** "unknown command": not a Redis data node (e.g. a Sentinel's port), or commands renamed away. */
+  | 'wrong_server'
+  /** MOVED / ASK / CROSSSLOT: a Cluster node reached without REDIS_CLUSTER_NODES. */
+  | 'cluster_redirect'
+  /** READONLY: a replica (a demoted master after a failover). */
+  | 'read_only'
+  /** OOM: maxmemory reached under noeviction; writes are refused until memory frees up. */
+  | 'full'
+  | 'unreachable'
+  | 'other';
+
+/** A Redis that can never work as configured: start-up exits 2 with this, in Redis's own words. */
+export class RedisConfigurationError extends Error {
+  override name = 'RedisConfigurationError';
+  constructor(
+    readonly kind: RedisErrorKind,
+    /** What Redis answered, verbatim. */
+    readonly redisMessage: string,
+    hint: string,
+  ) {
+    super(`Redis configuration error (${kind}): ${redisMessage} — ${hint}`);
+  }
+}
+
+/** An Evolution API call that got no usable answer: `status` is absent when Evolution could not be reached at all. */
+export class EvolutionCallError extends Error {
+  override name = 'EvolutionCallError';
+  constructor(
     message: string,
     readonly status?: number,
   ) {

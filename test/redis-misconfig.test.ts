@@ -5,7 +5,7 @@ import { loadConfig } from '../src/config.js';
 import { createContext } from '../src/context.js';
 import { buildApp } from '../src/http/build-app.js';
 import { createLogger } from '../src/log.js';
-import { RedisConfigurationError } from '../src/queue/redis-connection.js';
+import { RedisConfigurationError } from '../src/errors.js';
 import { startRoles } from '../src/roles.js';
 import { makeEvolutionTransport } from '../src/whatsapp/evolution-client.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';

@@ -8,7 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { CampaignError } from '../errors.js';
 import { allowancesOf, checkClaims, findPlaceholder, type RejectionReason } from '../compose/guardrails.js';
 import { type Campaign, type CampaignFile, type Campaigns, campaignFileSchema, NAME_SLOT, TEMPLATE_SLOT } from './campaign.js';
 import { renderTemplate, slotProblem } from './render-template.js';
@@ -19,14 +19,6 @@ export const DEFAULT_CAMPAIGNS_DIR = join(dirname(fileURLToPath(import.meta.url)
 
 /** A longish first name, to check that templates stay within the length limit. */
 const SAMPLE_NAME = 'Maximiliano';
-
-export class CampaignError extends ConfigError {
-  override name = 'CampaignError';
-  constructor(problems: string[]) {
-    super(problems);
-    this.message = `Invalid campaign definitions:\n${problems.map((p) => `  - ${p}`).join('\n')}`;
-  }
-}
 
 export interface LoadCampaignsOptions {
   /** The persona's name when a campaign file does not set one (PERSONA_NAME). */

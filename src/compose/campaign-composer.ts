@@ -16,7 +16,8 @@ import { allowancesOf, type Allowances, checkModelText } from './guardrails.js';
 import { buildPrompt } from './build-prompt.js';
 import { composeFromTemplate } from './compose-from-template.js';
 import { type Composer, type Composition, firstName, makeDefaultComposer } from './composer.js';
-import { LlmError, type LlmWriter } from './llm-writer.js';
+import { LlmError } from '../errors.js';
+import type { LlmWriter } from './llm-writer.js';
 import { readConversation, readSentTexts } from './read-conversation.js';
 
 export interface CampaignComposerOptions {

@@ -9,23 +9,13 @@
  * never a late message.
  */
 import type OpenAI from 'openai';
+import { LlmError } from '../errors.js';
 import type { PromptMessage } from './build-prompt.js';
 
 type OpenAIModule = typeof import('openai');
 // Loaded on first use: a deployment without an LLM never pays for the client at start-up.
 let openai: Promise<OpenAIModule> | undefined;
 const loadOpenAI = () => (openai ??= import('openai'));
-
-/** Why the model produced no text: 'timeout', 'http_<status>', 'network', 'no_content', 'error'. */
-export class LlmError extends Error {
-  override name = 'LlmError';
-  constructor(
-    readonly why: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 export interface LlmWriter {
   readonly model: string;

@@ -11,24 +11,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { TooManyRequestsError, UnauthorizedError } from '../errors.js';
 import type { Logger } from '../log.js';
-
-/** Missing or wrong credentials. HTTP 401. */
-export class UnauthorizedError extends Error {
-  override name = 'UnauthorizedError';
-}
-
-/** Too many requests (failed authentications from one address, or calls with one token). HTTP 429. */
-export class TooManyRequestsError extends Error {
-  override name = 'TooManyRequestsError';
-  readonly statusCode = 429;
-  constructor(
-    message: string,
-    readonly retryAfterSeconds: number,
-  ) {
-    super(message);
-  }
-}
 
 const sha256 = (value: string) => createHash('sha256').update(value, 'utf8').digest();
 

@@ -6,7 +6,8 @@
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Context } from '../context.js';
-import { makeAuthFailures, requireApiToken, TooManyRequestsError } from './auth.js';
+import { TooManyRequestsError } from '../errors.js';
+import { makeAuthFailures, requireApiToken } from './auth.js';
 import { toErrorResponse } from './error-response.js';
 import { assertJsonDepth, assertNoNul, cleanStrings } from './json-body.js';
 import { documentModule, registerOpenApi } from './openapi.js';

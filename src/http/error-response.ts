@@ -4,8 +4,7 @@
  */
 import type { FastifyError } from 'fastify';
 import { readDbError } from '../db/db-errors.js';
-import { ConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors.js';
-import { TooManyRequestsError, UnauthorizedError } from './auth.js';
+import { ConflictError, NotFoundError, TooManyRequestsError, UnauthorizedError, UnavailableError, ValidationError } from '../errors.js';
 
 export interface ErrorEnvelope {
   error: { code: string; message: string; details?: unknown };

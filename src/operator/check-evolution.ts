@@ -5,7 +5,8 @@
  */
 import type { Config } from '../config.js';
 import { SendError } from '../errors.js';
-import { EvolutionCallError, findWebhook } from '../whatsapp/evolution-webhook.js';
+import { EvolutionCallError } from '../errors.js';
+import { findWebhook } from '../whatsapp/evolution-webhook.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { type Check, fail, ok, skip, warn } from './check.js';
 import { webhookHeaders, webhookProblems, webhookUrlFor } from './webhook-target.js';

@@ -1,6 +1,7 @@
 /** `doctor`'s LLM check: one tiny chat completion against LLM_BASE_URL with LLM_MODEL. */
 import type { Config } from '../config.js';
-import { LlmError, makeLlmWriter } from '../compose/llm-writer.js';
+import { makeLlmWriter } from '../compose/llm-writer.js';
+import { LlmError } from '../errors.js';
 import { type Check, fail, ok, skip } from './check.js';
 
 export async function checkLlm(config: Config, clock: () => number = Date.now): Promise<Check[]> {

@@ -4,7 +4,8 @@
  * and the events we act on, then reads it back (GET /webhook/find) to confirm.
  */
 import type { Config } from '../config.js';
-import { type EvolutionWebhook, EvolutionCallError, findWebhook, setWebhook } from '../whatsapp/evolution-webhook.js';
+import { EvolutionCallError } from '../errors.js';
+import { type EvolutionWebhook, findWebhook, setWebhook } from '../whatsapp/evolution-webhook.js';
 import { EXIT, OperatorError } from './exit-codes.js';
 import { WEBHOOK_EVENTS, webhookHeaders, webhookProblems, webhookUrlFor } from './webhook-target.js';
 

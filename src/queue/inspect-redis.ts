@@ -12,7 +12,8 @@
  * follow-ups must be published again.
  */
 import { randomBytes } from 'node:crypto';
-import { CONFIGURATION_ERRORS, classifyRedisError, dataNodes, hintFor, RedisConfigurationError, type RedisClient, type RedisErrorKind } from './redis-connection.js';
+import { RedisConfigurationError, type RedisErrorKind } from '../errors.js';
+import { CONFIGURATION_ERRORS, classifyRedisError, dataNodes, hintFor, type RedisClient } from './redis-connection.js';
 import type { RedisConnectionConfig } from '../config.js';
 
 export interface RedisInspection {

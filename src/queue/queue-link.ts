@@ -6,6 +6,7 @@
 import { Queue } from 'bullmq';
 import { createHash } from 'node:crypto';
 import type { RedisConnectionConfig } from '../config.js';
+import { QueueUnavailableError, RedisConfigurationError, type RedisErrorKind } from '../errors.js';
 import type { Logger } from '../log.js';
 import { inspectRedis, type RedisInspection } from './inspect-redis.js';
 import {
@@ -13,9 +14,7 @@ import {
   hintFor,
   makeRedisClient,
   makeRedisErrorLog,
-  RedisConfigurationError,
   type RedisClient,
-  type RedisErrorKind,
   type RedisErrorLog,
 } from './redis-connection.js';
 
@@ -111,10 +110,6 @@ export interface QueueState {
   /** From the last inspection (every few seconds), with its time. */
   depth: { waiting: number; active: number; delayed: number } | null;
   checkedAt: string | null;
-}
-
-export class QueueUnavailableError extends Error {
-  override name = 'QueueUnavailableError';
 }
 
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -12,25 +12,10 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisConnectionConfig } from '../config.js';
+import type { RedisErrorKind } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export type RedisClient = Redis | Cluster;
-
-export type RedisErrorKind =
-  /** WRONGPASS, NOAUTH: the password or user is wrong or missing. */
-  | 'auth'
-  /** NOPERM: the ACL user may not run a command or touch the queue's keys. */
-  | 'acl'
-  /** "unknown command": not a Redis data node (e.g. a Sentinel's port), or commands renamed away. */
-  | 'wrong_server'
-  /** MOVED / ASK / CROSSSLOT: a Cluster node reached without REDIS_CLUSTER_NODES. */
-  | 'cluster_redirect'
-  /** READONLY: a replica (a demoted master after a failover). */
-  | 'read_only'
-  /** OOM: maxmemory reached under noeviction; writes are refused until memory frees up. */
-  | 'full'
-  | 'unreachable'
-  | 'other';
 
 /** Kinds that retrying never fixes: start-up stops on them (exit 2). */
 export const CONFIGURATION_ERRORS: ReadonlySet<RedisErrorKind> = new Set(['auth', 'acl', 'wrong_server', 'cluster_redirect']);
@@ -51,19 +36,6 @@ export function classifyRedisError(error: unknown): RedisErrorKind {
     return 'unreachable';
   }
   return 'other';
-}
-
-/** A Redis that can never work as configured: start-up exits 2 with this, in Redis's own words. */
-export class RedisConfigurationError extends Error {
-  override name = 'RedisConfigurationError';
-  constructor(
-    readonly kind: RedisErrorKind,
-    /** What Redis answered, verbatim. */
-    readonly redisMessage: string,
-    hint: string,
-  ) {
-    super(`Redis configuration error (${kind}): ${redisMessage} — ${hint}`);
-  }
 }
 
 /** What to do about each kind of configuration error, for the operator. */

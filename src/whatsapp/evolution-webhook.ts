@@ -6,6 +6,7 @@
  * Used by the operator CLI (`followups webhook setup`, `followups doctor`).
  */
 import { request } from 'undici';
+import { EvolutionCallError } from '../errors.js';
 
 export interface EvolutionSettings {
   url: string;
@@ -21,17 +22,6 @@ export interface EvolutionWebhook {
   byEvents: boolean;
   base64: boolean;
   events: string[];
-}
-
-/** A call that got no usable answer: `status` is absent when Evolution could not be reached at all. */
-export class EvolutionCallError extends Error {
-  override name = 'EvolutionCallError';
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
 }
 
 async function call(evolution: EvolutionSettings, method: 'GET' | 'POST', action: string, body: unknown, timeoutMs: number) {

@@ -26,7 +26,7 @@ import { readLeadTimeline } from '../../leads/read-timeline.js';
 import type { StopReason } from '../../leads/stop-lead.js';
 import { retryFailedFollowups } from '../../operator/retry-failed-followups.js';
 import { html } from '../../dashboard/html.js';
-import { TooManyRequestsError } from '../auth.js';
+import { TooManyRequestsError } from '../../errors.js';
 import { z } from 'zod';
 import { answer } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';

@@ -6,6 +6,7 @@
  * sending gate holds follow-ups back without losing any.
  */
 import type { Context } from '../../context.js';
+import { TimeoutError } from '../../errors.js';
 import type { OperatorPause, PauseState } from '../../followups/sending-gate.js';
 import { countAgentOutbox } from '../../forwarding/agent-outbox.js';
 import { makeBearerMatcher } from '../auth.js';
@@ -16,14 +17,12 @@ import type { RouteModule } from '../route-module.js';
 
 export const READY_DATABASE_TIMEOUT_MS = 2_000;
 
-class Timeout extends Error {}
-
 function within<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([
     promise,
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Timeout()), ms);
+      timer = setTimeout(() => reject(new TimeoutError()), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }
@@ -44,7 +43,7 @@ async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
   } catch (error) {
     // The cause goes to the log; this endpoint is public and says nothing internal.
     ctx.log.warn({ err: error }, 'readiness: database check failed');
-    return { status: 'down', reason: error instanceof Timeout ? 'timeout' : 'unreachable' };
+    return { status: 'down', reason: error instanceof TimeoutError ? 'timeout' : 'unreachable' };
   }
 }
 
