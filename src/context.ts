@@ -28,7 +28,7 @@ import { makeNumberLimits, type SendLimits } from './policy/send-limits.js';
 import { makeNumbers, type Numbers } from './numbers/whatsapp-numbers.js';
 import { makeMultiInstanceTransport } from './whatsapp/multi-instance-transport.js';
 import { makeWebhookSilence, type WebhookSilence } from './webhooks/webhook-silence.js';
-import type { SendPolicy } from './worker/send-policy.js';
+import type { SendPolicy } from './policy/send-policy.js';
 import { makeDryRunTransport } from './whatsapp/dry-run-transport.js';
 import { makeEvolutionTransport } from './whatsapp/evolution-client.js';
 import type { Transport } from './whatsapp/transport.js';

@@ -24,7 +24,7 @@ import type { Logger } from '../log.js';
 import type { Numbers } from '../numbers/whatsapp-numbers.js';
 import type { SendLimits } from '../policy/send-limits.js';
 import { parseInput } from '../validation.js';
-import type { SendPolicy } from '../worker/send-policy.js';
+import type { SendPolicy } from '../policy/send-policy.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { erasedPhone } from './erasure-key.js';

@@ -34,7 +34,7 @@ import { moveLeadsOff, type Numbers } from '../numbers/whatsapp-numbers.js';
 import type { WebhookSilence } from '../webhooks/webhook-silence.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { checkReplyBeforeSend, isConfigurationFault, type PresendMode, type PresendResult } from './check-reply-before-send.js';
-import type { SendPolicy } from './send-policy.js';
+import type { SendPolicy } from '../policy/send-policy.js';
 
 export type Outcome = 'executed' | 'cancelled' | 'failed' | 'deferred' | 'skipped' | 'paused' | 'ambiguous';
 
