@@ -12,7 +12,7 @@ import { ConfigError } from '../errors.js';
 import { allowancesOf, checkClaims, findPlaceholder, type RejectionReason } from '../compose/guardrails.js';
 import { type Campaign, type CampaignFile, type Campaigns, campaignFileSchema, NAME_SLOT, TEMPLATE_SLOT } from './campaign.js';
 import { renderTemplate, slotProblem } from './render-template.js';
-import { isTimeZone } from '../policy/zoned-time.js';
+import { isTimeZone } from '../time/zoned-time.js';
 
 /** Next to this module in src/ and in dist/ (scripts/copy-assets.mjs copies it). */
 export const DEFAULT_CAMPAIGNS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'definitions');

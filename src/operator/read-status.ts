@@ -13,7 +13,7 @@ import type { Context } from '../context.js';
 import { listNumbers, type WhatsappNumber } from '../numbers/whatsapp-numbers.js';
 import type { FollowupStatus } from '../followups/followup.js';
 import { readStats, type Stats } from '../followups/read-stats.js';
-import { instantOf, wallTimeIn } from '../policy/zoned-time.js';
+import { instantOf, wallTimeIn } from '../time/zoned-time.js';
 import { countAgentOutbox } from '../forwarding/agent-outbox.js';
 
 export interface StatusReport {

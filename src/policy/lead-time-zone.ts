@@ -9,7 +9,7 @@
  * told apart by number: its few residents get Recife's clock, an hour "late",
  * which is the safe side of the window.
  */
-import { isTimeZone } from './zoned-time.js';
+import { isTimeZone } from '../time/zoned-time.js';
 
 const ZONES: Array<[string, number[]]> = [
   // Southeast, South and Centre-West (GO, DF), all on Brasília time.
