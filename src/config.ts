@@ -85,7 +85,7 @@ const schema = z.object({
   API_REQUESTS_PER_MINUTE: int(0, 10_000_000).default(6_000),
   // Where Evolution reaches this service (https://followups.example.com): `followups webhook setup` and `doctor`.
   PUBLIC_URL: url(['http:', 'https:']).optional(),
-  // HMAC key for erased phones (src/leads/erasure-key.ts).
+  // HMAC key for erased phones (src/privacy/erasure-key.ts).
   ERASURE_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)').optional(),
 
   LLM_BASE_URL: url(['http:', 'https:']).optional(),

@@ -17,7 +17,7 @@ import { makePgDb } from './db/pg-db.js';
 import { makePgliteDb } from './db/pglite-db.js';
 import { makeCachedOutboxCounts } from './forwarding/agent-outbox.js';
 import { setAgentForwarding } from './forwarding/record-agent-event.js';
-import { embeddedErasureKey, useErasureKey } from './leads/erasure-key.js';
+import { embeddedErasureKey, useErasureKey } from './privacy/erasure-key.js';
 import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
 import { makeMetrics, type Metrics } from './metrics.js';

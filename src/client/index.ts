@@ -23,7 +23,7 @@ import type { AgentOutboxEvent, listAgentOutbox, outboxQuerySchema, retryAgentEv
 import type { Followup, FollowupEvent, FollowupPage, FollowupStatus, FollowupWithEvents, ScheduledFollowup } from '../followups/followup.js';
 import type { cancelFollowupSchema, listFollowupsSchema, scheduleFollowupSchema } from '../followups/followup-schemas.js';
 import type { Stats } from '../followups/read-stats.js';
-import type { Lead } from '../leads/lead.js';
+import type { Lead } from '../followups/lead.js';
 import type { ErasedLead, recordMessageSchema, RecordedMessage, StoppedLead, stopLeadSchema } from '../leads/lead-schemas.js';
 import type { LeadTimeline, TimelineItem } from '../leads/read-timeline.js';
 import type { sendMessageSchema, SentMessage } from '../leads/send-message-schema.js';

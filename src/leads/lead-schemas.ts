@@ -4,7 +4,7 @@
  * can take its types from this file without pulling in the server.
  */
 import { z } from 'zod';
-import type { Lead } from './lead.js';
+import type { Lead } from '../followups/lead.js';
 
 /** The body of an opt-out, hand-off or conversion (optional). */
 export const stopLeadSchema = z

@@ -8,7 +8,7 @@ import type { Queryable } from '../db/db.js';
 import { NotFoundError } from '../errors.js';
 import { toFollowup, type Followup, type FollowupRow } from '../followups/followup.js';
 import { normalizePhone } from '../whatsapp/phone.js';
-import { type Lead, type LeadRow, toLead } from './lead.js';
+import { type Lead, type LeadRow, toLead } from '../followups/lead.js';
 
 /** Newest items kept when a lead's log is very long (the oldest are dropped first). */
 export const TIMELINE_LIMIT = 1_000;

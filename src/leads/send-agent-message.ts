@@ -27,8 +27,8 @@ import { parseInput } from '../validation.js';
 import type { SendPolicy } from '../policy/send-policy.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import type { Transport } from '../whatsapp/transport.js';
-import { erasedPhone } from './erasure-key.js';
-import { findLeadByPhone, stopReasonOf, upsertLead } from './lead.js';
+import { erasedPhone } from '../privacy/erasure-key.js';
+import { findLeadByPhone, stopReasonOf, upsertLead } from '../followups/lead.js';
 import { markNumberInvalid } from './mark-number-invalid.js';
 import { sendMessageSchema, type SentMessage } from './send-message-schema.js';
 

@@ -1,6 +1,6 @@
 import { ValidationError } from '../errors.js';
 import type { Queryable } from '../db/db.js';
-import { phoneHmac } from './erasure-key.js';
+import { phoneHmac } from '../privacy/erasure-key.js';
 
 export interface LeadRow {
   id: string;
