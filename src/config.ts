@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { detectPooler, type Pooler, POOLERS } from './db/pooler.js';
+import { detectPooler, type Pooler, POOLERS } from './database-url.js';
 import { isTimeZone } from './time/zoned-time.js';
 import { TYPING_MAX_MS } from './time/typing-delay.js';
 

@@ -29,7 +29,7 @@ import type { LeadTimeline, TimelineItem } from '../leads/read-timeline.js';
 import type { sendMessageSchema, SentMessage } from '../leads/send-message-schema.js';
 
 // The verifier of forwarded events' signatures (node:crypto only), for agents that receive them.
-export { EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, verifyAgentWebhookSignature } from '../agent/webhook-signature.js';
+export { EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, verifyAgentWebhookSignature } from '../forwarding/webhook-signature.js';
 
 // ---- what the routes take (from their zod schemas) and answer
 
@@ -81,7 +81,7 @@ export type {
   LeadRepliedData,
   LeadStoppedData,
   MessageReceivedData,
-} from '../agent/agent-events.js';
+} from '../forwarding/agent-events.js';
 
 /** The API's error envelope: `{"error": {"code", "message", "details"?}}`. */
 export interface ErrorEnvelope {

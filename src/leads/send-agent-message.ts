@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { Context } from '../context.js';
+import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
 import { ConflictError, SendError, UnavailableError } from '../errors.js';
 import type { SendingGate } from '../followups/sending-gate.js';
@@ -29,7 +29,7 @@ import { normalizePhone } from '../whatsapp/phone.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { erasedPhone } from '../privacy/erasure-key.js';
 import { findLeadByPhone, stopReasonOf, upsertLead } from '../followups/lead.js';
-import { markNumberInvalid } from './mark-number-invalid.js';
+import { markNumberInvalid } from '../followups/mark-number-invalid.js';
 import { sendMessageSchema, type SentMessage } from './send-message-schema.js';
 
 const UNIQUE_VIOLATION = '23505';
@@ -49,7 +49,9 @@ export interface SendMessageDeps {
 }
 
 /** What sendAgentMessage needs, from the context (the route and the agent tool alike). */
-export function sendDepsOf(ctx: Context): SendMessageDeps {
+export function sendDepsOf(
+  ctx: Omit<SendMessageDeps, 'pauseRetryMs' | 'policy' | 'numbers'> & { policy: SendPolicy; numbers: Numbers; config: Pick<Config, 'pauseRetryMs'> },
+): SendMessageDeps {
   return {
     db: ctx.db,
     clock: ctx.clock,

@@ -28,7 +28,7 @@ import {
   recordComposedText,
   renewSendingLease,
 } from '../followups/transitions.js';
-import { markNumberInvalid } from '../leads/mark-number-invalid.js';
+import { markNumberInvalid } from '../followups/mark-number-invalid.js';
 import type { Logger } from '../log.js';
 import { moveLeadsOff, type Numbers } from '../numbers/whatsapp-numbers.js';
 import type { WebhookSilence } from '../webhooks/webhook-silence.js';
