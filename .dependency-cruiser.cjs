@@ -76,7 +76,7 @@ const CLIENT = '^src/client/';
  * other (rule `contract-stays-plain`), so the client never pulls the service in.
  */
 const CONTRACT =
-  '^src/(agent/tool-schemas|forwarding/(agent-events|webhook-signature)|campaigns/enrollment-schemas|followups/(followup-schemas|followup)|leads/(lead-schemas|send-message-schema))\\.ts$';
+  '^src/(agent/tool-schemas|forwarding/(agent-events|webhook-signature|outbox-schemas)|campaigns/enrollment-schemas|followups/(followup-schemas|followup|lead-view)|leads/(lead-schemas|send-message-schema))\\.ts$';
 /** What a contract module may import besides other contract modules: pure leaves. */
 const CONTRACT_LEAVES = '^src/time/zoned-time\\.ts$';
 
