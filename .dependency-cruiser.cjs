@@ -63,8 +63,9 @@ const LAYERS = [
     // Used everywhere, importing nothing of ours above: time (wall clock in a time zone,
     // the typing delay), privacy (the erasure key), errors, log, config (with
     // database-url: which pooler a DATABASE_URL points at), clock, metrics, validation
-    // (zod input parsing), micro-batch (group-commit batching), timeout.
-    path: '^src/(time|privacy)/|^src/(errors|log|config|database-url|clock|metrics|validation|micro-batch|timeout)\\.ts$',
+    // (zod input parsing), micro-batch (group-commit batching), area-codes (Brazil's
+    // area codes and their zones), timeout.
+    path: '^src/(time|privacy)/|^src/(errors|log|config|database-url|clock|metrics|validation|micro-batch|area-codes|timeout)\\.ts$',
   },
 ];
 
