@@ -24,6 +24,7 @@ import { makeMetrics, type Metrics } from './metrics.js';
 import { makeQueueLink, type QueueLink, type QueueSettings } from './queue/queue-link.js';
 import { makeRoleHealth, type RoleHealth } from './role-health.js';
 import { makeRespectfulPolicy } from './policy/respectful-policy.js';
+import { withTimeout } from './timeout.js';
 import { makeNumberLimits, type SendLimits } from './policy/send-limits.js';
 import { makeNumbers, type Numbers } from './numbers/whatsapp-numbers.js';
 import { makeMultiInstanceTransport } from './whatsapp/multi-instance-transport.js';
@@ -132,9 +133,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const seeding = numbers.seed().catch((error: unknown) => {
     log.warn({ err: error }, 'could not record the WhatsApp numbers (whatsapp_numbers); using the configuration');
   });
-  let seedTimer: NodeJS.Timeout | undefined;
-  await Promise.race([seeding, new Promise<void>((resolve) => (seedTimer = setTimeout(resolve, config.database.connectTimeoutMs)))]);
-  clearTimeout(seedTimer);
+  await withTimeout(seeding, config.database.connectTimeoutMs, 'seeding the WhatsApp numbers').catch(() => undefined);
   metrics.collectors.numbers = async () => {
     const rows = await numbers.rows();
     metrics.numberState.reset();

@@ -14,6 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { CONFIGURATION_ERRORS, classifyRedisError, dataNodes, hintFor, RedisConfigurationError, type RedisClient, type RedisErrorKind } from './redis-connection.js';
 import type { RedisConnectionConfig } from '../config.js';
+import { withTimeout } from '../timeout.js';
 
 export interface RedisInspection {
   /** redis_mode of the node(s) reached; null when INFO is not allowed. */
@@ -43,16 +44,6 @@ const PROBE_SCRIPT = "local v = redis.call('GET', KEYS[1]) or ARGV[1] redis.call
 function infoField(info: string, field: string): string | null {
   const match = new RegExp(`^${field}:(.*)$`, 'm').exec(info);
   return match ? match[1]!.trim() : null;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -18,6 +18,7 @@ import {
   type RedisErrorKind,
   type RedisErrorLog,
 } from './redis-connection.js';
+import { withTimeout as within } from '../timeout.js';
 
 export interface QueueSettings {
   connection: RedisConnectionConfig;
@@ -117,14 +118,9 @@ export class QueueUnavailableError extends Error {
   override name = 'QueueUnavailableError';
 }
 
+/** A Redis call that does not answer within `ms` is a QueueUnavailableError (src/timeout.ts). */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new QueueUnavailableError(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return within(promise, ms, what, QueueUnavailableError);
 }
 
 /** The key the inspection writes on the queue's own slot (and the marker whose loss means lost jobs). */
