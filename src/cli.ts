@@ -211,7 +211,7 @@ program
   .description('counts by status, overdue and due soon, queue depth and mode, sending state, sends today against the daily cap')
   .addOption(json)
   .action(async (o: { json?: boolean }) => {
-    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { runOperatorCommand } = await import('./run-operator-command.js');
     const { formatStatus, readStatus } = await import('./operator/read-status.js');
     exitWith(await runOperatorCommand({ json: o.json, queue: true }, async (ctx) => ({ result: await readStatus(ctx), human: formatStatus })));
   });
@@ -221,7 +221,7 @@ program
   .description('check PostgreSQL, Redis, Evolution API, the LLM and the clock; each failure with its fix')
   .addOption(json)
   .action(async (o: { json?: boolean }) => {
-    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { runOperatorCommand } = await import('./run-operator-command.js');
     const { doctorExitCode, formatDoctor, runDoctor } = await import('./operator/run-doctor.js');
     exitWith(
       await runOperatorCommand({ json: o.json }, async (ctx) => {
@@ -240,7 +240,7 @@ program
   .option('--instance <name>', 'with several numbers (EVOLUTION_INSTANCES): which one (default: the first); run once per number')
   .addOption(json)
   .action(async (o: { url?: string; instance?: string; json?: boolean }) => {
-    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { runOperatorCommand } = await import('./run-operator-command.js');
     const { formatSetupWebhook, setupWebhook } = await import('./operator/setup-webhook.js');
     exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await setupWebhook(ctx.config, { url: o.url, instance: o.instance }), human: formatSetupWebhook })));
   });
@@ -255,7 +255,7 @@ program
   .option('--dry-run', 'list what would be retried, change nothing')
   .addOption(json)
   .action(async (o: { reason?: string; since?: string; limit: string; dryRun?: boolean; json?: boolean }) => {
-    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { runOperatorCommand } = await import('./run-operator-command.js');
     const { formatRetryFailed, parseSince, retryFailedFollowups } = await import('./operator/retry-failed-followups.js');
     const { ValidationError } = await import('./errors.js');
     exitWith(
@@ -298,7 +298,7 @@ program
   .requiredOption('--lead <phone>', 'the lead\'s phone number, any spelling')
   .addOption(json)
   .action(async (o: { lead: string; json?: boolean }) => {
-    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { runOperatorCommand } = await import('./run-operator-command.js');
     const { cancelLeadFollowups, formatCancelLead } = await import('./operator/cancel-lead-followups.js');
     exitWith(
       await runOperatorCommand({ json: o.json }, async (ctx) => {
@@ -320,7 +320,7 @@ for (const [name, description] of [
     .option('--who <name>', "who asks (default 'cli')")
     .addOption(json)
     .action(async (o: { reason?: string; campaign?: string; who?: string; json?: boolean }) => {
-      const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+      const { runOperatorCommand } = await import('./run-operator-command.js');
       const c = await import('./operator/pause-commands.js');
       exitWith(
         name === 'pause'
@@ -336,7 +336,7 @@ program
   .option('--ignore-window', 'send it even outside the sending window (the other rules still apply)')
   .addOption(json)
   .action(async (id: string, o: { ignoreWindow?: boolean; json?: boolean }) => {
-    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { runOperatorCommand } = await import('./run-operator-command.js');
     const { formatSendNow, sendFollowupNow } = await import('./operator/send-followup-now.js');
     exitWith(
       await runOperatorCommand({ json: o.json }, async (ctx) => ({
@@ -352,7 +352,7 @@ numbers
   .description('every number with its state, sent today against its daily cap, pace and leads')
   .addOption(json)
   .action(async (o: { json?: boolean }) => {
-    const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+    const { runOperatorCommand } = await import('./run-operator-command.js');
     const { formatNumbers, readNumbers } = await import('./operator/manage-numbers.js');
     exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await readNumbers(ctx), human: formatNumbers })));
   });
@@ -367,7 +367,7 @@ for (const [action, description] of [
     .option('--reason <text>', 'a note shown with the state')
     .addOption(json)
     .action(async (name: string, o: { reason?: string; json?: boolean }) => {
-      const { runOperatorCommand } = await import('./operator/run-operator-command.js');
+      const { runOperatorCommand } = await import('./run-operator-command.js');
       const { changeNumber, formatChangedNumber } = await import('./operator/manage-numbers.js');
       exitWith(await runOperatorCommand({ json: o.json }, async (ctx) => ({ result: await changeNumber(ctx, name, action, o.reason), human: formatChangedNumber })));
     });

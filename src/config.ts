@@ -5,8 +5,9 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { detectPooler, type Pooler, POOLERS } from './db/pooler.js';
-import { isTimeZone } from './policy/zoned-time.js';
+import { detectPooler, type Pooler, POOLERS } from './database-url.js';
+import { isTimeZone } from './time/zoned-time.js';
+import { TYPING_MAX_MS } from './time/typing-delay.js';
 
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
@@ -84,7 +85,7 @@ const schema = z.object({
   API_REQUESTS_PER_MINUTE: int(0, 10_000_000).default(6_000),
   // Where Evolution reaches this service (https://followups.example.com): `followups webhook setup` and `doctor`.
   PUBLIC_URL: url(['http:', 'https:']).optional(),
-  // HMAC key for erased phones (src/leads/erasure-key.ts).
+  // HMAC key for erased phones (src/privacy/erasure-key.ts).
   ERASURE_KEY: z.string().min(32, 'must be at least 32 characters (e.g. openssl rand -hex 32)').optional(),
 
   LLM_BASE_URL: url(['http:', 'https:']).optional(),
@@ -314,6 +315,11 @@ function hostFor(env: { HOST?: string; DATABASE_URL?: string }): string {
   return env.HOST ?? (env.DATABASE_URL ? '0.0.0.0' : '127.0.0.1');
 }
 
+/** The longest a send can take: SEND_TIMEOUT_MS + the longest typing delay (TYPING_MAX_MS, jitter included) + RECONCILE_DELAY_MS. */
+function sendBudgetOf(e: { SEND_TIMEOUT_MS: number; TYPING_DELAY_ENABLED: boolean; RECONCILE_DELAY_MS: number }): number {
+  return e.SEND_TIMEOUT_MS + (e.TYPING_DELAY_ENABLED ? TYPING_MAX_MS : 0) + e.RECONCILE_DELAY_MS;
+}
+
 export function loadConfig(env: Record<string, string | undefined>): Config {
   // Empty strings count as unset: `FOO=` in a .env file means "not configured".
   const cleaned = Object.fromEntries(
@@ -364,10 +370,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       problems.push('BUSINESS_HOURS_START: must be earlier than BUSINESS_HOURS_END');
     }
     redisConnection = readRedisConnection(e, problems);
-    // A send may take the longest typing delay (8 s) plus SEND_TIMEOUT_MS, then the reconcile wait.
-    const longestTyping = e.TYPING_DELAY_ENABLED ? 8_000 : 0;
-    if (e.LEASE_SECONDS * 1000 <= e.SEND_TIMEOUT_MS + longestTyping + e.RECONCILE_DELAY_MS) {
-      problems.push('LEASE_SECONDS: must be longer than SEND_TIMEOUT_MS + 8 s of typing delay + RECONCILE_DELAY_MS, or a slow send would be swept while in flight');
+    // A send may take the longest typing delay plus SEND_TIMEOUT_MS, then the reconcile wait.
+    if (e.LEASE_SECONDS * 1000 <= sendBudgetOf(e)) {
+      problems.push(`LEASE_SECONDS: must be longer than SEND_TIMEOUT_MS + ${TYPING_MAX_MS / 1000} s of typing delay + RECONCILE_DELAY_MS, or a slow send would be swept while in flight`);
     }
   }
   if (problems.length > 0 || !e || !instances) throw new ConfigError(problems);
@@ -424,7 +429,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     worker: { concurrency: e.WORKER_CONCURRENCY, lockMs: e.WORKER_LOCK_SECONDS * 1000 },
     relay: { batchSize: e.RELAY_BATCH_SIZE, maxSleepMs: e.RELAY_MAX_SLEEP_MS },
     sendTimeoutMs: e.SEND_TIMEOUT_MS,
-    sendBudgetMs: e.SEND_TIMEOUT_MS + (e.TYPING_DELAY_ENABLED ? 8_000 : 0) + e.RECONCILE_DELAY_MS,
+    sendBudgetMs: sendBudgetOf(e),
     leaseMs: e.LEASE_SECONDS * 1000,
     maxSendAttempts: e.MAX_SEND_ATTEMPTS,
     retryBaseMs: e.RETRY_BASE_SECONDS * 1000,

@@ -18,18 +18,19 @@ import { makePgDb } from './db/pg-db.js';
 import { makePgliteDb } from './db/pglite-db.js';
 import { makeCachedOutboxCounts } from './forwarding/agent-outbox.js';
 import { setAgentForwarding } from './forwarding/record-agent-event.js';
-import { embeddedErasureKey, useErasureKey } from './leads/erasure-key.js';
+import { embeddedErasureKey, useErasureKey } from './privacy/erasure-key.js';
 import { makeSendingGate, type SendingGate } from './followups/sending-gate.js';
 import type { Logger } from './log.js';
 import { makeMetrics, type Metrics } from './metrics.js';
 import { makeQueueLink, type QueueLink, type QueueSettings } from './queue/queue-link.js';
 import { makeRoleHealth, type RoleHealth } from './role-health.js';
 import { makeRespectfulPolicy } from './policy/respectful-policy.js';
+import { withTimeout } from './timeout.js';
 import { makeNumberLimits, type SendLimits } from './policy/send-limits.js';
 import { makeNumbers, type Numbers } from './numbers/whatsapp-numbers.js';
 import { makeMultiInstanceTransport } from './whatsapp/multi-instance-transport.js';
 import { makeWebhookSilence, type WebhookSilence } from './webhooks/webhook-silence.js';
-import type { SendPolicy } from './worker/send-policy.js';
+import type { SendPolicy } from './policy/send-policy.js';
 import { makeDryRunTransport } from './whatsapp/dry-run-transport.js';
 import { makeEvolutionTransport } from './whatsapp/evolution-client.js';
 import type { Transport } from './whatsapp/transport.js';
@@ -133,9 +134,7 @@ export async function createContext(config: Config, log: Logger, overrides: Cont
   const seeding = numbers.seed().catch((error: unknown) => {
     log.warn({ err: error }, 'could not record the WhatsApp numbers (whatsapp_numbers); using the configuration');
   });
-  let seedTimer: NodeJS.Timeout | undefined;
-  await Promise.race([seeding, new Promise<void>((resolve) => (seedTimer = setTimeout(resolve, config.database.connectTimeoutMs)))]);
-  clearTimeout(seedTimer);
+  await withTimeout(seeding, config.database.connectTimeoutMs, 'seeding the WhatsApp numbers').catch(() => undefined);
   metrics.collectors.numbers = async () => {
     const rows = await numbers.rows();
     metrics.numberState.reset();

@@ -100,7 +100,7 @@ export class TooManyRequestsError extends Error {
   }
 }
 
-/** A wait that ran out (the readiness check's database probe). */
+/** A wait that ran out (src/timeout.ts: Redis calls, the readiness check's database probe). */
 export class TimeoutError extends Error {
   override name = 'TimeoutError';
 }

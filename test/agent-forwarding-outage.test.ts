@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { verifyAgentWebhookSignature } from '../src/agent/webhook-signature.js';
+import { verifyAgentWebhookSignature } from '../src/forwarding/webhook-signature.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { type FakeAgent, startFakeAgent } from './helpers/fake-agent.js';
 import { startRole, type RoleHandle, waitFor } from './helpers/pipeline.js';

@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { verifyAgentWebhookSignature, signAgentWebhook } from '../src/agent/webhook-signature.js';
+import { verifyAgentWebhookSignature, signAgentWebhook } from '../src/forwarding/webhook-signature.js';
 import { markExecuted } from '../src/followups/transitions.js';
 import { agentEventBody, backoffMs } from '../src/forwarding/dispatch-agent-events.js';
 import { setAgentForwarding } from '../src/forwarding/record-agent-event.js';
 import { loadConfig } from '../src/config.js';
-import { markNumberInvalid } from '../src/leads/mark-number-invalid.js';
+import { markNumberInvalid } from '../src/followups/mark-number-invalid.js';
 import { formatStatus, readStatus } from '../src/operator/read-status.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { type AgentDelivery, type FakeAgent, startFakeAgent } from './helpers/fake-agent.js';

@@ -13,7 +13,7 @@ import { buildApp } from '../src/http/build-app.js';
 import { createLogger } from '../src/log.js';
 import { executorDeps } from '../src/roles.js';
 import { executeFollowup } from '../src/worker/execute-followup.js';
-import { makeBasicPolicy } from '../src/worker/send-policy.js';
+import { makeBasicPolicy } from '../src/policy/send-policy.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 
 const TOKEN = 'test-token-123-abcdefghijkl';

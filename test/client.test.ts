@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { createFollowupsClient, FollowupsApiError, type FollowupsClient, verifyAgentWebhookSignature } from '../src/client/index.js';
-import { signAgentWebhook } from '../src/agent/webhook-signature.js';
+import { signAgentWebhook } from '../src/forwarding/webhook-signature.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
 import { type RoleHandle, startRole, TEST_TOKEN } from './helpers/pipeline.js';
@@ -209,7 +209,7 @@ describe('the typed client', () => {
       assert.deepEqual(loaded.filter((url) => url.includes('/node_modules/') && !url.includes('/.cache/client-test-')), []);
       assert.deepEqual(
         loaded.map((url) => (url.startsWith('node:') ? url : url.slice(url.indexOf('/client-test-') + 1).replace(/^client-test-[^/]+\//, ''))).sort(),
-        ['agent/webhook-signature.js', 'client/index.js', 'node:crypto'],
+        ['client/index.js', 'forwarding/webhook-signature.js', 'node:crypto'],
       );
     } finally {
       rmSync(outDir, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DEV_API_TOKEN, loadConfig } from '../src/config.js';
 import { ConfigError } from '../src/errors.js';
+import { TYPING_MAX_MS, typingDelayMs } from '../src/time/typing-delay.js';
 
 describe('configuration', () => {
   test('the embedded default needs nothing: PGlite, direct mode, dry-run, development token', () => {
@@ -13,6 +14,17 @@ describe('configuration', () => {
     assert.equal(config.apiToken, DEV_API_TOKEN);
     assert.equal(config.port, 3000);
     assert.equal(config.sending.timeZone, 'America/Recife');
+  });
+
+  test('the send budget is derived from the longest typing delay, which bounds the jittered delay', () => {
+    const longText = 'x'.repeat(2_000);
+    assert.equal(typingDelayMs(longText, () => 0.999_999_9), TYPING_MAX_MS);
+    assert.ok(typingDelayMs(longText, () => 0) < TYPING_MAX_MS);
+    assert.equal(loadConfig({}).sendBudgetMs, 30_000 + TYPING_MAX_MS + 3_000);
+    assert.equal(loadConfig({ TYPING_DELAY_ENABLED: 'false' }).sendBudgetMs, 30_000 + 3_000);
+    // The lease must outlast the whole budget: 30 s + 9.6 s + 3 s does not fit in 42 s.
+    assert.throws(() => loadConfig({ LEASE_SECONDS: '42' }), (e: unknown) => e instanceof ConfigError && /LEASE_SECONDS/.test(e.problems.join('\n')));
+    assert.equal(loadConfig({ LEASE_SECONDS: '43' }).leaseMs, 43_000);
   });
 
   test('lists every problem at once, each naming its variable', () => {

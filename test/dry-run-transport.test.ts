@@ -4,7 +4,7 @@ import { makeFakeClock } from '../src/clock.js';
 import type { Db } from '../src/db/db.js';
 import { migrate } from '../src/db/migrate.js';
 import { makePgliteDb } from '../src/db/pglite-db.js';
-import { useErasureKey } from '../src/leads/erasure-key.js';
+import { useErasureKey } from '../src/privacy/erasure-key.js';
 import { createLogger } from '../src/log.js';
 import { makeDryRunTransport } from '../src/whatsapp/dry-run-transport.js';
 

@@ -165,7 +165,7 @@ describe('the erased-phone key', () => {
     const { mkdtemp, rm, stat } = await import('node:fs/promises');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { embeddedErasureKey } = await import('../src/leads/erasure-key.js');
+    const { embeddedErasureKey } = await import('../src/privacy/erasure-key.js');
     const dir = await mkdtemp(join(tmpdir(), 'erasure-key-'));
     try {
       const first = await embeddedErasureKey(join(dir, 'data'));

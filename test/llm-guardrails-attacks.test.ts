@@ -12,7 +12,7 @@ import { claimDueFollowups, markQueued } from '../src/followups/transitions.js';
 import { createLogger } from '../src/log.js';
 import { executorDeps } from '../src/roles.js';
 import { executeFollowup } from '../src/worker/execute-followup.js';
-import { makeBasicPolicy } from '../src/worker/send-policy.js';
+import { makeBasicPolicy } from '../src/policy/send-policy.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeLlm, type FakeLlm } from './helpers/fake-llm.js';
 

@@ -96,7 +96,7 @@ describe('the npm package', () => {
     const packageDir = `${app}/node_modules/nautico-followups/`;
     assert.deepEqual(
       result.loaded.map((url) => (url.startsWith('node:') ? url : decodeURIComponent(new URL(url).pathname).replace(packageDir, ''))).sort(),
-      ['dist/agent/webhook-signature.js', 'dist/client/index.js', 'node:crypto'],
+      ['dist/client/index.js', 'dist/forwarding/webhook-signature.js', 'node:crypto'],
     );
     assert.ok(result.exports.includes('FollowupsApiError') && result.exports.includes('verifyAgentWebhookSignature'));
     for (const method of ['scheduleFollowup', 'sendMessage', 'callAgentTool', 'listAgentOutbox']) assert.ok(result.methods.includes(method), method);

@@ -8,7 +8,7 @@ import type { Db, Statement } from '../src/db/db.js';
 import { migrate, readMigrations } from '../src/db/migrate.js';
 import { probeNotify } from '../src/db/notify-probe.js';
 import { makePgDb } from '../src/db/pg-db.js';
-import { detectPooler, stripPoolerParams } from '../src/db/pooler.js';
+import { detectPooler, stripPoolerParams } from '../src/database-url.js';
 import { buildApp } from '../src/http/build-app.js';
 import { createLogger } from '../src/log.js';
 import { startRoles } from '../src/roles.js';

@@ -7,7 +7,7 @@ import { createLogger } from '../src/log.js';
 import { leadTimeZone } from '../src/policy/lead-time-zone.js';
 import { makeSendLimits } from '../src/policy/send-limits.js';
 import { makeSendingWindow } from '../src/policy/sending-window.js';
-import { wallTimeIn } from '../src/policy/zoned-time.js';
+import { instantOf, wallTimeIn } from '../src/time/zoned-time.js';
 import { executorDeps } from '../src/roles.js';
 import { executeFollowup } from '../src/worker/execute-followup.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
@@ -78,6 +78,17 @@ describe('the sending window, on the lead’s own clock', () => {
     const w = makeSendingWindow(settings, () => 0);
     // New York in July is UTC−4: 08:00 there is 12:00 UTC.
     assert.equal(w.nextOpening(new Date('2026-07-06T05:00:00.000Z'), 'America/New_York').toISOString(), '2026-07-06T12:00:00.000Z');
+  });
+
+  test('one wall-clock-to-instant function: rollover, and across a DST change a skipped time maps past the jump, a repeated one to the earlier instant', () => {
+    const at = (wall: Parameters<typeof instantOf>[0], zone: string) => instantOf(wall, zone).toISOString();
+    assert.equal(at({ year: 2026, month: 1, day: 5, hour: 14, minute: 30 }, 'America/Recife'), '2026-01-05T17:30:00.000Z');
+    assert.equal(at({ year: 2026, month: 1, day: 31, hour: 24 }, 'America/Recife'), '2026-02-01T03:00:00.000Z');
+    // Berlin, 29 March 2026: 02:00 CET jumps to 03:00 CEST, so 02:30 does not exist; 03:30 CEST is 01:30 UTC.
+    assert.equal(at({ year: 2026, month: 3, day: 29, hour: 2, minute: 30 }, 'Europe/Berlin'), '2026-03-29T01:30:00.000Z');
+    // New York, 1 November 2026: 01:30 happens twice (EDT, then EST); the earlier is 05:30 UTC.
+    assert.equal(at({ year: 2026, month: 11, day: 1, hour: 1, minute: 30 }, 'America/New_York'), '2026-11-01T05:30:00.000Z');
+    assert.equal(at({ year: 2026, month: 11, day: 1, hour: 2, minute: 0 }, 'America/New_York'), '2026-11-01T07:00:00.000Z');
   });
 });
 

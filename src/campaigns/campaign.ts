@@ -6,7 +6,7 @@
  *
  * Facts are the only place prices, plans and links come from: templates may only
  * use links through `{links.<key>}` slots, and the LLM's text is checked against
- * the facts (see compose/guardrails.ts): a link's exact host, every amount, offer
+ * the facts (see src/claims/check-claims.ts): a link's exact host, every amount, offer
  * or free-of-charge claim, PIX key, phone number and e-mail address must appear
  * in them. To let the composer mention a discount or a contact, write it here.
  */

@@ -10,7 +10,7 @@
 import type { Clock } from '../clock.js';
 import type { Db, Queryable } from '../db/db.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import { upsertLead } from '../leads/lead.js';
+import { upsertLead } from '../followups/lead.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import type { Campaigns } from './campaign.js';

@@ -13,7 +13,7 @@
  * two requests racing for the same lead make one enrollment, and the loser
  * reports the lead as already active.
  */
-import { phoneHmac } from '../leads/erasure-key.js';
+import { phoneHmac } from '../privacy/erasure-key.js';
 import type { z } from 'zod';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/db.js';
@@ -128,7 +128,7 @@ ON CONFLICT (phone) DO NOTHING`,
 
 /**
  * The enrollment itself, in one statement. Leads that must not be written to
- * (stopReasonOf in leads/lead.ts, the same order) and leads with an active
+ * (stopReasonOf in followups/lead.ts, the same order) and leads with an active
  * enrollment are reported, not enrolled. Each step is due at
  * anchor + delay + shift (plan-sequence.ts computes the shift).
  */

@@ -1,7 +1,8 @@
 /**
  * Reads every `*.json` in the campaigns folder, validates each against the
- * schema and the rules the schema cannot say (steps numbered in order, delays
- * increasing, template slots that exist, no price or link outside the facts),
+ * schema and the rules the schema cannot say (check-campaign.ts: steps numbered
+ * in order, delays increasing, template slots that exist, no price or link
+ * outside the facts),
  * and fails start-up with every problem at once, each naming the file and the
  * field: `nautico.json: steps.1.variants.2.withName: must contain {firstName}`.
  */
@@ -9,16 +10,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CampaignError } from '../errors.js';
-import { allowancesOf, checkClaims, findPlaceholder, type RejectionReason } from '../compose/guardrails.js';
-import { type Campaign, type CampaignFile, type Campaigns, campaignFileSchema, NAME_SLOT, TEMPLATE_SLOT } from './campaign.js';
-import { renderTemplate, slotProblem } from './render-template.js';
-import { isTimeZone } from '../policy/zoned-time.js';
+import { type Campaign, type CampaignFile, type Campaigns, campaignFileSchema } from './campaign.js';
+import { checkCampaign } from './check-campaign.js';
 
 /** Next to this module in src/ and in dist/ (scripts/copy-assets.mjs copies it). */
 export const DEFAULT_CAMPAIGNS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'definitions');
 
-/** A longish first name, to check that templates stay within the length limit. */
-const SAMPLE_NAME = 'Maximiliano';
 
 export interface LoadCampaignsOptions {
   /** The persona's name when a campaign file does not set one (PERSONA_NAME). */
@@ -86,55 +83,3 @@ function toCampaign(data: CampaignFile, file: string, personaName: string): Camp
     })),
   };
 }
-
-const CLAIM_WORDS: Partial<Record<RejectionReason, string>> = {
-  url_not_in_facts: 'a link',
-  price_not_in_facts: 'an amount',
-  offer_not_in_facts: 'an offer',
-  pix_not_in_facts: 'a PIX key',
-  phone_not_in_facts: 'a phone number',
-  email_not_in_facts: 'an e-mail address',
-};
-
-function checkCampaign(campaign: Campaign, data: CampaignFile, say: (path: string, message: string) => void, maxChars: number) {
-  campaign.steps.forEach((step, i) => {
-    if (step.step !== i + 1) say(`steps.${i}.step`, `must be ${i + 1} (steps are numbered 1, 2, 3, ... in order)`);
-    const previous = campaign.steps[i - 1];
-    if (previous && step.delayHours <= previous.delayHours) {
-      say(`steps.${i}.delayHours`, `must be more than step ${previous.step}'s ${previous.delayHours}`);
-    }
-  });
-  if (data.sending && data.sending.hoursStart >= data.sending.hoursEnd) say('sending.hoursStart', 'must be earlier than sending.hoursEnd');
-  if (data.sending?.timeZone && !isTimeZone(data.sending.timeZone)) say('sending.timeZone', 'must be an IANA time zone such as America/Recife');
-
-  const allowed = allowancesOf(campaign.facts);
-  data.steps.forEach((step, i) => {
-    step.variants.forEach((variant, j) => {
-      const forms: Array<[string, string, boolean]> =
-        typeof variant === 'string'
-          ? [[`steps.${i}.variants.${j}`, variant, false]]
-          : [
-              [`steps.${i}.variants.${j}.withName`, variant.withName, true],
-              [`steps.${i}.variants.${j}.withoutName`, variant.withoutName, false],
-            ];
-      for (const [path, template, named] of forms) {
-        const hasName = template.includes(NAME_SLOT);
-        if (named && !hasName) say(path, `must contain ${NAME_SLOT}`);
-        if (!named && hasName) {
-          say(path, typeof variant === 'string' ? `uses ${NAME_SLOT}: give {withName, withoutName} instead of a plain string` : `must not contain ${NAME_SLOT}`);
-        }
-        for (const match of template.matchAll(TEMPLATE_SLOT)) {
-          const problem = slotProblem(match[1]!, campaign);
-          if (problem) say(path, problem);
-        }
-        const rendered = renderTemplate(template, campaign, named ? SAMPLE_NAME : null);
-        if ([...rendered].length > maxChars) say(path, `is ${[...rendered].length} characters with a ${SAMPLE_NAME.length}-letter name; at most ${maxChars}`);
-        const placeholder = findPlaceholder(rendered.replace(TEMPLATE_SLOT, 'x'));
-        if (placeholder) say(path, `looks like it holds a placeholder or an empty greeting (${placeholder})`);
-        const facts = checkClaims(rendered, allowed);
-        if (!facts.ok) say(path, `has ${CLAIM_WORDS[facts.why] ?? 'a claim'} the facts don't contain (${Object.values(facts.detail ?? {})[0]}); put it in facts and use a slot`);
-      }
-    });
-  });
-}
-

@@ -3,23 +3,19 @@
  * local time without one — `2026-01-05 14:30`, `05/01/2026 14:30`, `05/01/2026`
  * (day first, as in Brazil) — read in the business time zone.
  */
-import { offsetMs } from '../policy/zoned-time.js';
+import { instantOf } from '../time/zoned-time.js';
 
-/** The instant a wall-clock time in `timeZone` stands for (the earlier one across a DST change). */
-export function zonedTimeToUtc(
+/** The instant a wall-clock time in `timeZone` stands for (time/zoned-time.ts instantOf), or null for a date that does not exist (31/02, 25:00). */
+function zonedTimeToUtc(
   fields: { year: number; month: number; day: number; hour: number; minute: number; second: number },
   timeZone: string,
 ): Date | null {
   const { year, month, day, hour, minute, second } = fields;
-  const guess = Date.UTC(year, month - 1, day, hour, minute, second);
-  const check = new Date(guess);
+  const check = new Date(Date.UTC(year, month - 1, day));
   if (check.getUTCFullYear() !== year || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) {
     return null; // 31/02, 25:00, ...
   }
-  // The offset at the guess may differ from the offset at the answer (a DST change in between): try both.
-  const byGuess = guess - offsetMs(guess, timeZone);
-  const byAnswer = guess - offsetMs(byGuess, timeZone);
-  return new Date(Math.min(byGuess, byAnswer));
+  return instantOf(fields, timeZone);
 }
 
 const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/i;

@@ -19,17 +19,15 @@ import type {
   ToolFormat,
 } from '../agent/tool-schemas.js';
 import type { bulkEnrollSchema, BulkEnrollResult, enrollLeadSchema, EnrollmentView } from '../campaigns/enrollment-schemas.js';
-import type { AgentOutboxEvent, listAgentOutbox, outboxQuerySchema, retryAgentEvent, retryParkedAgentEvents } from '../forwarding/agent-outbox.js';
-import type { Followup, FollowupEvent, FollowupPage, FollowupStatus, FollowupWithEvents, ScheduledFollowup } from '../followups/followup.js';
+import type { AgentEventRetried, AgentEventsRetried, AgentOutboxEvent, AgentOutboxPage, outboxQuerySchema } from '../forwarding/outbox-schemas.js';
+import type { Followup, FollowupEvent, FollowupPage, FollowupStatus, FollowupWithEvents, ScheduledFollowup, Stats } from '../followups/followup.js';
 import type { cancelFollowupSchema, listFollowupsSchema, scheduleFollowupSchema } from '../followups/followup-schemas.js';
-import type { Stats } from '../followups/read-stats.js';
-import type { Lead } from '../leads/lead.js';
-import type { ErasedLead, recordMessageSchema, RecordedMessage, StoppedLead, stopLeadSchema } from '../leads/lead-schemas.js';
-import type { LeadTimeline, TimelineItem } from '../leads/read-timeline.js';
+import type { Lead } from '../followups/lead-view.js';
+import type { ErasedLead, LeadTimeline, recordMessageSchema, RecordedMessage, StoppedLead, stopLeadSchema, TimelineItem } from '../leads/lead-schemas.js';
 import type { sendMessageSchema, SentMessage } from '../leads/send-message-schema.js';
 
 // The verifier of forwarded events' signatures (node:crypto only), for agents that receive them.
-export { EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, verifyAgentWebhookSignature } from '../agent/webhook-signature.js';
+export { EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, verifyAgentWebhookSignature } from '../forwarding/webhook-signature.js';
 
 // ---- what the routes take (from their zod schemas) and answer
 
@@ -42,12 +40,12 @@ export type SendMessageInput = z.input<typeof sendMessageSchema>;
 export type RecordMessageInput = z.input<typeof recordMessageSchema>;
 export type StopLeadInput = NonNullable<z.input<typeof stopLeadSchema>>;
 export type AgentOutboxQuery = z.input<typeof outboxQuerySchema>;
-export type AgentOutboxPage = Awaited<ReturnType<typeof listAgentOutbox>>;
 /** The arguments of each agent tool (POST /v1/agent/tools/:name), by name. */
 export type AgentToolArgs = { [N in AgentToolName]: z.input<(typeof AGENT_TOOL_ARGS)[N]> };
 
 export type {
   AgentOutboxEvent,
+  AgentOutboxPage,
   AgentToolName,
   AnthropicToolDefinition,
   BulkEnrollResult,
@@ -81,7 +79,7 @@ export type {
   LeadRepliedData,
   LeadStoppedData,
   MessageReceivedData,
-} from '../agent/agent-events.js';
+} from '../forwarding/agent-events.js';
 
 /** The API's error envelope: `{"error": {"code", "message", "details"?}}`. */
 export interface ErrorEnvelope {
@@ -262,10 +260,10 @@ export function createFollowupsClient(options: FollowupsClientOptions) {
       request<AgentOutboxPage>('GET', `/v1/agent/outbox${query(filter)}`, undefined, opts),
     /** POST /v1/agent/outbox/:id/retry: one parked event back in line (409 when it is not parked). */
     retryAgentEvent: (id: string, opts?: RequestOptions) =>
-      request<Awaited<ReturnType<typeof retryAgentEvent>>>('POST', `/v1/agent/outbox/${encodeURIComponent(id)}/retry`, undefined, opts),
+      request<AgentEventRetried>('POST', `/v1/agent/outbox/${encodeURIComponent(id)}/retry`, undefined, opts),
     /** POST /v1/agent/outbox/retry: every parked event back in line. */
     retryParkedAgentEvents: (opts?: RequestOptions) =>
-      request<Awaited<ReturnType<typeof retryParkedAgentEvents>>>('POST', '/v1/agent/outbox/retry', undefined, opts),
+      request<AgentEventsRetried>('POST', '/v1/agent/outbox/retry', undefined, opts),
   };
 }
 

@@ -16,7 +16,7 @@
 import pg from 'pg';
 import type { Logger } from '../log.js';
 import { type Db, type Queryable, type Statement, type Transaction } from './db.js';
-import { type Pooler, stripPoolerParams } from './pooler.js';
+import { type Pooler, stripPoolerParams } from '../database-url.js';
 
 // int8 (counts, bigserial ids) as numbers: none of ours come near 2^53.
 const types = {

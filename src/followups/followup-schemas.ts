@@ -5,7 +5,7 @@
  * types from this file without pulling in the server.
  */
 import { z } from 'zod';
-import { isTimeZone } from '../policy/zoned-time.js';
+import { isTimeZone } from '../time/zoned-time.js';
 import { STATUSES } from './followup.js';
 
 export const MAX_MESSAGE_LENGTH = 4096;

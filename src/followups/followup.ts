@@ -91,6 +91,12 @@ export interface FollowupPage {
 
 const iso = (d: Date | string | null): string | null => (d === null ? null : new Date(d).toISOString());
 
+/** Counts for operators (GET /v1/stats) and for the followups_by_status gauge. */
+export interface Stats {
+  /** Every status, zero when there is none. */
+  byStatus: Record<FollowupStatus, number>;
+}
+
 export function toFollowup(row: FollowupRow & { phone?: string | null }): Followup {
   return {
     id: row.id,

@@ -11,7 +11,6 @@
  * whom, when and why it was resumed and by whom.
  */
 import { z } from 'zod';
-import type { Campaigns } from '../campaigns/campaign.js';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/db.js';
 import { ConflictError, ValidationError } from '../errors.js';
@@ -82,7 +81,10 @@ const toPause = (r: PauseRow): SendingPause => ({
 
 type Target = { scope: 'all' | 'campaign'; campaign: string | null };
 
-function targetOf(input: { scope: string; campaign?: string }, campaigns?: Campaigns): Target {
+/** The campaigns by name (the Campaigns map of campaigns/campaign.ts), to refuse an unknown one. */
+type KnownCampaigns = ReadonlyMap<string, unknown>;
+
+function targetOf(input: { scope: string; campaign?: string }, campaigns?: KnownCampaigns): Target {
   if (input.scope === 'number') {
     throw new ValidationError(
       "scope: one WhatsApp number is paused through PATCH /v1/numbers/{name} {\"action\": \"pause\"} (or `followups numbers pause <name>`); here use 'all' or 'campaign'",
@@ -102,7 +104,7 @@ function targetOf(input: { scope: string; campaign?: string }, campaigns?: Campa
 
 /** Pauses; pausing what is already paused answers the existing pause (`created: false`). */
 export async function pauseSending(
-  ctx: { db: Queryable; clock: Clock; campaigns?: Campaigns },
+  ctx: { db: Queryable; clock: Clock; campaigns?: KnownCampaigns },
   rawInput: unknown,
   defaultWho = 'api',
 ): Promise<{ pause: SendingPause; created: boolean }> {
@@ -127,7 +129,7 @@ export async function pauseSending(
  * it held due now, so they go out at once instead of at their next look (PAUSE_RETRY_SECONDS).
  */
 export async function resumeSending(
-  ctx: { db: Queryable; clock: Clock; campaigns?: Campaigns },
+  ctx: { db: Queryable; clock: Clock; campaigns?: KnownCampaigns },
   rawInput: unknown,
   defaultWho = 'api',
 ): Promise<{ pause: SendingPause; released: number }> {

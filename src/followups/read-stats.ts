@@ -1,11 +1,8 @@
 /** Counts for operators (GET /v1/stats) and for the followups_by_status gauge. */
 import type { Queryable } from '../db/db.js';
-import { STATUSES, type FollowupStatus } from './followup.js';
+import { STATUSES, type FollowupStatus, type Stats } from './followup.js';
 
-export interface Stats {
-  /** Every status, zero when there is none. */
-  byStatus: Record<FollowupStatus, number>;
-}
+export type { Stats } from './followup.js';
 
 export async function readStats(db: Queryable): Promise<Stats> {
   const { rows } = await db.query<{ status: FollowupStatus; count: number }>({

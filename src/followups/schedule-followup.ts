@@ -8,7 +8,7 @@ import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { readDbError } from '../db/db-errors.js';
 import { ConflictError, ValidationError } from '../errors.js';
-import { stopReasonOf, upsertLead } from '../leads/lead.js';
+import { stopReasonOf, upsertLead } from './lead.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import type { FollowupRow } from './followup.js';

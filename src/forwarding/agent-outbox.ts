@@ -6,26 +6,9 @@
 import { z } from 'zod';
 import type { Queryable } from '../db/db.js';
 import { ConflictError, NotFoundError } from '../errors.js';
+import type { AgentEventsRetried, AgentEventRetried, AgentOutboxEvent, AgentOutboxPage, outboxQuerySchema } from './outbox-schemas.js';
 
-export const outboxQuerySchema = z
-  .object({
-    status: z.enum(['pending', 'parked'], { message: 'must be pending or parked' }).default('parked').describe('which events'),
-    limit: z.coerce.number().int().min(1).max(500).default(100).describe('at most this many, oldest first'),
-  })
-  .strict();
-
-export interface AgentOutboxEvent {
-  id: string;
-  type: string;
-  status: 'pending' | 'parked' | 'delivered';
-  occurredAt: string;
-  lead: { id: string; phone: string; name: string | null };
-  attempts: number;
-  lastError: string | null;
-  nextAttemptAt: string | null;
-  parkedAt: string | null;
-  createdAt: string;
-}
+export { type AgentOutboxEvent, type AgentOutboxPage, outboxQuerySchema } from './outbox-schemas.js';
 
 interface OutboxRow {
   id: string;
@@ -100,7 +83,7 @@ export function makeCachedOutboxCounts(options: { db: Queryable; refreshMs: numb
   };
 }
 
-export async function listAgentOutbox(db: Queryable, query: z.infer<typeof outboxQuerySchema>): Promise<{ events: AgentOutboxEvent[]; counts: { pending: number; parked: number } }> {
+export async function listAgentOutbox(db: Queryable, query: z.infer<typeof outboxQuerySchema>): Promise<AgentOutboxPage> {
   const { rows } = await db.query<OutboxRow>(
     `SELECT o.id, o.type, o.status, o.occurred_at, o.lead_id, l.phone, l.name, o.attempts, o.last_error, o.next_attempt_at, o.parked_at, o.created_at
        FROM agent_outbox o JOIN leads l ON l.id = o.lead_id
@@ -121,7 +104,7 @@ RETURNING id`;
  * A parked event goes back to its lead's queue with fresh attempts. It is the oldest there,
  * so it goes out before the lead's pending events (after those already delivered).
  */
-export async function retryAgentEvent(db: Queryable, id: string): Promise<{ id: string; status: 'pending' }> {
+export async function retryAgentEvent(db: Queryable, id: string): Promise<AgentEventRetried> {
   if (!z.uuid().safeParse(id).success) throw new NotFoundError(`no event ${id}`);
   const { rows } = await db.query<{ id: string }>(retrySql, [id]);
   if (rows[0]) return { id, status: 'pending' };
@@ -131,7 +114,7 @@ export async function retryAgentEvent(db: Queryable, id: string): Promise<{ id: 
 }
 
 /** Every parked event back in line. */
-export async function retryParkedAgentEvents(db: Queryable): Promise<{ retried: number }> {
+export async function retryParkedAgentEvents(db: Queryable): Promise<AgentEventsRetried> {
   const { rowCount } = await db.query(retrySql, [null]);
   return { retried: rowCount };
 }

@@ -18,7 +18,7 @@
  *   left out: it needs a LISTEN connection per relay, which a transaction pooler cannot carry.
  */
 import { request } from 'undici';
-import { EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signAgentWebhook } from '../agent/webhook-signature.js';
+import { EVENT_ID_HEADER, EVENT_TYPE_HEADER, SIGNATURE_HEADER, signAgentWebhook } from './webhook-signature.js';
 import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
 import type { Logger } from '../log.js';

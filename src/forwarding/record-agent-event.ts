@@ -13,7 +13,7 @@
  * Every insert reads `agent_forwarding`: with forwarding off (no AGENT_WEBHOOK_URL) it
  * inserts nothing, and the writers need no setting of their own.
  */
-import type { AgentEventType } from '../agent/agent-events.js';
+import type { AgentEventType } from './agent-events.js';
 import type { Db, Queryable } from '../db/db.js';
 
 export type { AgentEventType };

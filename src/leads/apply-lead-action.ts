@@ -8,7 +8,7 @@ import type { Db } from '../db/db.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { parseInput } from '../validation.js';
 import { normalizePhone } from '../whatsapp/phone.js';
-import { toLead } from './lead.js';
+import { toLead } from '../followups/lead.js';
 import { stopLeadSchema, type StoppedLead } from './lead-schemas.js';
 import { type StopReason, stopLead } from './stop-lead.js';
 

@@ -30,11 +30,11 @@
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { phoneVariants } from '../whatsapp/phone.js';
-import { erasedPhone } from './erasure-key.js';
-import { findLeadByPhone } from './lead.js';
+import { erasedPhone } from '../privacy/erasure-key.js';
+import { findLeadByPhone } from '../followups/lead.js';
 import { cancelLocked, lockOpenFollowups } from './stop-lead.js';
 
-export { erasedPhone } from './erasure-key.js';
+export { erasedPhone } from '../privacy/erasure-key.js';
 
 export interface EraseResult {
   leadId: string;

@@ -1,10 +1,11 @@
 /**
- * What the lead routes take: POST /v1/leads/:phone/opt-out | handoff | converted (the
- * report of it) and POST /v1/leads/:phone/messages. Only zod here, so the typed client
+ * What the lead routes take and answer: POST /v1/leads/:phone/opt-out | handoff | converted
+ * (the report of it), POST /v1/leads/:phone/messages and GET /v1/leads/:phone (the timeline). Only zod here, so the typed client
  * can take its types from this file without pulling in the server.
  */
 import { z } from 'zod';
-import type { Lead } from './lead.js';
+import type { Followup } from '../followups/followup.js';
+import type { Lead } from '../followups/lead-view.js';
 
 /** The body of an opt-out, hand-off or conversion (optional). */
 export const stopLeadSchema = z
@@ -54,4 +55,44 @@ export interface ErasedLead {
   erasedAt: string;
   alreadyErased: boolean;
   cancelled: number;
+}
+
+export type TimelineItem =
+  | {
+      type: 'message';
+      at: string;
+      id: string;
+      direction: 'in' | 'out';
+      source: string;
+      text: string | null;
+      messageType: string | null;
+      providerMessageId: string | null;
+      followupId: string | null;
+    }
+  | {
+      type: 'followup_event';
+      at: string;
+      followupId: string;
+      campaign: string | null;
+      step: number | null;
+      intent: string | null;
+      from: string | null;
+      to: string;
+      reason: string | null;
+      detail: Record<string, unknown> | null;
+    }
+  | {
+      /** The lead moved to another WhatsApp number (its number retired, or it wrote to another one). */
+      type: 'number_change';
+      at: string;
+      from: string | null;
+      to: string;
+      reason: string;
+    };
+
+export interface LeadTimeline {
+  lead: Lead;
+  enrollments: Array<{ id: string; campaign: string; status: string; stopReason: string | null; anchorAt: string; createdAt: string }>;
+  followups: Followup[];
+  timeline: TimelineItem[];
 }

@@ -6,52 +6,15 @@
  */
 import type { Queryable } from '../db/db.js';
 import { NotFoundError } from '../errors.js';
-import { toFollowup, type Followup, type FollowupRow } from '../followups/followup.js';
+import { toFollowup, type FollowupRow } from '../followups/followup.js';
 import { normalizePhone } from '../whatsapp/phone.js';
-import { findLeadByPhone, type Lead, toLead } from './lead.js';
+import { findLeadByPhone, type Lead, type LeadRow, toLead } from '../followups/lead.js';
+import type { LeadTimeline, TimelineItem } from './lead-schemas.js';
+
+export type { LeadTimeline, TimelineItem } from './lead-schemas.js';
 
 /** Newest items kept when a lead's log is very long (the oldest are dropped first). */
 export const TIMELINE_LIMIT = 1_000;
-
-export type TimelineItem =
-  | {
-      type: 'message';
-      at: string;
-      id: string;
-      direction: 'in' | 'out';
-      source: string;
-      text: string | null;
-      messageType: string | null;
-      providerMessageId: string | null;
-      followupId: string | null;
-    }
-  | {
-      type: 'followup_event';
-      at: string;
-      followupId: string;
-      campaign: string | null;
-      step: number | null;
-      intent: string | null;
-      from: string | null;
-      to: string;
-      reason: string | null;
-      detail: Record<string, unknown> | null;
-    }
-  | {
-      /** The lead moved to another WhatsApp number (its number retired, or it wrote to another one). */
-      type: 'number_change';
-      at: string;
-      from: string | null;
-      to: string;
-      reason: string;
-    };
-
-export interface LeadTimeline {
-  lead: Lead;
-  enrollments: Array<{ id: string; campaign: string; status: string; stopReason: string | null; anchorAt: string; createdAt: string }>;
-  followups: Followup[];
-  timeline: TimelineItem[];
-}
 
 const iso = (d: Date | string) => new Date(d).toISOString();
 

@@ -41,7 +41,7 @@ import type { Db } from '../db/db.js';
 import { cancelFollowupRow } from '../followups/transitions.js';
 import { recordAgentEvent } from '../forwarding/record-agent-event.js';
 import { normalizePhone } from '../whatsapp/phone.js';
-import { upsertLead } from './lead.js';
+import { upsertLead } from '../followups/lead.js';
 
 export interface InboundMessage {
   /** Any spelling normalizePhone accepts (canonical digits, +55 ..., a WhatsApp JID). */

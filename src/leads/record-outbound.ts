@@ -7,7 +7,7 @@
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { normalizePhone } from '../whatsapp/phone.js';
-import { upsertLead } from './lead.js';
+import { upsertLead } from '../followups/lead.js';
 import { insertMessageSql } from './sql/messages.js';
 
 export interface OutboundMessage {

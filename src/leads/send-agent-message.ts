@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import type { Context } from '../context.js';
+import type { Config } from '../config.js';
 import type { Db } from '../db/db.js';
 import { readDbError } from '../db/db-errors.js';
 import { ConflictError, SendError, UnavailableError } from '../errors.js';
@@ -25,12 +25,12 @@ import type { Logger } from '../log.js';
 import type { Numbers } from '../numbers/whatsapp-numbers.js';
 import type { SendLimits } from '../policy/send-limits.js';
 import { parseInput } from '../validation.js';
-import type { SendPolicy } from '../worker/send-policy.js';
+import type { SendPolicy } from '../policy/send-policy.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import type { Transport } from '../whatsapp/transport.js';
-import { erasedPhone } from './erasure-key.js';
-import { findLeadByPhone, stopReasonOf, upsertLead } from './lead.js';
-import { markNumberInvalid } from './mark-number-invalid.js';
+import { erasedPhone } from '../privacy/erasure-key.js';
+import { findLeadByPhone, stopReasonOf, upsertLead } from '../followups/lead.js';
+import { markNumberInvalid } from '../followups/mark-number-invalid.js';
 import { sendMessageSchema, type SentMessage } from './send-message-schema.js';
 import { insertMessageSql } from './sql/messages.js';
 
@@ -50,7 +50,9 @@ export interface SendMessageDeps {
 }
 
 /** What sendAgentMessage needs, from the context (the route and the agent tool alike). */
-export function sendDepsOf(ctx: Context): SendMessageDeps {
+export function sendDepsOf(
+  ctx: Omit<SendMessageDeps, 'pauseRetryMs' | 'policy' | 'numbers'> & { policy: SendPolicy; numbers: Numbers; config: Pick<Config, 'pauseRetryMs'> },
+): SendMessageDeps {
   return {
     db: ctx.db,
     clock: ctx.clock,

@@ -16,8 +16,8 @@ import type { Clock } from '../clock.js';
 import type { Db, Queryable } from '../db/db.js';
 import { cancelFollowupRow } from '../followups/transitions.js';
 import { type AgentEventType, recordAgentEvent } from '../forwarding/record-agent-event.js';
-import { phoneHmac } from './erasure-key.js';
-import type { LeadRow } from './lead.js';
+import { phoneHmac } from '../privacy/erasure-key.js';
+import type { LeadRow } from '../followups/lead.js';
 import { leadByPhoneSql } from './sql/leads.js';
 
 export type StopReason = 'opted_out' | 'handoff' | 'converted';

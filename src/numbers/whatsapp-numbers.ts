@@ -19,8 +19,8 @@ import type { WhatsappNumberConfig } from '../config.js';
 import type { Db, Queryable } from '../db/db.js';
 import { ConflictError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { wallTimeIn } from '../policy/zoned-time.js';
-import { makeMicroBatcher } from '../worker/micro-batch.js';
+import { wallTimeIn } from '../time/zoned-time.js';
+import { makeMicroBatcher } from '../micro-batch.js';
 
 export const NUMBER_STATES = ['active', 'paused_whatsapp', 'paused_operator', 'retired'] as const;
 export type NumberState = (typeof NUMBER_STATES)[number];

@@ -5,8 +5,9 @@
  * The same lock order and cancel transition as stopLead (leads/stop-lead.ts), so a
  * worker's claim racing this either sees the row cancelled or already has it in flight.
  */
-import type { Context } from '../context.js';
-import { findLeadByPhone } from '../leads/lead.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
+import { findLeadByPhone } from '../followups/lead.js';
 import { cancelLocked, lockOpenFollowups } from '../leads/stop-lead.js';
 import { normalizePhone } from '../whatsapp/phone.js';
 import { EXIT, OperatorError } from './exit-codes.js';
@@ -20,7 +21,7 @@ export interface CancelLeadResult {
 }
 
 export async function cancelLeadFollowups(
-  ctx: Pick<Context, 'db' | 'clock'>,
+  ctx: { db: Db; clock: Clock },
   rawPhone: string,
   /** Who asks (the event's detail.source) and the field a bad phone is named as: the CLI by default, the MCP tool 'agent'. */
   options: { source?: string; field?: string; reason?: string } = {},

@@ -10,7 +10,7 @@ import type { Db } from '../db/db.js';
 import { readDbError } from '../db/db-errors.js';
 import { readMigrations } from '../db/migrate.js';
 import { probeNotify } from '../db/notify-probe.js';
-import { detectPooler } from '../db/pooler.js';
+import { detectPooler } from '../database-url.js';
 import { type Check, fail, ok, warn } from './check.js';
 
 /** Past this, leases and due times disagree noticeably between this machine and the database. */

@@ -2,11 +2,13 @@
  * `followups numbers list | pause <name> | resume <name> | retire <name>`: the WhatsApp numbers,
  * as GET/PATCH /v1/numbers do it (src/numbers/whatsapp-numbers.ts).
  */
-import type { Context } from '../context.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
+import type { Numbers } from '../numbers/whatsapp-numbers.js';
 import { changeNumberState, listNumbers, toNumber, type WhatsappNumber } from '../numbers/whatsapp-numbers.js';
 import { EXIT, OperatorError } from './exit-codes.js';
 
-export async function readNumbers(ctx: Pick<Context, 'numbers' | 'db' | 'clock'>): Promise<{ numbers: WhatsappNumber[] }> {
+export async function readNumbers(ctx: { numbers: Numbers; db: Db; clock: Clock }): Promise<{ numbers: WhatsappNumber[] }> {
   return { numbers: await listNumbers(ctx.numbers, ctx.db, ctx.clock.now()) };
 }
 
@@ -29,7 +31,7 @@ export interface ChangedNumber {
 }
 
 export async function changeNumber(
-  ctx: Pick<Context, 'numbers' | 'db' | 'clock'>,
+  ctx: { numbers: Numbers; db: Db; clock: Clock },
   name: string,
   action: 'pause' | 'resume' | 'retire',
   reason?: string,

@@ -3,7 +3,9 @@
  * the operator's pause (src/followups/operator-pause.ts) from a terminal, recorded like the
  * dashboard's and the API's (who: the --who given, else `cli`).
  */
-import type { Context } from '../context.js';
+import type { Campaigns } from '../campaigns/campaign.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
 import { pauseSending, resumeSending, type SendingPause } from '../followups/operator-pause.js';
 
 export interface PauseCommandOptions {
@@ -15,7 +17,7 @@ export interface PauseCommandOptions {
 const target = (campaign?: string) => (campaign ? { scope: 'campaign', campaign } : { scope: 'all' });
 const what = (p: SendingPause) => (p.scope === 'all' ? 'all sending' : `campaign ${p.campaign}`);
 
-export async function pauseCommand(ctx: Pick<Context, 'db' | 'clock' | 'campaigns'>, o: PauseCommandOptions) {
+export async function pauseCommand(ctx: { db: Db; clock: Clock; campaigns: Campaigns }, o: PauseCommandOptions) {
   return pauseSending(ctx, { ...target(o.campaign), reason: o.reason ?? '', who: o.who ?? 'cli' });
 }
 
@@ -25,7 +27,7 @@ export function formatPause(r: { pause: SendingPause; created: boolean }): strin
     : `${what(r.pause)} was already paused since ${r.pause.at}: ${r.pause.reason} (by ${r.pause.who})`;
 }
 
-export async function resumeCommand(ctx: Pick<Context, 'db' | 'clock' | 'campaigns'>, o: PauseCommandOptions) {
+export async function resumeCommand(ctx: { db: Db; clock: Clock; campaigns: Campaigns }, o: PauseCommandOptions) {
   return resumeSending(ctx, { ...target(o.campaign), reason: o.reason, who: o.who ?? 'cli' });
 }
 

@@ -9,11 +9,16 @@
  * limiter's reservations. Like the counts by status it is one scan of follow_ups,
  * fine for an operator's occasional look.
  */
-import type { Context } from '../context.js';
+import type { Clock } from '../clock.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/db.js';
+import type { SendingGate } from '../followups/sending-gate.js';
+import type { Numbers } from '../numbers/whatsapp-numbers.js';
+import type { QueueLink } from '../queue/queue-link.js';
 import { listNumbers, type WhatsappNumber } from '../numbers/whatsapp-numbers.js';
 import type { FollowupStatus } from '../followups/followup.js';
 import { readStats, type Stats } from '../followups/read-stats.js';
-import { instantOf, wallTimeIn } from '../policy/zoned-time.js';
+import { instantOf, wallTimeIn } from '../time/zoned-time.js';
 import { countAgentOutbox } from '../forwarding/agent-outbox.js';
 
 export interface StatusReport {
@@ -41,7 +46,7 @@ export interface StatusReport {
 }
 
 export async function readStatus(
-  ctx: Pick<Context, 'db' | 'clock' | 'config' | 'gate' | 'queue'> & Partial<Pick<Context, 'numbers'>>,
+  ctx: { db: Db; clock: Clock; config: Config; gate: SendingGate; queue: QueueLink | null } & { numbers?: Numbers },
   options: { readCounts?: () => Promise<Stats> } = {},
 ): Promise<StatusReport> {
   const now = ctx.clock.now();

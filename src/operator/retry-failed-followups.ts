@@ -6,7 +6,8 @@
  * reason it failed with (retries_exhausted, ambiguous_send, rejected, …), `--since`
  * when it failed.
  */
-import type { Context } from '../context.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
 import { ValidationError } from '../errors.js';
 import { retryFailed } from '../followups/transitions.js';
 
@@ -25,7 +26,7 @@ export interface RetryFailedResult {
   followups: Array<{ id: string; failedAt: string; reason: string | null; lastError: string | null }>;
 }
 
-export async function retryFailedFollowups(ctx: Pick<Context, 'db' | 'clock'>, options: RetryFailedOptions): Promise<RetryFailedResult> {
+export async function retryFailedFollowups(ctx: { db: Db; clock: Clock }, options: RetryFailedOptions): Promise<RetryFailedResult> {
   const { rows } = await ctx.db.query<{ id: string; failed_at: Date; reason: string | null; last_error: string | null }>(
     `SELECT f.id, e.at AS failed_at, e.reason, f.last_error
        FROM follow_ups f

@@ -3,7 +3,10 @@
  * psql, redis-cli and curl, each with the fix when it fails. The checks of one
  * dependency run in order; the dependencies run side by side.
  */
-import type { Context } from '../context.js';
+import type { Config } from '../config.js';
+import type { Db } from '../db/db.js';
+import type { Logger } from '../log.js';
+import type { Transport } from '../whatsapp/transport.js';
 import type { Check } from './check.js';
 import { checkEvolution } from './check-evolution.js';
 import { checkLlm } from './check-llm.js';
@@ -16,7 +19,7 @@ export interface DoctorReport {
   checks: Check[];
 }
 
-export async function runDoctor(ctx: Pick<Context, 'config' | 'db' | 'log' | 'transport'>): Promise<DoctorReport> {
+export async function runDoctor(ctx: { config: Config; db: Db; log: Logger; transport: Transport }): Promise<DoctorReport> {
   const groups = await Promise.all([
     checkPostgres(ctx),
     checkRedis(ctx.config, ctx.log),

@@ -6,7 +6,8 @@
  * (`ignore_window`, migration 010) because the window is applied by whichever
  * worker claims it, later and elsewhere (policy/respectful-policy.ts).
  */
-import type { Context } from '../context.js';
+import type { Clock } from '../clock.js';
+import type { Db } from '../db/db.js';
 import { assertFollowupId, getFollowup } from '../followups/find-followups.js';
 import { bringDueNow } from '../followups/transitions.js';
 import { EXIT, OperatorError } from './exit-codes.js';
@@ -20,7 +21,7 @@ export interface SendNowResult {
 }
 
 export async function sendFollowupNow(
-  ctx: Pick<Context, 'db' | 'clock'>,
+  ctx: { db: Db; clock: Clock },
   rawId: string,
   options: { ignoreWindow: boolean },
 ): Promise<SendNowResult> {

@@ -10,7 +10,7 @@
  * lost, and the check is tried again at the next send.
  */
 import type { Queryable } from '../db/db.js';
-import { markNumberInvalid } from '../leads/mark-number-invalid.js';
+import { markNumberInvalid } from '../followups/mark-number-invalid.js';
 import { markNumberValidSql } from '../leads/sql/leads.js';
 import type { Logger } from '../log.js';
 import type { NumberChecks } from './number-checks.js';

@@ -15,7 +15,8 @@
  */
 import type { Queryable } from '../db/db.js';
 import type { Logger } from '../log.js';
-import { type PolicyDecision, type SendPolicy, typingDelayMs } from '../worker/send-policy.js';
+import { typingDelayMs } from '../time/typing-delay.js';
+import type { PolicyDecision, SendPolicy } from './send-policy.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { checkNumberOnce } from './check-number-once.js';
 import { makeNumberChecks } from './number-checks.js';

@@ -33,7 +33,7 @@ import type { Queryable } from '../db/db.js';
 import type { RedisConnectionConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import { makeRedisClient, makeRedisErrorLog, type RedisClient } from '../queue/redis-connection.js';
-import { instantOf, wallTimeIn } from './zoned-time.js';
+import { instantOf, wallTimeIn } from '../time/zoned-time.js';
 
 export interface SendLimitsOptions {
   /** Sends allowed per `windowMs`; 0 = unlimited. */

@@ -6,7 +6,7 @@
  * so everything held overnight does not burst out at 08:00:00. The jitter never
  * reaches past the window's close.
  */
-import { instantOf, minutesOf, wallTimeIn } from './zoned-time.js';
+import { instantOf, minutesOf, wallTimeIn } from '../time/zoned-time.js';
 
 export interface WindowSettings {
   enabled: boolean;

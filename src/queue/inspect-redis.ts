@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { RedisConfigurationError, type RedisErrorKind } from '../errors.js';
 import { CONFIGURATION_ERRORS, classifyRedisError, dataNodes, hintFor, type RedisClient } from './redis-connection.js';
 import type { RedisConnectionConfig } from '../config.js';
+import { withTimeout } from '../timeout.js';
 
 export interface RedisInspection {
   /** redis_mode of the node(s) reached; null when INFO is not allowed. */
@@ -44,16 +45,6 @@ const PROBE_SCRIPT = "local v = redis.call('GET', KEYS[1]) or ARGV[1] redis.call
 function infoField(info: string, field: string): string | null {
   const match = new RegExp(`^${field}:(.*)$`, 'm').exec(info);
   return match ? match[1]!.trim() : null;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /**

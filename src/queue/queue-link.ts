@@ -17,6 +17,7 @@ import {
   type RedisClient,
   type RedisErrorLog,
 } from './redis-connection.js';
+import { withTimeout as within } from '../timeout.js';
 
 export interface QueueSettings {
   connection: RedisConnectionConfig;
@@ -112,14 +113,10 @@ export interface QueueState {
   checkedAt: string | null;
 }
 
+
+/** A Redis call that does not answer within `ms` is a QueueUnavailableError (src/timeout.ts). */
 export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new QueueUnavailableError(`${what} timed out after ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
+  return within(promise, ms, what, QueueUnavailableError);
 }
 
 /** The key the inspection writes on the queue's own slot (and the marker whose loss means lost jobs). */

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/db.js';
-import { erasedPhone } from '../leads/erasure-key.js';
+import { erasedPhone } from '../privacy/erasure-key.js';
 import { type Logger, maskPhone } from '../log.js';
 import { phoneVariants, tryNormalizePhone } from './phone.js';
 import type { ConnectionState, FindSentInput, NumberCheck, SendTextInput, SendTextResult, Transport } from './transport.js';

@@ -4,18 +4,8 @@
  * WhatsApp often drops the 9th digit (`558199998888`); both mean the same lead.
  */
 import { isValidPhoneNumber } from 'libphonenumber-js/min';
+import { isBrazilianAreaCode } from '../area-codes.js';
 import { ValidationError } from '../errors.js';
-
-// Brazilian area codes (DDD) in use.
-const AREA_CODES = new Set([
-  11, 12, 13, 14, 15, 16, 17, 18, 19, 21, 22, 24, 27, 28, 31, 32, 33, 34, 35, 37, 38, 41, 42, 43, 44, 45, 46,
-  47, 48, 49, 51, 53, 54, 55, 61, 62, 63, 64, 65, 66, 67, 68, 69, 71, 73, 74, 75, 77, 79, 81, 82, 83, 84, 85,
-  86, 87, 88, 89, 91, 92, 93, 94, 95, 96, 97, 98, 99,
-]);
-
-export function isBrazilianAreaCode(code: number): boolean {
-  return AREA_CODES.has(code);
-}
 
 /**
  * Returns canonical digits or throws a ValidationError naming `field`.
@@ -58,7 +48,7 @@ export function normalizePhone(input: unknown, field = 'phone'): string {
     );
   }
   const area = Number(digits.slice(2, 4));
-  if (!AREA_CODES.has(area)) throw new ValidationError(`${field} has an unknown Brazilian area code ${area}`, field);
+  if (!isBrazilianAreaCode(area)) throw new ValidationError(`${field} has an unknown Brazilian area code ${area}`, field);
   const subscriber = digits.slice(4);
   if (subscriber.length === 8) {
     // Mobiles start with 6–9 and gained a leading 9; landlines (2–5) keep 8 digits.

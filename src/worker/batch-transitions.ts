@@ -18,7 +18,7 @@ import {
   markExecuted,
   markExecutedBatch,
 } from '../followups/transitions.js';
-import { makeMicroBatcher } from './micro-batch.js';
+import { makeMicroBatcher } from '../micro-batch.js';
 
 export interface BatchedTransitions {
   claimForSending(options: { id: string; now: Date; leaseMs: number }): Promise<ClaimedFollowup | null>;

@@ -28,13 +28,13 @@ import {
   recordComposedText,
   renewSendingLease,
 } from '../followups/transitions.js';
-import { markNumberInvalid } from '../leads/mark-number-invalid.js';
+import { markNumberInvalid } from '../followups/mark-number-invalid.js';
 import type { Logger } from '../log.js';
 import { moveLeadsOff, type Numbers } from '../numbers/whatsapp-numbers.js';
 import type { WebhookSilence } from '../webhooks/webhook-silence.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { checkReplyBeforeSend, isConfigurationFault, type PresendMode, type PresendResult } from './check-reply-before-send.js';
-import type { SendPolicy } from './send-policy.js';
+import type { SendPolicy } from '../policy/send-policy.js';
 
 export type Outcome = 'executed' | 'cancelled' | 'failed' | 'deferred' | 'skipped' | 'paused' | 'ambiguous';
 

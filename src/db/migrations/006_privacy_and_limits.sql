@@ -6,7 +6,7 @@
 --    brute-force that in minutes. From now on it is 'erased:' || HMAC-SHA256(phone)
 --    under ERASURE_KEY, which lives in the configuration, never in the database.
 --    The database cannot compute it, so whoever inserts a lead passes the keyed
---    hash of its phone in `phone_hmac` (src/leads/erasure-key.ts); the trigger
+--    hash of its phone in `phone_hmac` (src/privacy/erasure-key.ts); the trigger
 --    below uses it to carry an erased lead's opt-out over to the new lead and
 --    then clears it: the column is never stored.
 ALTER TABLE leads ADD COLUMN phone_hmac text;

@@ -6,7 +6,6 @@
  * sending gate holds follow-ups back without losing any.
  */
 import type { Context } from '../../context.js';
-import { TimeoutError } from '../../errors.js';
 import type { OperatorPause, PauseState } from '../../followups/sending-gate.js';
 import { countAgentOutbox } from '../../forwarding/agent-outbox.js';
 import { makeBearerMatcher } from '../auth.js';
@@ -14,18 +13,10 @@ import type { QueueState } from '../../queue/queue-link.js';
 import { z } from 'zod';
 import { answer } from '../openapi.js';
 import type { RouteModule } from '../route-module.js';
+import { TimeoutError, withTimeout } from '../../timeout.js';
 
 export const READY_DATABASE_TIMEOUT_MS = 2_000;
 
-function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError()), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
 
 type DatabaseCheck = { status: 'up'; latencyMs: number } | { status: 'down'; reason: 'timeout' | 'unreachable' };
 type QueueCheck =
@@ -38,7 +29,7 @@ type SendingCheck =
 async function checkDatabase(ctx: Context): Promise<DatabaseCheck> {
   const started = performance.now();
   try {
-    await within(ctx.db.query('SELECT 1'), READY_DATABASE_TIMEOUT_MS);
+    await withTimeout(ctx.db.query('SELECT 1'), READY_DATABASE_TIMEOUT_MS, 'SELECT 1');
     return { status: 'up', latencyMs: Math.round(performance.now() - started) };
   } catch (error) {
     // The cause goes to the log; this endpoint is public and says nothing internal.
@@ -104,7 +95,7 @@ async function checkAgentOutbox(ctx: Context, database: DatabaseCheck): Promise<
   if (!ctx.config.agentWebhook) return null;
   if (database.status === 'down') return { status: 'unknown' };
   try {
-    return await within(countAgentOutbox(ctx.db), READY_DATABASE_TIMEOUT_MS);
+    return await withTimeout(countAgentOutbox(ctx.db), READY_DATABASE_TIMEOUT_MS, 'counting the agent outbox');
   } catch {
     return { status: 'unknown' };
   }

@@ -5,7 +5,7 @@
  * send, the agent's send and the number check all mark it through here.
  */
 import type { Queryable } from '../db/db.js';
-import { markNumberInvalidSql } from './sql/leads.js';
+import { markNumberInvalidSql } from '../leads/sql/leads.js';
 
 /** True when the number was not already known to be invalid. `detail` goes to the agent as the event's data. */
 export async function markNumberInvalid(

@@ -70,20 +70,29 @@ export function offsetMs(atMs: number, timeZone: string): number {
 }
 
 /**
- * The instant when the wall clock in `timeZone` shows this date and time.
- * Out-of-range fields roll over as in Date.UTC (hour 24 is the next midnight,
- * day 32 the next month). A wall time skipped by a DST jump maps just past it.
+ * The instant when the wall clock in `timeZone` shows this date and time — the one
+ * wall-clock-to-instant function (the sending window, the daily caps, the CSV import's
+ * local times). Out-of-range fields roll over as in Date.UTC (hour 24 is the next
+ * midnight, day 32 the next month). Across a DST change it does what Temporal's
+ * "compatible" disambiguation does: a wall time shown twice (clocks set back) is the
+ * earlier instant; a wall time skipped (clocks set forward) maps just past the jump.
  */
 export function instantOf(
-  wall: { year: number; month: number; day: number; hour?: number; minute?: number },
+  wall: { year: number; month: number; day: number; hour?: number; minute?: number; second?: number },
   timeZone: string,
 ): Date {
-  const guess = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour ?? 0, wall.minute ?? 0);
-  // Two passes: the offset at the guess may differ from the offset at the answer near a DST change.
-  const first = guess - offsetMs(guess, timeZone);
-  const second = guess - offsetMs(first, timeZone);
-  return new Date(second);
+  const asUtc = Date.UTC(wall.year, wall.month - 1, wall.day, wall.hour ?? 0, wall.minute ?? 0, wall.second ?? 0);
+  // The zone's offsets a day either side: equal unless a DST change lies in between.
+  const before = asUtc - offsetMs(asUtc - DAY_MS, timeZone);
+  const after = asUtc - offsetMs(asUtc + DAY_MS, timeZone);
+  const shows = (at: number) => at + offsetMs(at, timeZone) === asUtc;
+  if (shows(before) && shows(after)) return new Date(Math.min(before, after));
+  if (shows(after)) return new Date(after);
+  // Shown by `before` only, or by neither (skipped): the offset from before the jump.
+  return new Date(before);
 }
+
+const DAY_MS = 86_400_000;
 
 /** Minutes since midnight of an `HH:MM` string (`24:00` → 1440). */
 export function minutesOf(hhmm: string): number {

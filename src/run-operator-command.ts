@@ -6,12 +6,12 @@
  * something (exit-codes.ts).
  */
 import pino from 'pino';
-import { type Config, loadConfig } from '../config.js';
-import { createContext, type Context } from '../context.js';
-import { readDbError } from '../db/db-errors.js';
-import { ConfigError, ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import { createLogger } from '../log.js';
-import { EXIT, type ExitCode, OperatorError } from './exit-codes.js';
+import { type Config, loadConfig } from './config.js';
+import { createContext, type Context } from './context.js';
+import { readDbError } from './db/db-errors.js';
+import { ConfigError, ConflictError, NotFoundError, ValidationError } from './errors.js';
+import { createLogger } from './log.js';
+import { EXIT, type ExitCode, OperatorError } from './operator/exit-codes.js';
 
 export interface CommandResult<T> {
   result: T;

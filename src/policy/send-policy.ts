@@ -4,6 +4,8 @@
  * The core policy only computes the typing delay; the respectful-sending rules
  * plug in here.
  */
+import { typingDelayMs } from '../time/typing-delay.js';
+
 export interface PolicyInput {
   followup: {
     id: string;
@@ -32,12 +34,6 @@ export interface SendPolicy {
   check(input: PolicyInput): Promise<PolicyDecision>;
   /** Milliseconds of "typing…" before the text: grows with the text, with jitter. */
   typingDelayMs(text: string): number;
-}
-
-export function typingDelayMs(text: string, random = Math.random): number {
-  // About 35 ms a character, between 1.5 s and 8 s, ±20% jitter so messages don't look machine-timed.
-  const base = Math.min(8_000, Math.max(1_500, 600 + text.length * 35));
-  return Math.round(base * (0.8 + random() * 0.4));
 }
 
 export function makeBasicPolicy(options: { typingDelay: boolean }): SendPolicy {
