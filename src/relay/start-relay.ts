@@ -24,12 +24,12 @@
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/db.js';
 import { makeNotifyProbe } from '../db/notify-probe.js';
-import { claimDueFollowups, RECENT_DUE_MS, expireQueuedLeases, extendLeases, findExpiredLeases, markQueued, deferFollowup, markExecuted, noteReconcileFailure, markFailed, releaseClaims } from '../followups/transitions.js';
+import { claimDueFollowups, RECENT_DUE_MS, expireQueuedLeases, extendLeases, findExpiredLeases, markQueued, deferFollowup, releaseClaims } from '../followups/transitions.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { QueueLink } from '../queue/queue-link.js';
 import type { RoleHealth } from '../role-health.js';
-import { MAX_RECONCILE_ATTEMPTS, type Outcome } from '../worker/execute-followup.js';
+import { type Outcome, reconcileSend } from '../worker/reconcile-send.js';
 import type { Transport } from '../whatsapp/transport.js';
 
 export interface RelayDeps {
@@ -311,44 +311,21 @@ export async function startRelay(deps: RelayDeps): Promise<Relay> {
       rlog.warn({ stage: 'deferred' }, 'in-flight follow-up lost before sending; rescheduled');
       return;
     }
-    try {
-      const found = await deps.transport.findSent({
-        number: row.phone,
-        text,
-        since: row.sending_started_at ?? new Date(now.getTime() - 2 * s.leaseMs),
-        // Asked on the lead's number, the one that sent it.
-        ...(row.whatsapp_number ? { instance: row.whatsapp_number } : {}),
-      });
-      if (found) {
-        await markExecuted(db, {
-          id: row.id,
-          providerMessageId: found.providerMessageId,
-          text,
-          composer: row.composer ?? 'explicit',
-          now: clock.now(),
-          reason: 'reconciled',
-        });
-        metrics?.swept.inc({ kind: 'sending_reconciled_sent' });
-        rlog.info({ stage: 'executed', providerMessageId: found.providerMessageId, reconciled: true }, 'in-flight follow-up had been delivered');
-      } else {
+    const since = row.sending_started_at ?? new Date(now.getTime() - 2 * s.leaseMs);
+    const outcome = await reconcileSend(
+      { db, clock, transport: deps.transport, log: rlog, leaseMs: s.leaseMs },
+      // Asked on the lead's number, the one that sent it.
+      { id: row.id, phone: row.phone, text, since, composer: row.composer, instance: row.whatsapp_number },
+      async () => {
         // Not found is not proof (a send the provider got late may still land): the retry waits a
         // lease, and the executor looks again before sending (findLateDelivery).
         await deferFollowup(db, { id: row.id, now: clock.now(), dueAt: new Date(clock.now().getTime() + s.leaseMs), reason: 'lease_expired_not_sent' });
         metrics?.swept.inc({ kind: 'sending_reconciled_not_sent' });
         rlog.warn({ stage: 'deferred' }, 'in-flight follow-up was not delivered; rescheduled');
-      }
-    } catch (error) {
-      const count = await noteReconcileFailure(db, {
-        id: row.id,
-        now: clock.now(),
-        retryMs: Math.min(s.leaseMs, 30_000),
-        error: `reconcile failed: ${(error as Error).message}`,
-      });
-      if (count >= MAX_RECONCILE_ATTEMPTS) {
-        await markFailed(db, { id: row.id, now: clock.now(), reason: 'ambiguous_send', error: (error as Error).message });
-        rlog.error({ stage: 'failed', reason: 'ambiguous_send' }, 'could not tell whether the follow-up went out; failed without resending');
-      }
-    }
+        return 'deferred';
+      },
+    );
+    if (outcome === 'executed') metrics?.swept.inc({ kind: 'sending_reconciled_sent' });
   }
 
   async function loop() {

@@ -24,7 +24,6 @@ import {
   extendLeases,
   markExecuted,
   markFailed,
-  noteReconcileFailure,
   recordComposedText,
   renewSendingLease,
 } from '../followups/transitions.js';
@@ -34,9 +33,10 @@ import { moveLeadsOff, type Numbers } from '../numbers/whatsapp-numbers.js';
 import type { WebhookSilence } from '../webhooks/webhook-silence.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { checkReplyBeforeSend, isConfigurationFault, type PresendMode, type PresendResult } from './check-reply-before-send.js';
+import { type Outcome, reconcileSend } from './reconcile-send.js';
 import type { SendPolicy } from './send-policy.js';
 
-export type Outcome = 'executed' | 'cancelled' | 'failed' | 'deferred' | 'skipped' | 'paused' | 'ambiguous';
+export type { Outcome } from './reconcile-send.js';
 
 export interface ExecutorDeps {
   db: Db;
@@ -97,9 +97,6 @@ export interface ExecutorDeps {
     markExecuted(options: { id: string; providerMessageId: string; text: string; composer: string; now: Date }): Promise<boolean>;
   };
 }
-
-/** Failed reconciliations before an ambiguous send is given up as `failed: ambiguous_send`. */
-export const MAX_RECONCILE_ATTEMPTS = 5;
 
 export function retryDelayMs(attempts: number, baseMs: number): number {
   // Exponential with full jitter on the upper half: 1×, 2×, 4×, ... capped at one hour.
@@ -490,12 +487,12 @@ async function retryOrFail(
 }
 
 /**
- * The send timed out: the text may or may not be on the lead's phone. Ask the
- * provider. Found → executed (reconciled). Not there → an ordinary retry.
- * Provider can't say → the row stays `sending` and the sweeper asks again later;
- * after MAX_RECONCILE_ATTEMPTS it fails as `ambiguous_send` — never a blind resend.
+ * The send timed out: the text may or may not be on the lead's phone. Asked after
+ * `reconcileDelayMs` (reconcile-send.ts): found → executed (reconciled); the provider can't say
+ * → the row stays `sending` and the sweeper asks again later (after MAX_RECONCILE_ATTEMPTS,
+ * `failed: ambiguous_send`) — never a blind resend.
  */
-export async function reconcileAmbiguous(
+async function reconcileAmbiguous(
   deps: ExecutorDeps,
   claimed: { id: string; phone: string; attempts: number; sending_started_at: Date | null; composer?: string | null; instance?: string },
   text: string,
@@ -505,47 +502,23 @@ export async function reconcileAmbiguous(
   const { db, clock } = deps;
   if (deps.settings.reconcileDelayMs > 0) await new Promise((r) => setTimeout(r, deps.settings.reconcileDelayMs));
   const since = claimed.sending_started_at ?? new Date(clock.now().getTime() - deps.settings.leaseMs);
-  try {
-    // Asked on the number that sent it.
-    const found = await deps.transport.findSent({ number: claimed.phone, text, since, ...(claimed.instance ? { instance: claimed.instance } : {}) });
-    if (found) {
-      await markExecuted(db, {
-        id: claimed.id,
-        providerMessageId: found.providerMessageId,
-        text,
-        composer: claimed.composer ?? 'explicit',
-        now: clock.now(),
-        reason: 'reconciled',
-      });
-      log.info({ stage: 'executed', providerMessageId: found.providerMessageId, reconciled: true }, 'ambiguous send was delivered');
-      return 'executed';
-    }
-    // Not there yet is not proof: a send the provider received late may still land. So the row
-    // stays `sending` (a reply cannot cancel what may be out) for one more lease; then the sweeper
-    // looks again — there: executed; still not: retried, and the executor looks once more before
-    // sending (findLateDelivery). Handing it back to `pending` now left late deliveries unrecorded.
-    if (claimed.attempts >= deps.settings.maxSendAttempts) {
-      return retryOrFail(deps, claimed, log, 'ambiguous_not_delivered', cause?.message ?? 'not delivered');
-    }
-    await appendEvent(db, { id: claimed.id, at: clock.now(), status: 'sending', reason: 'ambiguous_not_delivered', detail: { error: cause?.message ?? 'not delivered' } });
-    await extendLeases(db, [claimed.id], clock.now(), deps.settings.leaseMs);
-    log.warn({ cause: cause?.message }, 'ambiguous send not found yet; the sweeper looks again after the lease');
-    return 'ambiguous';
-  } catch (error) {
-    const count = await noteReconcileFailure(db, {
-      id: claimed.id,
-      now: clock.now(),
-      retryMs: Math.min(deps.settings.leaseMs, 30_000),
-      error: `reconcile failed: ${(error as Error).message}`,
-    });
-    if (count >= MAX_RECONCILE_ATTEMPTS) {
-      await markFailed(db, { id: claimed.id, now: clock.now(), reason: 'ambiguous_send', error: (error as Error).message });
-      log.error({ stage: 'failed', reason: 'ambiguous_send' }, 'could not tell whether the follow-up went out; failed without resending');
-      return 'failed';
-    }
-    log.warn({ err: error, reconcileAttempts: count }, 'could not reconcile the ambiguous send yet');
-    return 'ambiguous';
-  }
+  return reconcileSend(
+    { db, clock, transport: deps.transport, log, leaseMs: deps.settings.leaseMs },
+    { id: claimed.id, phone: claimed.phone, text, since, composer: claimed.composer ?? null, instance: claimed.instance },
+    async () => {
+      // Not there yet is not proof: a send the provider received late may still land. So the row
+      // stays `sending` (a reply cannot cancel what may be out) for one more lease; then the sweeper
+      // looks again — there: executed; still not: retried, and the executor looks once more before
+      // sending (findLateDelivery). Handing it back to `pending` now left late deliveries unrecorded.
+      if (claimed.attempts >= deps.settings.maxSendAttempts) {
+        return retryOrFail(deps, claimed, log, 'ambiguous_not_delivered', cause?.message ?? 'not delivered');
+      }
+      await appendEvent(db, { id: claimed.id, at: clock.now(), status: 'sending', reason: 'ambiguous_not_delivered', detail: { error: cause?.message ?? 'not delivered' } });
+      await extendLeases(db, [claimed.id], clock.now(), deps.settings.leaseMs);
+      log.warn({ cause: cause?.message }, 'ambiguous send not found yet; the sweeper looks again after the lease');
+      return 'ambiguous';
+    },
+  );
 }
 
 /**
