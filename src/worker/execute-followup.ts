@@ -104,13 +104,63 @@ export function retryDelayMs(attempts: number, baseMs: number): number {
   return Math.round(exp / 2 + Math.random() * (exp / 2));
 }
 
+/** How far a run got: an unexpected error is handled according to it (handOver). */
+interface Progress {
+  /** The row this run claimed (`sending`, its attempt counted). */
+  claimed: ClaimedFollowup | null;
+  /** The text may have left: from the send call on, only the provider can say. */
+  sendStarted: boolean;
+}
+
+/**
+ * Runs one follow-up. Retrying is the database's: a failed send is deferred with its attempt
+ * counted (retryOrFail), a row left in flight is recovered by the sweeper after its lease — the
+ * queue does not retry a job (queue-link.ts). So an unexpected error (the database failing a
+ * statement, a bug) is handed to that path here (handOver), and only what cannot be handed over
+ * is thrown.
+ */
 export async function executeFollowup(deps: ExecutorDeps, id: string): Promise<Outcome> {
-  const outcome = await run(deps, id);
+  const progress: Progress = { claimed: null, sendStarted: false };
+  let outcome: Outcome;
+  try {
+    outcome = await run(deps, id, progress);
+  } catch (error) {
+    outcome = await handOver(deps, id, progress, error);
+  }
   deps.onOutcome?.(outcome);
   return outcome;
 }
 
-async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
+/**
+ * An unexpected error, handed to the database's retry path:
+ *   - before the claim: the `queued` row goes back to pending, due after the first retry delay
+ *     (no attempt was counted: the claim counts them);
+ *   - claimed, nothing sent: an ordinary retry, its attempt counted (failed once they are spent);
+ *   - from the send on: nothing — the row stays `sending` and the sweeper asks the provider
+ *     after its lease (a blind retry could send twice).
+ * When even that cannot be written (the database is away), the error is thrown and the lease
+ * recovers the row: a `queued` one is published again, a `sending` one reconciled.
+ */
+async function handOver(deps: ExecutorDeps, id: string, progress: Progress, error: unknown): Promise<Outcome> {
+  const message = error instanceof Error ? error.message : String(error);
+  if (progress.sendStarted) throw error;
+  try {
+    if (progress.claimed) {
+      const log = deps.log.child({ followupId: id, leadId: progress.claimed.lead_id, phone: progress.claimed.phone });
+      log.error({ err: error }, 'running the follow-up failed before its send');
+      return await retryOrFail(deps, progress.claimed, log, 'unexpected_error', message);
+    }
+    const now = deps.clock.now();
+    const dueAt = new Date(now.getTime() + retryDelayMs(1, deps.settings.retryBaseMs));
+    const moved = await deferFollowup(deps.db, { id, from: ['queued'], now, dueAt, reason: 'unexpected_error', error: message });
+    deps.log.warn({ err: error, followupId: id, stage: moved ? 'deferred' : 'skipped', dueAt }, 'running the follow-up failed before its claim');
+    return moved ? 'deferred' : 'skipped';
+  } catch {
+    throw error;
+  }
+}
+
+async function run(deps: ExecutorDeps, id: string, progress: Progress): Promise<Outcome> {
   const { db, clock } = deps;
   const pause = await deps.gate.state();
   if (pause.paused && pause.reason === OPERATOR_PAUSED) {
@@ -168,6 +218,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   const claimOptions = { id, now: clock.now(), leaseMs: deps.settings.leaseMs };
   const claimedAtMono = performance.now();
   const claimed = await (deps.transitions ? deps.transitions.claimForSending(claimOptions) : claimForSending(db, claimOptions));
+  if (claimed && claimed.status === 'sending') progress.claimed = claimed;
   if (!claimed) {
     // Already taken by another executor, cancelled, or not due: nothing to do.
     deps.log.debug({ followupId: id }, 'follow-up not claimable; skipped');
@@ -268,6 +319,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     return 'skipped';
   }
 
+  progress.sendStarted = true;
   try {
     const sent = await deps.transport.sendText({
       number: claimed.phone,
