@@ -151,7 +151,8 @@ export type ClaimedFollowup = FollowupRow & {
  * worker is faster than the relay's markQueued), in one statement that also
  * re-checks every reason to stop. If the lead replied after the follow-up's
  * anchor, opted out, was handed to a person, converted, was erased or has no
- * WhatsApp, the row is cancelled with that reason instead.
+ * WhatsApp, the row is cancelled with that reason instead (the opt-out
+ * confirmation is not stopped by the opt-out or a reply: opt-out-confirmation.ts).
  *
  * The follow-up is locked FOR UPDATE and the lead FOR SHARE. A reply recorded at
  * the same moment (which locks the lead's open follow-ups, then updates the lead)
@@ -185,11 +186,14 @@ WITH input AS (
 ), target AS (
   SELECT f.id, f.status AS from_status, i.now, i.lease_ms,
          CASE
-           WHEN l.opted_out_at IS NOT NULL THEN 'opted_out'
+           -- The opt-out confirmation answers the opt-out and the fan's messages: neither stops it
+           -- (followups/opt-out-confirmation.ts); everything else does.
+           WHEN l.opted_out_at IS NOT NULL AND f.intent IS DISTINCT FROM 'opt_out_confirmation' THEN 'opted_out'
            WHEN l.handoff_at IS NOT NULL THEN 'handoff'
            WHEN l.converted_at IS NOT NULL THEN 'converted'
            WHEN l.erased_at IS NOT NULL THEN 'erased'
            WHEN l.number_valid = false THEN 'invalid_number'
+           WHEN f.intent = 'opt_out_confirmation' THEN NULL
            WHEN l.last_inbound_at > f.anchor_at THEN 'lead_replied'
            -- Planned in the same second as the reply: WhatsApp stamps whole seconds, so we cannot
            -- tell which came first, and the respectful side wins (record-inbound.ts).

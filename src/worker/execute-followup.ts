@@ -14,6 +14,7 @@ import type { Clock } from '../clock.js';
 import type { Composer, Composition } from '../compose/composer.js';
 import type { Db } from '../db/db.js';
 import { SendError } from '../errors.js';
+import { isOptOutConfirmation } from '../followups/opt-out-confirmation.js';
 import { OPERATOR_PAUSED, type SendingGate } from '../followups/sending-gate.js';
 import {
   appendEvent,
@@ -248,7 +249,11 @@ async function run(deps: ExecutorDeps, id: string, progress: Progress): Promise<
     whatsappNumber: instance,
   };
 
-  const decision = await deps.policy.check({ followup: claimed, lead, now: clock.now() });
+  // The opt-out confirmation answers a fan who just wrote "parar": not held by the window, the
+  // caps, the pace or the number check, nor stopped by the pre-send reply check
+  // (followups/opt-out-confirmation.ts). Everything else about it is as for any follow-up.
+  const confirmation = isOptOutConfirmation(claimed);
+  const decision = confirmation ? ({ ok: true } as const) : await deps.policy.check({ followup: claimed, lead, now: clock.now() });
   if (!decision.ok && 'cancel' in decision) {
     await cancelFollowupRow(db, { id, now: clock.now(), reason: decision.cancel, from: ['sending'], detail: decision.detail });
     log.info({ stage: 'cancelled', reason: decision.cancel }, 'follow-up cancelled by the send policy');
@@ -267,7 +272,7 @@ async function run(deps: ExecutorDeps, id: string, progress: Progress): Promise<
     return 'deferred';
   }
 
-  if (deps.presend) {
+  if (deps.presend && !confirmation) {
     const verdict = await presendCheck(deps, claimed, log, instance);
     if (verdict !== 'send') return verdict;
   }
@@ -406,7 +411,6 @@ async function presendCheck(deps: ExecutorDeps, claimed: ClaimedFollowup, log: L
       mode: presend.mode,
       timeoutMs: presend.timeoutMs,
       optOutConfirmation: presend.optOutConfirmation,
-      typingDelayMs: deps.policy.typingDelayMs,
       instance,
     },
     claimed,
