@@ -97,11 +97,10 @@ const upward = LAYERS.slice(1).map((layer, i) => ({
 }));
 
 /**
- * Shared by the apps, so importable sideways: the reconcile-or-fail step of a send.
- * Until the relay's recovery uses worker/reconcile-send.ts, it takes MAX_RECONCILE_ATTEMPTS
- * and Outcome from worker/execute-followup.ts: that entry goes when it does.
+ * Shared by the apps, so importable sideways: the reconcile-or-fail step of a send
+ * (the worker's executor after an ambiguous send, the relay's lease sweeper).
  */
-const APP_SHARED = '^src/worker/(reconcile-send|execute-followup)\\.ts$';
+const APP_SHARED = '^src/worker/reconcile-send\\.ts$';
 const APPS = [
   { name: 'http', path: '^src/(http|dashboard|agent)/' },
   { name: 'relay', path: '^src/relay/' },

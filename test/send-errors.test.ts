@@ -120,12 +120,18 @@ describe('each Evolution error ends in the state DESIGN.md gives it', () => {
     test(`${mode} pauses sending without burning the follow-up, and sending resumes when it is fixed`, async () => {
       fake.fail(mode);
       const { id, text } = await send();
-      await waitFor('paused', async () => (await roles.ctx.gate.state()).reason === reason);
-      const held = await getFollowup(testDb.db, id);
-      assert.equal(held.followup.status === 'pending' || held.followup.status === 'queued', true, `held back, not burned (${held.followup.status})`);
-      assert.equal(held.followup.attempts, 0, 'the attempt was given back');
-      assert.ok(held.events.some((e) => e.reason === 'sending_paused'));
-      fake.clearFaults();
+      try {
+        await waitFor('paused', async () => (await roles.ctx.gate.state()).reason === reason);
+        // The gate is paused a moment before the follow-up is handed back: wait for the hand-back.
+        const held = await waitFor('handed back', async () => {
+          const f = await getFollowup(testDb.db, id);
+          return f.events.some((e) => e.reason === 'sending_paused') && f;
+        });
+        assert.equal(held.followup.status === 'pending' || held.followup.status === 'queued', true, `held back, not burned (${held.followup.status})`);
+        assert.equal(held.followup.attempts, 0, 'the attempt was given back');
+      } finally {
+        fake.clearFaults();
+      }
       const f = await settled(id);
       assert.equal(f.followup.status, 'executed');
       assert.equal(fake.delivered.filter((d) => d.text === text).length, 1);

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { SignJWT } from 'jose';
 import { scheduleFollowup } from '../src/followups/schedule-followup.js';
+import { startRelay } from '../src/relay/start-relay.js';
+import { executorDeps } from '../src/roles.js';
+import { executeFollowup } from '../src/worker/execute-followup.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { waitFor } from './helpers/pipeline.js';
 import {
@@ -56,6 +59,28 @@ async function lead(phone: string) {
 }
 
 /** Gives the lead open follow-ups at the scheduling time, then moves the clock to when the webhook arrives. */
+/**
+ * Sends what is due as the relay does in direct mode (the opt-out confirmation is a follow-up),
+ * until `done` holds; then stops, so the overdue follow-ups other tests prepare stay put.
+ */
+async function runRelayUntil(what: string, done: () => Promise<boolean> | boolean): Promise<void> {
+  const deps = executorDeps(w.ctx, 'relay');
+  const relay = await startRelay({
+    db: testDb.db,
+    clock: w.clock,
+    log: w.ctx.log,
+    queue: null,
+    transport: w.transport,
+    execute: (id) => executeFollowup(deps, id),
+    settings: { batchSize: 10, maxSleepMs: 50, leaseMs: 60_000, directConcurrency: 2 },
+  });
+  try {
+    await waitFor(what, async () => done());
+  } finally {
+    await relay.stop();
+  }
+}
+
 async function prepare(phone: string, options: { enrollment?: string; statuses?: string[] } = {}) {
   const made = await leadWithFollowups(testDb.db, { phone, now: SCHEDULED_AT, enrollment: options.enrollment, statuses: options.statuses });
   w.clock.set(RECEIVED_AT);
@@ -157,17 +182,18 @@ describe('every Evolution fixture does what its name says', () => {
   });
 
   test('optout: "pode parar ..., não quero mais" opts the lead out for good, with when and which message, and confirms once', async () => {
-    const { leadId } = await prepare(SEVERINO, { enrollment: 'nautico' });
+    const { leadId, followupIds } = await prepare(SEVERINO, { enrollment: 'nautico' });
     const res = await hook(fixture('messages-upsert-optout'));
     assert.equal(res.json().results[0].outcome, 'opted_out');
-    assert.ok((await followupsOf(testDb.db, leadId)).every((f) => f.cancel_reason === 'opted_out'));
+    // Every follow-up it had (the confirmation, a follow-up of its own, is another).
+    assert.ok((await followupsOf(testDb.db, leadId)).filter((f) => followupIds.includes(f.id)).every((f) => f.cancel_reason === 'opted_out'));
     const l = await lead(SEVERINO);
     assert.equal((l!.opted_out_at as Date).toISOString(), '2025-11-26T10:08:20.000Z');
     assert.equal(l!.opt_out_message_id, '3A0PT0UT00000000AAAA');
     assert.equal(l!.opt_out_source, 'whatsapp');
-    // The confirmation goes out in the background, once.
+    // The confirmation is a follow-up, due now: the relay sends it, once.
     const confirmation = 'Pronto, você não vai mais receber nossas mensagens. Obrigado!';
-    await waitFor('the opt-out confirmation', async () => w.transport.sent.length > 0);
+    await runRelayUntil('the opt-out confirmation', () => w.transport.sent.length > 0);
     await hook(fixture('messages-upsert-optout'));
     // Only after a later confirmation *was* sent (Maria opting out after Severino's repeat) is the
     // absence of a second one for Severino meaningful.
@@ -176,13 +202,74 @@ describe('every Evolution fixture does what its name says', () => {
     maria.data.key.remoteJid = '558188887777@s.whatsapp.net';
     maria.data.key.id = '3A0PT0UT00000000BBBB';
     assert.equal((await hook(maria)).json().results[0].outcome, 'opted_out');
-    await waitFor('the later opt-out confirmation', async () => w.transport.sent.some((s) => s.number === MARIA));
+    await runRelayUntil('the later opt-out confirmation', () => w.transport.sent.some((s) => s.number === MARIA));
     assert.deepEqual(w.transport.sent, [{ number: SEVERINO, text: confirmation }, { number: MARIA, text: confirmation }]);
 
     const refused = await w.app.inject({ method: 'POST', url: '/v1/followups', headers: bearer, payload: { phone: SEVERINO, message: 'Oi de novo' } });
     assert.equal(refused.statusCode, 409);
     assert.equal(refused.json().error.code, 'lead_opted_out');
     assert.match(refused.json().error.message, /opted out/);
+  });
+
+  test('the opt-out confirmation is a follow-up: sent once at night, with its events, in the timeline; redeliveries, a second "parar" and a later message change nothing', async () => {
+    const { leadId } = await prepare(SEVERINO, { enrollment: 'nautico' });
+    // 23:00 in Recife, outside the sending window: a fan who wrote "parar" is answered at once all the same.
+    w.clock.set(new Date('2025-11-27T02:00:00.000Z'));
+    const optOut = fixture('messages-upsert-optout') as { data: { key: { id: string }; message: { conversation: string } } };
+    assert.equal((await hook(optOut)).json().results[0].outcome, 'opted_out');
+    assert.equal((await hook(optOut)).json().results[0].outcome, 'duplicate', 'the webhook delivered again');
+    const again = structuredClone(optOut);
+    again.data.key.id = '3A0PT0UT00000000CCCC';
+    again.data.message.conversation = 'parar';
+    assert.equal((await hook(again)).json().results[0].outcome, 'opted_out', 'a second "parar"');
+    const thanks = structuredClone(optOut);
+    thanks.data.key.id = '3A0PT0UT00000000DDDD';
+    thanks.data.message.conversation = 'ok, obrigado';
+    assert.equal((await hook(thanks)).json().results[0].outcome, 'reply_recorded', 'a later message');
+
+    const confirmations = async () =>
+      (await testDb.db.query<{ id: string; status: string; due_at: Date; cancel_reason: string | null }>(
+        `SELECT id, status, due_at, cancel_reason FROM follow_ups WHERE lead_id = $1 AND intent = 'opt_out_confirmation'`,
+        [leadId],
+      )).rows;
+    const [pending, ...more] = await confirmations();
+    assert.equal(more.length, 0, 'one confirmation, however often the fan said it');
+    assert.equal(pending!.status, 'pending', `not cancelled (${pending!.cancel_reason})`);
+    assert.equal(pending!.due_at.toISOString(), '2025-11-27T02:00:00.000Z', 'due now');
+
+    await runRelayUntil('the confirmation sent', async () => (await confirmations())[0]!.status === 'executed');
+    const confirmation = 'Pronto, você não vai mais receber nossas mensagens. Obrigado!';
+    assert.deepEqual(w.transport.sent, [{ number: SEVERINO, text: confirmation }]);
+    // Redelivered after it went out: still one follow-up, one send.
+    assert.equal((await hook(optOut)).json().results[0].outcome, 'duplicate');
+    assert.equal((await confirmations()).length, 1);
+
+    const { rows: events } = await testDb.db.query<{ from_status: string | null; to_status: string; reason: string; detail: Record<string, unknown> | null }>(
+      'SELECT from_status, to_status, reason, detail FROM follow_up_events WHERE follow_up_id = $1 ORDER BY id',
+      [pending!.id],
+    );
+    assert.deepEqual(
+      events.map((e) => [e.from_status, e.to_status, e.reason]),
+      [[null, 'pending', 'scheduled'], ['pending', 'sending', 'claimed'], ['sending', 'executed', 'sent']],
+    );
+    assert.equal(events[0]!.detail!.campaign, 'nautico', 'whose text it is');
+
+    const timeline = await w.app.inject({ method: 'GET', url: `/v1/leads/${SEVERINO}`, headers: bearer });
+    assert.equal(timeline.statusCode, 200);
+    const items = timeline.json().timeline as Array<Record<string, unknown>>;
+    const sent = items.filter((i) => i.type === 'message' && i.direction === 'out');
+    assert.deepEqual(sent.map((i) => [i.source, i.text, i.followupId]), [['followup', confirmation, pending!.id]]);
+    assert.deepEqual(
+      items.filter((i) => i.followupId === pending!.id && i.type === 'followup_event').map((i) => [i.intent, i.to, i.reason]),
+      [['opt_out_confirmation', 'pending', 'scheduled'], ['opt_out_confirmation', 'sending', 'claimed'], ['opt_out_confirmation', 'executed', 'sent']],
+    );
+    assert.equal(timeline.json().followups.find((f: { id: string }) => f.id === pending!.id).intent, 'opt_out_confirmation');
+  });
+
+  test('nobody else schedules an opt_out_confirmation (it is exempt from the window and the caps)', async () => {
+    const res = await w.app.inject({ method: 'POST', url: '/v1/followups', headers: bearer, payload: { phone: JOAO, message: 'Oi', intent: 'opt_out_confirmation' } });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.match(JSON.stringify(res.json().error), /intent/);
   });
 
   test('connection close pauses sending (shown on /health/ready); open resumes it', async () => {

@@ -35,7 +35,15 @@ export const scheduleFollowupSchema = z
       .max(MAX_MESSAGE_LENGTH, `must be at most ${MAX_MESSAGE_LENGTH} characters`)
       .refine((s) => s.trim().length > 0, 'must not be blank')
       .nullish(),
-    intent: z.string().trim().min(1).max(64, 'must be at most 64 characters').regex(/^[a-z0-9_.-]+$/i, 'letters, digits, _ . - only').nullish(),
+    intent: z
+      .string()
+      .trim()
+      .min(1)
+      .max(64, 'must be at most 64 characters')
+      .regex(/^[a-z0-9_.-]+$/i, 'letters, digits, _ . - only')
+      // Ours alone: the confirmation of an opt-out, exempt from the window and the caps (opt-out-confirmation.ts).
+      .refine((intent) => intent.toLowerCase() !== 'opt_out_confirmation', 'opt_out_confirmation is reserved for the opt-out confirmation this service sends itself')
+      .nullish(),
     delayHours: z.number().finite().min(0, 'must not be negative').max(MAX_DELAY_HOURS, `must be at most ${MAX_DELAY_HOURS}`).optional(),
     delayMinutes: z.number().finite().min(0, 'must not be negative').max(MAX_DELAY_HOURS * 60, `must be at most ${MAX_DELAY_HOURS * 60}`).optional(),
     dueAt: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 date-time with time zone' }).optional(),

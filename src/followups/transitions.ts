@@ -103,7 +103,8 @@ export type ClaimedFollowup = FollowupRow & {
  * The worker's claim: queued → sending (or a relay-claimed pending row, when the
  * worker is faster than the relay's markQueued), in one statement that also
  * re-checks every reason to stop; a row with a reason to stop is cancelled with
- * it instead (claimForSendingBatchSql says how the locks keep a reply recorded
+ * it instead (the opt-out confirmation is not stopped by the opt-out or a reply:
+ * opt-out-confirmation.ts; claimForSendingBatchSql says how the locks keep a reply recorded
  * at the same moment safe). One row claims through the batched statement, so
  * the rule is written once.
  */

@@ -10,7 +10,7 @@
  * (only scheduling facts such as dueAt are kept); a cancel reason an operator
  * typed (it becomes 'operator'); the dry-run transport's record of texts to the
  * number; stored idempotent responses that mention the number or the lead. The
- * phone becomes 'erased:' || HMAC-SHA256(phone) under ERASURE_KEY (erasure-key.ts).
+ * phone becomes 'erased:' || HMAC-SHA256(phone) under ERASURE_KEY (privacy/erasure-key.ts).
  *
  * What stays, and why: the rows themselves, statuses, system reasons (lead_replied,
  * opted_out, ...) and timestamps, so statistics still count sends, replies and

@@ -89,6 +89,8 @@ SELECT lead.id AS lead_id, lead.stop_at, f.id, f.due_at
   LEFT JOIN LATERAL (
     SELECT id, due_at FROM follow_ups
      WHERE lead_id = lead.id AND status IN ('pending', 'queued') AND (anchor_at < $3::timestamptz OR created_at < lead.stop_at)
+       -- The opt-out confirmation answers the fan's messages: none of them cancels it (followups/opt-out-confirmation.ts).
+       AND intent IS DISTINCT FROM 'opt_out_confirmation'
      ORDER BY id
        FOR UPDATE
   ) f ON true`,

@@ -36,6 +36,11 @@ export interface StopLeadInput {
   source: string;
   /** Create the lead if the number is unknown (an opt-out must hold even for a number never seen). */
   createIfMissing?: boolean;
+  /**
+   * Runs in the same transaction, after the stamp and the cancellations (the lead locked): the
+   * webhook schedules the opt-out confirmation here, so it exists exactly when the opt-out does.
+   */
+  inTransaction?: (tx: Queryable, stopped: { leadId: string; changed: boolean }) => Promise<void>;
 }
 
 export interface StopLeadResult {
@@ -46,15 +51,20 @@ export interface StopLeadResult {
   cancelled: number;
 }
 
-/** Locks the lead's pending and queued follow-ups (the claim's lock order: follow-ups before the lead). */
-export async function lockOpenFollowups(tx: Queryable, leadId: string, anchoredBefore?: Date): Promise<string[]> {
+/**
+ * Locks the lead's pending and queued follow-ups (the claim's lock order: follow-ups before the
+ * lead). `keepOptOutConfirmation`: not the opt-out confirmation (a repeated opt-out must not
+ * cancel the answer to the first; followups/opt-out-confirmation.ts).
+ */
+export async function lockOpenFollowups(tx: Queryable, leadId: string, anchoredBefore?: Date, keepOptOutConfirmation = false): Promise<string[]> {
   const { rows } = await tx.query<{ id: string }>(
     `SELECT id FROM follow_ups
       WHERE lead_id = $1::uuid AND status IN ('pending', 'queued')
         AND ($2::timestamptz IS NULL OR anchor_at < $2::timestamptz)
+        AND NOT ($3::boolean AND intent IS NOT DISTINCT FROM 'opt_out_confirmation')
       ORDER BY id
       FOR UPDATE`,
-    [leadId, anchoredBefore ?? null],
+    [leadId, anchoredBefore ?? null, keepOptOutConfirmation],
   );
   return rows.map((r) => r.id);
 }
@@ -112,7 +122,7 @@ export async function stopLead(db: Db, input: StopLeadInput, clock: Clock): Prom
       created = true;
     }
     const leadId = found.rows[0]!.id;
-    const ids = await lockOpenFollowups(tx, leadId);
+    const ids = await lockOpenFollowups(tx, leadId, undefined, input.reason === 'opted_out');
     const { rows } = await tx.query<LeadRow & { changed: boolean }>(stampSql, [
       leadId,
       input.reason,
@@ -132,6 +142,7 @@ export async function stopLead(db: Db, input: StopLeadInput, clock: Clock): Prom
         data: { source: input.source, messageId: input.messageId ?? null, followupsCancelled: cancelled },
       });
     }
+    await input.inTransaction?.(tx, { leadId, changed });
     return { lead, changed, created, cancelled };
   });
 }

@@ -177,8 +177,9 @@ export function makeQueueLink(settings: QueueSettings, log: Logger): QueueLink {
               // Finished jobs must not pile up in Redis; PostgreSQL keeps the history.
               removeOnComplete: true,
               removeOnFail: true,
-              attempts: 5,
-              backoff: { type: 'exponential', delay: 1_000 },
+              // One attempt: retrying is the database's (attempts, backoff and leases on the row;
+              // see executeFollowup). A failed job is dropped; its rows are deferred or swept.
+              attempts: 1,
             },
           })),
         ),

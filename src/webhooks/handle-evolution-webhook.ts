@@ -5,7 +5,7 @@
  *     the enrollment stopped (recordInboundMessage);
  *   - a reply that says "stop" (opt-out-intent.ts) opts the lead out for good
  *     first, then is logged as a reply; the campaign's confirmation, if it has
- *     one, is sent once;
+ *     one, is scheduled once, as a follow-up (followups/opt-out-confirmation.ts);
  *   - a message from our own number that this system did not send means a person
  *     took the conversation over: hand-off, everything cancelled;
  *   - connection.update close/refused pauses sending for every worker, open
@@ -23,17 +23,16 @@
  * some other way must be logged by it (POST /v1/leads/:phone/messages) or it looks like a person.
  */
 import type { Clock } from '../clock.js';
-import type { Db } from '../db/db.js';
 import { readDbError } from '../db/db-errors.js';
+import type { Db, Queryable } from '../db/db.js';
+import { scheduleOptOutConfirmation } from '../followups/opt-out-confirmation.js';
 import type { SendingGate } from '../followups/sending-gate.js';
 import { recordInboundMessage } from '../leads/record-inbound.js';
 import { recordOutboundMessage } from '../leads/record-outbound.js';
 import { cancelLocked, stopLead } from '../leads/stop-lead.js';
 import { leadByPhoneSql } from '../leads/sql/leads.js';
-import { insertMessageSql } from '../leads/sql/messages.js';
 import type { Logger } from '../log.js';
 import type { Numbers } from '../numbers/whatsapp-numbers.js';
-import type { Transport } from '../whatsapp/transport.js';
 import { isOptOutMessage } from './opt-out-intent.js';
 import { parseEvolutionWebhook, type WebhookEvent, type WebhookMessage } from './parse-evolution-webhook.js';
 
@@ -42,10 +41,8 @@ export interface WebhookDeps {
   clock: Clock;
   log: Logger;
   gate: SendingGate;
-  transport: Transport;
-  /** The text a campaign sends once when a lead opts out; undefined = none. */
+  /** The text a campaign sends once when a lead opts out (as a follow-up); undefined = none. */
   optOutConfirmation?: (campaign: string) => string | undefined;
-  typingDelayMs?: (text: string) => number;
   /** The silence detector's ear (webhook-silence.ts): every webhook that arrives is noted, echoes apart. */
   webhookSilence?: { noteWebhook(echo: boolean): void };
   /**
@@ -191,15 +188,26 @@ export async function handleFromLead(deps: WebhookDeps, eventName: string, messa
   };
 
   if (isOptOutMessage(message.text)) {
-    // Opt out first, so its follow-ups are cancelled as opted_out (not merely lead_replied).
+    // Opt out first, so its follow-ups are cancelled as opted_out (not merely lead_replied); the
+    // first time, the campaign's confirmation is scheduled in the same transaction.
+    let confirmationId: string | null = null;
     const stopped = await stopLead(
       db,
-      { phone: message.phone, reason: 'opted_out', at, messageId: message.providerMessageId, source: 'whatsapp', createIfMissing: true },
+      {
+        phone: message.phone,
+        reason: 'opted_out',
+        at,
+        messageId: message.providerMessageId,
+        source: 'whatsapp',
+        createIfMissing: true,
+        inTransaction: async (tx, { leadId, changed }) => {
+          confirmationId = changed ? await confirmOptOut(deps, tx, leadId, now) : null;
+        },
+      },
       clock,
     );
     const recorded = await recordInboundMessage(db, inbound, clock);
-    deps.log.info({ leadId: recorded.leadId, phone: message.phone, firstTime: stopped?.changed }, 'lead opted out by message');
-    if (stopped?.changed) void confirmOptOut(deps, recorded.leadId, message.phone);
+    deps.log.info({ leadId: recorded.leadId, phone: message.phone, firstTime: stopped?.changed, confirmationId }, 'lead opted out by message');
     return { event: eventName, outcome: 'opted_out', leadId: recorded.leadId, cancelled: (stopped?.cancelled ?? 0) + recorded.cancelled };
   }
 
@@ -268,34 +276,15 @@ export async function sentByUs(
 }
 
 /**
- * The campaign's optOutConfirmation, sent once, after the opt-out is committed.
- * Logged before it is sent, so its own webhook echo is recognised as ours.
- * Best effort: a failure is logged, not retried (the opt-out itself stands).
+ * The campaign's optOutConfirmation, scheduled as a follow-up (intent `opt_out_confirmation`, due
+ * now) in the opt-out's transaction: sent by the relay and the worker like every other message,
+ * claimed, audited, in the timeline; once per lead (followups/opt-out-confirmation.ts says what
+ * it is exempt from). With several numbers the fan is bound to the number written to, so the
+ * confirmation goes out from it. Returns the follow-up's id, or null when there is none to send.
  */
-async function confirmOptOut(deps: WebhookDeps, leadId: string, phone: string): Promise<void> {
-  try {
-    if (!deps.optOutConfirmation) return;
-    const { rows } = await deps.db.query<{ campaign: string }>(
-      `SELECT campaign FROM (
-         SELECT campaign, created_at FROM enrollments WHERE lead_id = $1::uuid
-         UNION ALL
-         SELECT campaign, created_at FROM follow_ups WHERE lead_id = $1::uuid AND campaign IS NOT NULL
-       ) c ORDER BY created_at DESC LIMIT 1`,
-      [leadId],
-    );
-    const text = rows[0] ? deps.optOutConfirmation(rows[0].campaign) : undefined;
-    if (!text) return;
-    if ((await deps.gate.state()).paused) {
-      deps.log.warn({ leadId }, 'sending is paused; opt-out confirmation not sent');
-      return;
-    }
-    const now = deps.clock.now();
-    const logged = await deps.db.query<{ id: string }>(insertMessageSql, [leadId, 'out', 'agent', text, 'conversation', null, now, null, null]);
-    // From the number the fan wrote to.
-    const sent = await deps.transport.sendText({ number: phone, text, delayMs: deps.typingDelayMs?.(text) ?? 0, ...(deps.instance ? { instance: deps.instance } : {}) });
-    await deps.db.query('UPDATE messages SET provider_message_id = $2::text WHERE id = $1::uuid', [logged.rows[0]!.id, sent.providerMessageId]).catch(() => undefined);
-    deps.log.info({ leadId, providerMessageId: sent.providerMessageId }, 'opt-out confirmation sent');
-  } catch (error) {
-    deps.log.warn({ err: error, leadId }, 'opt-out confirmation not sent');
-  }
+async function confirmOptOut(deps: WebhookDeps, tx: Queryable, leadId: string, now: Date): Promise<string | null> {
+  if (!deps.optOutConfirmation) return null;
+  const id = await scheduleOptOutConfirmation(tx, { leadId, now, text: deps.optOutConfirmation });
+  if (id && deps.numbers?.several && deps.instance) await deps.numbers.bind(tx, leadId, deps.instance, now, 'lead_wrote');
+  return id;
 }

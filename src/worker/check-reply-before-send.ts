@@ -58,9 +58,8 @@ export interface PresendDeps {
   gate: SendingGate;
   mode: PresendMode;
   timeoutMs: number;
-  /** The campaign's opt-out confirmation (as for a webhook): sent once when the reply opts the fan out. */
+  /** The campaign's opt-out confirmation (as for a webhook): scheduled once when the reply opts the fan out. */
   optOutConfirmation?: (campaign: string) => string | undefined;
-  typingDelayMs?: (text: string) => number;
   /** The lead's WhatsApp number: its chats are the ones asked. */
   instance?: string;
 }
@@ -110,9 +109,7 @@ export async function checkReplyBeforeSend(deps: PresendDeps, claimed: Claimed):
           clock: deps.clock,
           log: deps.log,
           gate: deps.gate,
-          transport: deps.transport,
           optOutConfirmation: deps.optOutConfirmation,
-          typingDelayMs: deps.typingDelayMs,
         },
         'presend.check',
         message,

@@ -14,6 +14,7 @@ import type { Clock } from '../clock.js';
 import type { Composer, Composition } from '../compose/composer.js';
 import type { Db } from '../db/db.js';
 import { SendError } from '../errors.js';
+import { isOptOutConfirmation } from '../followups/opt-out-confirmation.js';
 import { OPERATOR_PAUSED, type SendingGate } from '../followups/sending-gate.js';
 import {
   appendEvent,
@@ -24,7 +25,6 @@ import {
   extendLeases,
   markExecuted,
   markFailed,
-  noteReconcileFailure,
   recordComposedText,
   renewSendingLease,
 } from '../followups/transitions.js';
@@ -34,9 +34,10 @@ import { moveLeadsOff, type Numbers } from '../numbers/whatsapp-numbers.js';
 import type { WebhookSilence } from '../webhooks/webhook-silence.js';
 import type { Transport } from '../whatsapp/transport.js';
 import { checkReplyBeforeSend, isConfigurationFault, type PresendMode, type PresendResult } from './check-reply-before-send.js';
+import { type Outcome, reconcileSend } from './reconcile-send.js';
 import type { SendPolicy } from '../policy/send-policy.js';
 
-export type Outcome = 'executed' | 'cancelled' | 'failed' | 'deferred' | 'skipped' | 'paused' | 'ambiguous';
+export type { Outcome } from './reconcile-send.js';
 
 export interface ExecutorDeps {
   db: Db;
@@ -98,22 +99,69 @@ export interface ExecutorDeps {
   };
 }
 
-/** Failed reconciliations before an ambiguous send is given up as `failed: ambiguous_send`. */
-export const MAX_RECONCILE_ATTEMPTS = 5;
-
 export function retryDelayMs(attempts: number, baseMs: number): number {
   // Exponential with full jitter on the upper half: 1×, 2×, 4×, ... capped at one hour.
   const exp = Math.min(3_600_000, baseMs * 2 ** Math.max(0, attempts - 1));
   return Math.round(exp / 2 + Math.random() * (exp / 2));
 }
 
+/** How far a run got: an unexpected error is handled according to it (handOver). */
+interface Progress {
+  /** The row this run claimed (`sending`, its attempt counted). */
+  claimed: ClaimedFollowup | null;
+  /** The text may have left: from the send call on, only the provider can say. */
+  sendStarted: boolean;
+}
+
+/**
+ * Runs one follow-up. Retrying is the database's: a failed send is deferred with its attempt
+ * counted (retryOrFail), a row left in flight is recovered by the sweeper after its lease — the
+ * queue does not retry a job (queue-link.ts). So an unexpected error (the database failing a
+ * statement, a bug) is handed to that path here (handOver), and only what cannot be handed over
+ * is thrown.
+ */
 export async function executeFollowup(deps: ExecutorDeps, id: string): Promise<Outcome> {
-  const outcome = await run(deps, id);
+  const progress: Progress = { claimed: null, sendStarted: false };
+  let outcome: Outcome;
+  try {
+    outcome = await run(deps, id, progress);
+  } catch (error) {
+    outcome = await handOver(deps, id, progress, error);
+  }
   deps.onOutcome?.(outcome);
   return outcome;
 }
 
-async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
+/**
+ * An unexpected error, handed to the database's retry path:
+ *   - before the claim: the `queued` row goes back to pending, due after the first retry delay
+ *     (no attempt was counted: the claim counts them);
+ *   - claimed, nothing sent: an ordinary retry, its attempt counted (failed once they are spent);
+ *   - from the send on: nothing — the row stays `sending` and the sweeper asks the provider
+ *     after its lease (a blind retry could send twice).
+ * When even that cannot be written (the database is away), the error is thrown and the lease
+ * recovers the row: a `queued` one is published again, a `sending` one reconciled.
+ */
+async function handOver(deps: ExecutorDeps, id: string, progress: Progress, error: unknown): Promise<Outcome> {
+  const message = error instanceof Error ? error.message : String(error);
+  if (progress.sendStarted) throw error;
+  try {
+    if (progress.claimed) {
+      const log = deps.log.child({ followupId: id, leadId: progress.claimed.lead_id, phone: progress.claimed.phone });
+      log.error({ err: error }, 'running the follow-up failed before its send');
+      return await retryOrFail(deps, progress.claimed, log, 'unexpected_error', message);
+    }
+    const now = deps.clock.now();
+    const dueAt = new Date(now.getTime() + retryDelayMs(1, deps.settings.retryBaseMs));
+    const moved = await deferFollowup(deps.db, { id, from: ['queued'], now, dueAt, reason: 'unexpected_error', error: message });
+    deps.log.warn({ err: error, followupId: id, stage: moved ? 'deferred' : 'skipped', dueAt }, 'running the follow-up failed before its claim');
+    return moved ? 'deferred' : 'skipped';
+  } catch {
+    throw error;
+  }
+}
+
+async function run(deps: ExecutorDeps, id: string, progress: Progress): Promise<Outcome> {
   const { db, clock } = deps;
   const pause = await deps.gate.state();
   if (pause.paused && pause.reason === OPERATOR_PAUSED) {
@@ -171,6 +219,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
   const claimOptions = { id, now: clock.now(), leaseMs: deps.settings.leaseMs };
   const claimedAtMono = performance.now();
   const claimed = await (deps.transitions ? deps.transitions.claimForSending(claimOptions) : claimForSending(db, claimOptions));
+  if (claimed && claimed.status === 'sending') progress.claimed = claimed;
   if (!claimed) {
     // Already taken by another executor, cancelled, or not due: nothing to do.
     deps.log.debug({ followupId: id }, 'follow-up not claimable; skipped');
@@ -200,7 +249,11 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     whatsappNumber: instance,
   };
 
-  const decision = await deps.policy.check({ followup: claimed, lead, now: clock.now() });
+  // The opt-out confirmation answers a fan who just wrote "parar": not held by the window, the
+  // caps, the pace or the number check, nor stopped by the pre-send reply check
+  // (followups/opt-out-confirmation.ts). Everything else about it is as for any follow-up.
+  const confirmation = isOptOutConfirmation(claimed);
+  const decision = confirmation ? ({ ok: true } as const) : await deps.policy.check({ followup: claimed, lead, now: clock.now() });
   if (!decision.ok && 'cancel' in decision) {
     await cancelFollowupRow(db, { id, now: clock.now(), reason: decision.cancel, from: ['sending'], detail: decision.detail });
     log.info({ stage: 'cancelled', reason: decision.cancel }, 'follow-up cancelled by the send policy');
@@ -219,7 +272,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     return 'deferred';
   }
 
-  if (deps.presend) {
+  if (deps.presend && !confirmation) {
     const verdict = await presendCheck(deps, claimed, log, instance);
     if (verdict !== 'send') return verdict;
   }
@@ -271,6 +324,7 @@ async function run(deps: ExecutorDeps, id: string): Promise<Outcome> {
     return 'skipped';
   }
 
+  progress.sendStarted = true;
   try {
     const sent = await deps.transport.sendText({
       number: claimed.phone,
@@ -357,7 +411,6 @@ async function presendCheck(deps: ExecutorDeps, claimed: ClaimedFollowup, log: L
       mode: presend.mode,
       timeoutMs: presend.timeoutMs,
       optOutConfirmation: presend.optOutConfirmation,
-      typingDelayMs: deps.policy.typingDelayMs,
       instance,
     },
     claimed,
@@ -490,12 +543,12 @@ async function retryOrFail(
 }
 
 /**
- * The send timed out: the text may or may not be on the lead's phone. Ask the
- * provider. Found → executed (reconciled). Not there → an ordinary retry.
- * Provider can't say → the row stays `sending` and the sweeper asks again later;
- * after MAX_RECONCILE_ATTEMPTS it fails as `ambiguous_send` — never a blind resend.
+ * The send timed out: the text may or may not be on the lead's phone. Asked after
+ * `reconcileDelayMs` (reconcile-send.ts): found → executed (reconciled); the provider can't say
+ * → the row stays `sending` and the sweeper asks again later (after MAX_RECONCILE_ATTEMPTS,
+ * `failed: ambiguous_send`) — never a blind resend.
  */
-export async function reconcileAmbiguous(
+async function reconcileAmbiguous(
   deps: ExecutorDeps,
   claimed: { id: string; phone: string; attempts: number; sending_started_at: Date | null; composer?: string | null; instance?: string },
   text: string,
@@ -505,47 +558,23 @@ export async function reconcileAmbiguous(
   const { db, clock } = deps;
   if (deps.settings.reconcileDelayMs > 0) await new Promise((r) => setTimeout(r, deps.settings.reconcileDelayMs));
   const since = claimed.sending_started_at ?? new Date(clock.now().getTime() - deps.settings.leaseMs);
-  try {
-    // Asked on the number that sent it.
-    const found = await deps.transport.findSent({ number: claimed.phone, text, since, ...(claimed.instance ? { instance: claimed.instance } : {}) });
-    if (found) {
-      await markExecuted(db, {
-        id: claimed.id,
-        providerMessageId: found.providerMessageId,
-        text,
-        composer: claimed.composer ?? 'explicit',
-        now: clock.now(),
-        reason: 'reconciled',
-      });
-      log.info({ stage: 'executed', providerMessageId: found.providerMessageId, reconciled: true }, 'ambiguous send was delivered');
-      return 'executed';
-    }
-    // Not there yet is not proof: a send the provider received late may still land. So the row
-    // stays `sending` (a reply cannot cancel what may be out) for one more lease; then the sweeper
-    // looks again — there: executed; still not: retried, and the executor looks once more before
-    // sending (findLateDelivery). Handing it back to `pending` now left late deliveries unrecorded.
-    if (claimed.attempts >= deps.settings.maxSendAttempts) {
-      return retryOrFail(deps, claimed, log, 'ambiguous_not_delivered', cause?.message ?? 'not delivered');
-    }
-    await appendEvent(db, { id: claimed.id, at: clock.now(), status: 'sending', reason: 'ambiguous_not_delivered', detail: { error: cause?.message ?? 'not delivered' } });
-    await extendLeases(db, [claimed.id], clock.now(), deps.settings.leaseMs);
-    log.warn({ cause: cause?.message }, 'ambiguous send not found yet; the sweeper looks again after the lease');
-    return 'ambiguous';
-  } catch (error) {
-    const count = await noteReconcileFailure(db, {
-      id: claimed.id,
-      now: clock.now(),
-      retryMs: Math.min(deps.settings.leaseMs, 30_000),
-      error: `reconcile failed: ${(error as Error).message}`,
-    });
-    if (count >= MAX_RECONCILE_ATTEMPTS) {
-      await markFailed(db, { id: claimed.id, now: clock.now(), reason: 'ambiguous_send', error: (error as Error).message });
-      log.error({ stage: 'failed', reason: 'ambiguous_send' }, 'could not tell whether the follow-up went out; failed without resending');
-      return 'failed';
-    }
-    log.warn({ err: error, reconcileAttempts: count }, 'could not reconcile the ambiguous send yet');
-    return 'ambiguous';
-  }
+  return reconcileSend(
+    { db, clock, transport: deps.transport, log, leaseMs: deps.settings.leaseMs },
+    { id: claimed.id, phone: claimed.phone, text, since, composer: claimed.composer ?? null, instance: claimed.instance },
+    async () => {
+      // Not there yet is not proof: a send the provider received late may still land. So the row
+      // stays `sending` (a reply cannot cancel what may be out) for one more lease; then the sweeper
+      // looks again — there: executed; still not: retried, and the executor looks once more before
+      // sending (findLateDelivery). Handing it back to `pending` now left late deliveries unrecorded.
+      if (claimed.attempts >= deps.settings.maxSendAttempts) {
+        return retryOrFail(deps, claimed, log, 'ambiguous_not_delivered', cause?.message ?? 'not delivered');
+      }
+      await appendEvent(db, { id: claimed.id, at: clock.now(), status: 'sending', reason: 'ambiguous_not_delivered', detail: { error: cause?.message ?? 'not delivered' } });
+      await extendLeases(db, [claimed.id], clock.now(), deps.settings.leaseMs);
+      log.warn({ cause: cause?.message }, 'ambiguous send not found yet; the sweeper looks again after the lease');
+      return 'ambiguous';
+    },
+  );
 }
 
 /**

@@ -2,7 +2,8 @@
  * The queue worker: a BullMQ Worker on `followup_tasks` whose processor is the
  * shared executor. A job carries only follow-up ids (a chunk of a relay batch);
  * PostgreSQL decides whether each may still be sent (the conditional claim), so
- * a duplicate, stale or resurrected job can never send twice.
+ * a duplicate, stale or resurrected job can never send twice. A job is tried once:
+ * retrying is the database's (the row's attempts and lease), never BullMQ's as well.
  *
  * Sends in flight are bounded per process (`concurrency`), whatever the job
  * sizes. The worker takes another job while it holds fewer than 1.5 ×
@@ -77,7 +78,8 @@ export function startQueueWorker(options: {
         if (r.status === 'fulfilled') outcomes[r.value] = (outcomes[r.value] ?? 0) + 1;
         else errors.push(r.reason);
       }
-      // BullMQ retries the job; the follow-ups already done are skipped by their claim.
+      // Not retried by BullMQ (one attempt per job): the executor handed every row it could to the
+      // database's retry path; what it threw for is left in flight, and the sweeper recovers it.
       if (errors.length > 0) throw new AggregateError(errors, `${errors.length} of ${ids.length} follow-ups failed: ${(errors[0] as Error)?.message}`);
       return outcomes;
     },
@@ -118,7 +120,7 @@ export function startQueueWorker(options: {
     // An AggregateError of the job's follow-ups: the first one says why.
     options.roleHealth?.failed('worker', error instanceof AggregateError ? (error.errors[0] ?? error) : error);
     if (errors.report(error, 'worker') === 'other') {
-      options.log.warn({ jobId: job?.id, err: error }, 'job failed; BullMQ retries it, the sweeper covers the rest');
+      options.log.warn({ jobId: job?.id, err: error }, 'job failed; its follow-ups are recovered by the sweeper after their lease');
     }
   });
   return {

@@ -121,11 +121,14 @@ WITH input AS (
 ), target AS (
   SELECT f.id, f.status AS from_status, i.now, i.lease_ms,
          CASE
-           WHEN l.opted_out_at IS NOT NULL THEN 'opted_out'
+           -- The opt-out confirmation answers the opt-out and the fan's messages: neither stops it
+           -- (followups/opt-out-confirmation.ts); everything else does.
+           WHEN l.opted_out_at IS NOT NULL AND f.intent IS DISTINCT FROM 'opt_out_confirmation' THEN 'opted_out'
            WHEN l.handoff_at IS NOT NULL THEN 'handoff'
            WHEN l.converted_at IS NOT NULL THEN 'converted'
            WHEN l.erased_at IS NOT NULL THEN 'erased'
            WHEN l.number_valid = false THEN 'invalid_number'
+           WHEN f.intent = 'opt_out_confirmation' THEN NULL
            WHEN l.last_inbound_at > f.anchor_at THEN 'lead_replied'
            -- Planned in the same second as the reply: WhatsApp stamps whole seconds, so we cannot
            -- tell which came first, and the respectful side wins (record-inbound.ts).

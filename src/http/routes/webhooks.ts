@@ -28,9 +28,7 @@ export const webhookRoutes: RouteModule = {
       clock: ctx.clock,
       log,
       gate: ctx.gate,
-      transport: ctx.transport,
       optOutConfirmation: (campaign: string) => ctx.campaigns?.get(campaign)?.optOutConfirmation,
-      typingDelayMs: ctx.policy.typingDelayMs,
       webhookSilence: ctx.webhookSilence ?? undefined,
       numbers: ctx.numbers,
     };

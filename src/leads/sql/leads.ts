@@ -5,7 +5,7 @@
 import type { Statement } from '../../db/db.js';
 
 /**
- * The lead with this canonical phone (or this erased phone's hash: src/leads/erasure-key.ts).
+ * The lead with this canonical phone (or this erased phone's hash: src/privacy/erasure-key.ts).
  * `phone` is unique, so at most one row. $1 phone.
  */
 export const leadByPhoneSql = 'SELECT * FROM leads WHERE phone = $1::text';
