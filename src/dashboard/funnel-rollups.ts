@@ -3,17 +3,16 @@
  * read-dashboard.ts) gives, at any period, in a few index ranges:
  *
  *   funnel(period) = Σ roll-ups of the clean days wholly inside the period
- *                  + live planned / sent / replied of the follow-ups planned in the rest
- *                    (the start of the first day, the last days, and any day marked since it was rolled)
- *                  + live opt-outs / hand-offs / conversions (from the leads stamped in the period).
+ *                  + the six counts read live for the follow-ups planned in the rest
+ *                    (the start of the first day, the last days, and any day marked since it was rolled).
  *
  * A roll-up holds, per UTC day of planned_at and (campaign, step, variant, composer), the
- * follow-ups planned, sent and answered within 24 h of that send. Only days that ended at least
- * 2 days before the refresh are rolled; a later change to a rolled day (a late send, a reply
- * recorded late, a backdated enrollment) appends a mark through migration 016's triggers, in
- * the same transaction, and a marked day is read live until it is rolled again. The stops are
- * never rolled up: a fan can opt out, be handed off or convert months after the send it counts
- * for, and reading them from the leads stamped in the period is cheap.
+ * follow-ups planned, sent, answered within 24 h of that send, and the opt-outs, hand-offs and
+ * conversions counted for them. Only days that ended at least 2 days before the refresh are
+ * rolled; a later change to a rolled day (a late send, a reply recorded late, a backdated
+ * enrollment, a fan stopped weeks after the send it counts for, a send to a fan already stopped)
+ * appends a mark through migration 016's triggers, in the same transaction, and a marked day is
+ * read live until it is rolled again.
  *
  * Refreshing is safe with any number of processes, on PostgreSQL, PGlite and through a
  * transaction pooler: each day is rolled in one transaction that holds its row
@@ -31,10 +30,11 @@ type Counts = Pick<FunnelRow, 'planned' | 'sent' | 'replied' | 'optedOut' | 'han
 type GroupKey = Pick<FunnelRow, 'campaign' | 'step' | 'variant' | 'composer'>;
 
 /**
- * Planned, sent and replied (within 24 h of that send) for the campaign follow-ups planned in
- * [$1, $2) ($2 null: no end), of campaign $3 (null: all). One index range on planned_at; the
- * replies from the inbound messages between the first send and 24 h after the last (an
- * index-only range, hashed).
+ * The six counts for the campaign follow-ups planned in [$1, $2) ($2 null: no end), of campaign $3
+ * (null: all), as funnelSql counts them: one index range on planned_at for planned and sent; the
+ * replies from the inbound messages between the range's first send and 24 h after its last (an
+ * index-only range, hashed); the stops from the leads stamped since the range's first send (three
+ * partial indexes), each counted for the lead's last send before it (the next send looked up by lead).
  */
 export const rangeSql = `
 WITH f AS MATERIALIZED (
@@ -51,39 +51,25 @@ WITH f AS MATERIALIZED (
    WHERE f.sent_at IS NOT NULL
      AND EXISTS (SELECT 1 FROM inbound i WHERE i.lead_id = f.lead_id AND i.at > f.sent_at AND i.at <= f.sent_at + interval '24 hours')
    GROUP BY 1, 2, 3, 4
+), flagged AS MATERIALIZED (
+  SELECT id, opted_out_at, handoff_at, converted_at FROM leads
+   WHERE opted_out_at >= (SELECT min(sent_at) FROM f) OR handoff_at >= (SELECT min(sent_at) FROM f) OR converted_at >= (SELECT min(sent_at) FROM f)
+), flagged_sent AS MATERIALIZED (
+  SELECT f.campaign, f.step, f.variant, f.composer, f.sent_at, fl.opted_out_at, fl.handoff_at, fl.converted_at,
+         (SELECT min(n.sent_at) FROM follow_ups n WHERE n.lead_id = f.lead_id AND n.sent_at > f.sent_at) AS next_sent_at
+    FROM f JOIN flagged fl ON fl.id = f.lead_id WHERE f.sent_at IS NOT NULL
+), stops AS (
+  SELECT campaign, step, variant, composer,
+         count(*) FILTER (WHERE opted_out_at >= sent_at AND (next_sent_at IS NULL OR opted_out_at < next_sent_at))::int AS opted_out,
+         count(*) FILTER (WHERE handoff_at >= sent_at AND (next_sent_at IS NULL OR handoff_at < next_sent_at))::int AS handed_off,
+         count(*) FILTER (WHERE converted_at >= sent_at AND (next_sent_at IS NULL OR converted_at < next_sent_at))::int AS converted
+    FROM flagged_sent GROUP BY 1, 2, 3, 4
 )
-SELECT b.campaign, b.step, b.variant, b.composer, b.planned, b.sent, COALESCE(r.replied, 0) AS replied
+SELECT b.campaign, b.step, b.variant, b.composer, b.planned, b.sent, COALESCE(r.replied, 0) AS replied,
+       COALESCE(s.opted_out, 0) AS "optedOut", COALESCE(s.handed_off, 0) AS "handedOff", COALESCE(s.converted, 0) AS converted
   FROM base b
-  LEFT JOIN replied r ON (r.campaign, r.step, r.variant, r.composer) IS NOT DISTINCT FROM (b.campaign, b.step, b.variant, b.composer)`;
-
-/**
- * Opt-outs, hand-offs and conversions of the period: a stop counts for the last follow-up the fan
- * was sent before it (any follow-up: the next send of any kind ends a send's claim), among the
- * campaign follow-ups planned since $1 (of campaign $2). Read from the few leads stamped since $1
- * (three partial indexes) and their follow-ups (by lead): it costs what the stops of the period do.
- */
-export const stopsSql = `
-WITH flagged AS MATERIALIZED (
-  SELECT id, opted_out_at, handoff_at, converted_at FROM leads WHERE opted_out_at >= $1::timestamptz
-  UNION SELECT id, opted_out_at, handoff_at, converted_at FROM leads WHERE handoff_at >= $1::timestamptz
-  UNION SELECT id, opted_out_at, handoff_at, converted_at FROM leads WHERE converted_at >= $1::timestamptz
-), sends AS MATERIALIZED (
-  SELECT fl.opted_out_at, fl.handoff_at, fl.converted_at, f.*
-    FROM flagged fl
-   CROSS JOIN LATERAL (
-     -- The lead's sends (a few, by lead), each with the next one (strictly later; equal times share a stop).
-     SELECT f.campaign, f.step, f.variant, f.composer, f.planned_at, f.sent_at,
-            min(f.sent_at) OVER (ORDER BY f.sent_at RANGE BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING EXCLUDE GROUP) AS next_sent_at
-       FROM follow_ups f WHERE f.lead_id = fl.id AND f.sent_at IS NOT NULL
-   ) f
-)
-SELECT campaign, step, variant, composer,
-       count(*) FILTER (WHERE opted_out_at >= sent_at AND (next_sent_at IS NULL OR opted_out_at < next_sent_at))::int AS "optedOut",
-       count(*) FILTER (WHERE handoff_at >= sent_at AND (next_sent_at IS NULL OR handoff_at < next_sent_at))::int AS "handedOff",
-       count(*) FILTER (WHERE converted_at >= sent_at AND (next_sent_at IS NULL OR converted_at < next_sent_at))::int AS converted
-  FROM sends
- WHERE campaign IS NOT NULL AND planned_at >= $1::timestamptz AND ($2::text IS NULL OR campaign = $2::text)
- GROUP BY 1, 2, 3, 4`;
+  LEFT JOIN replied r ON (r.campaign, r.step, r.variant, r.composer) IS NOT DISTINCT FROM (b.campaign, b.step, b.variant, b.composer)
+  LEFT JOIN stops s ON (s.campaign, s.step, s.variant, s.composer) IS NOT DISTINCT FROM (b.campaign, b.step, b.variant, b.composer)`;
 
 /** The clean rolled days from $1 on (rolled, no mark since), and the sum of their roll-ups (of campaign $2). */
 const cleanDaysSql = `
@@ -91,10 +77,12 @@ SELECT to_char(d.day, 'YYYY-MM-DD') AS day FROM funnel_rollup_days d
  WHERE d.day >= $1::date AND d.rolled_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM funnel_rollup_marks m WHERE m.day = d.day)
  ORDER BY d.day`;
 const rolledSql = `
-SELECT campaign, step, variant, composer, sum(planned)::int AS planned, sum(sent)::int AS sent, sum(replied)::int AS replied
+SELECT campaign, step, variant, composer, sum(planned)::int AS planned, sum(sent)::int AS sent, sum(replied)::int AS replied,
+       sum(opted_out)::int AS "optedOut", sum(handed_off)::int AS "handedOff", sum(converted)::int AS converted
   FROM funnel_rollups WHERE day = ANY($1::date[]) AND ($2::text IS NULL OR campaign = $2::text)
  GROUP BY 1, 2, 3, 4`;
 
+const COUNTS = ['planned', 'sent', 'replied', 'optedOut', 'handedOff', 'converted'] as const;
 const keyOf = (r: GroupKey) => JSON.stringify([r.campaign, r.step, r.variant, r.composer]);
 const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const dayStart = (day: string) => Date.parse(`${day}T00:00:00Z`);
@@ -145,31 +133,14 @@ export async function readFunnelRows(db: Db, options: { since: Date; campaign?: 
     for (const [from, to] of ranges) {
       parts.push((await tx.query<GroupKey & Counts>(rangeSql, [new Date(from), to === null ? null : new Date(to), campaign])).rows);
     }
-    // The stops sort each lead's few sends: with sorting off, the planner would walk an index of every send instead.
-    // And a plain index scan per lead (its few follow-ups) beats a bitmap scan per lead.
-    if (db.kind === 'pg') {
-      await tx.query('SET LOCAL enable_sort = on');
-      await tx.query('SET LOCAL enable_bitmapscan = off');
-    }
-    const stops = (await tx.query<GroupKey & Counts>(stopsSql, [options.since, campaign])).rows;
     const byKey = new Map<string, FunnelRow>();
     for (const part of parts) {
       for (const r of part) {
         const key = keyOf(r);
         const row = byKey.get(key) ?? { campaign: r.campaign, step: r.step, variant: r.variant, composer: r.composer, planned: 0, sent: 0, replied: 0, optedOut: 0, handedOff: 0, converted: 0 };
-        row.planned += r.planned ?? 0;
-        row.sent += r.sent ?? 0;
-        row.replied += r.replied ?? 0;
+        for (const k of COUNTS) row[k] += r[k] ?? 0;
         byKey.set(key, row);
       }
-    }
-    for (const s of stops) {
-      // A stop counts for a sent follow-up of the period: its group is there.
-      const row = byKey.get(keyOf(s));
-      if (!row) continue;
-      row.optedOut += s.optedOut ?? 0;
-      row.handedOff += s.handedOff ?? 0;
-      row.converted += s.converted ?? 0;
     }
     return {
       rows: [...byKey.values()].filter((r) => r.planned > 0).sort(compareRows),
@@ -240,8 +211,8 @@ export async function refreshFunnelRollups(db: Db, options: { horizonDays?: numb
       await tx.query('DELETE FROM funnel_rollup_marks WHERE day = $1::date', [day]);
       await tx.query('DELETE FROM funnel_rollups WHERE day = $1::date', [day]);
       await tx.query(
-        `INSERT INTO funnel_rollups (day, campaign, step, variant, composer, planned, sent, replied)
-         SELECT $4::date, campaign, step, variant, composer, planned, sent, replied FROM (${rangeSql}) x`,
+        `INSERT INTO funnel_rollups (day, campaign, step, variant, composer, planned, sent, replied, opted_out, handed_off, converted)
+         SELECT $4::date, campaign, step, variant, composer, planned, sent, replied, "optedOut", "handedOff", converted FROM (${rangeSql}) x`,
         [new Date(dayStart(day)), new Date(dayStart(day) + DAY_MS), null, day],
       );
       await tx.query('UPDATE funnel_rollup_days SET rolled_at = now() WHERE day = $1::date', [day]);

@@ -141,8 +141,9 @@ export const FUNNEL_PERIODS = [1, 7, 30, 90] as const;
  * what this raw query gives: it is the reference (the tests compare both), read over the whole period.
  * One pass over the period's follow-ups (an index range on planned_at) for planned/sent; the replies
  * from the inbound messages after the period's first send (an index-only range, hashed), the stops
- * from the few leads stamped in the period (three small partial indexes); each part is grouped on its
- * own and the groups joined.
+ * from the few leads stamped since the period's first send (three small partial indexes); each part
+ * is grouped on its own and the groups joined. (A follow-up's counts depend on it and the fan's
+ * messages and stamps only, not on the period asked: what lets daily roll-ups add up to it.)
  */
 export const funnelSql = `
 WITH f AS MATERIALIZED (
@@ -160,7 +161,7 @@ WITH f AS MATERIALIZED (
    GROUP BY 1, 2, 3, 4
 ), flagged AS MATERIALIZED (
   SELECT id, opted_out_at, handoff_at, converted_at FROM leads
-   WHERE opted_out_at >= $1::timestamptz OR handoff_at >= $1::timestamptz OR converted_at >= $1::timestamptz
+   WHERE opted_out_at >= (SELECT min(sent_at) FROM f) OR handoff_at >= (SELECT min(sent_at) FROM f) OR converted_at >= (SELECT min(sent_at) FROM f)
 ), flagged_sent AS MATERIALIZED (
   SELECT f.*, fl.opted_out_at, fl.handoff_at, fl.converted_at FROM f JOIN flagged fl ON fl.id = f.lead_id WHERE f.sent_at IS NOT NULL
 ), stops AS (

@@ -1,10 +1,9 @@
 -- The dashboard's funnel from daily roll-ups (issue 14; src/dashboard/funnel-rollups.ts).
 --
 -- 1. Per UTC day of planned_at and (campaign, step, variant, composer): how many campaign
---    follow-ups were planned, sent, and answered by the fan within 24 h of that send. Counts
---    only: no lead, phone or text (an LGPD erasure has nothing to remove here). Opt-outs,
---    hand-offs and conversions are not rolled up: they are read live from the few leads
---    stamped in the period (they can be attributed to a send of any age).
+--    follow-ups were planned, sent, answered by the fan within 24 h of that send, and the
+--    opt-outs, hand-offs and conversions counted for them (each for the fan's last send before
+--    it). Counts only: no lead, phone or text (an LGPD erasure has nothing to remove here).
 CREATE TABLE funnel_rollups (
   day      date NOT NULL,
   campaign text NOT NULL,
@@ -13,7 +12,10 @@ CREATE TABLE funnel_rollups (
   composer text,
   planned  integer NOT NULL,
   sent     integer NOT NULL,
-  replied  integer NOT NULL
+  replied  integer NOT NULL,
+  opted_out  integer NOT NULL,
+  handed_off integer NOT NULL,
+  converted  integer NOT NULL
 );
 CREATE INDEX funnel_rollups_day_idx ON funnel_rollups (day);
 
@@ -95,3 +97,25 @@ CREATE TRIGGER messages_funnel_rollup_update AFTER UPDATE OF lead_id, direction,
   EXECUTE FUNCTION funnel_rollup_mark_reply();
 CREATE TRIGGER messages_funnel_rollup_delete AFTER DELETE ON messages
   FOR EACH ROW WHEN (OLD.direction = 'in') EXECUTE FUNCTION funnel_rollup_mark_reply();
+
+-- A fan stopped (opted out, handed off, converted; or the stamp moved or cleared): the stop counts
+-- for the fan's last send before it, which may be weeks old. And a send recorded for a fan already
+-- stopped (a send in flight when the stop came): it may take a stop over from the send before it.
+-- Every send updates leads.last_outbound_at in the statement that sets sent_at (markExecutedBatch),
+-- so this trigger sees it; its WHEN keeps it to fans who were stopped. The days of the fan's sent
+-- campaign follow-ups planned more than a day ago are marked (a fan has a few).
+CREATE FUNCTION funnel_rollup_mark_lead() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO funnel_rollup_marks (day)
+  SELECT DISTINCT (f.planned_at AT TIME ZONE 'UTC')::date FROM follow_ups f
+   WHERE f.lead_id = NEW.id AND f.campaign IS NOT NULL AND f.sent_at IS NOT NULL AND f.planned_at < now() - interval '1 day';
+  RETURN NULL;
+END $$;
+
+CREATE TRIGGER leads_funnel_rollup_stop AFTER UPDATE OF opted_out_at, handoff_at, converted_at ON leads
+  FOR EACH ROW WHEN (OLD.opted_out_at IS DISTINCT FROM NEW.opted_out_at OR OLD.handoff_at IS DISTINCT FROM NEW.handoff_at
+                     OR OLD.converted_at IS DISTINCT FROM NEW.converted_at)
+  EXECUTE FUNCTION funnel_rollup_mark_lead();
+CREATE TRIGGER leads_funnel_rollup_send AFTER UPDATE OF last_outbound_at ON leads
+  FOR EACH ROW WHEN (NEW.opted_out_at IS NOT NULL OR NEW.handoff_at IS NOT NULL OR NEW.converted_at IS NOT NULL)
+  EXECUTE FUNCTION funnel_rollup_mark_lead();
