@@ -7,7 +7,7 @@
  * weeks old, a send in flight during a stop that takes it over, a backdated enrollment, an erasure),
  * each before and after the next refresh. Also:
  * several refreshers at once roll each day once, and the roll-ups hold counts only.
- * On PostgreSQL and on PGlite.
+ * On PostgreSQL (directly and through PgBouncer in transaction mode) and on PGlite.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -19,7 +19,10 @@ import { readFunnelRaw } from '../src/dashboard/read-dashboard.js';
 import { eraseLead } from '../src/leads/erase-lead.js';
 import { useErasureKey } from '../src/leads/erasure-key.js';
 import { systemClock } from '../src/clock.js';
+import { makePgDb } from '../src/db/pg-db.js';
+import { createLogger } from '../src/log.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
+import { type OwnPgBouncer, startOwnPgBouncer } from './helpers/pgbouncer.js';
 
 const DAY = 86_400_000;
 const PERIODS = [1, 7, 30, 90];
@@ -232,6 +235,20 @@ function suite(name: string, open: () => Promise<{ db: Db; close(): Promise<void
 suite('PostgreSQL', async () => {
   const t: TestDatabase = await createTestDatabase({ poolSize: 4 });
   return { db: t.db, close: () => t.drop() };
+});
+
+suite('PostgreSQL through PgBouncer, transaction mode', async () => {
+  const t: TestDatabase = await createTestDatabase({ poolSize: 1 });
+  const bouncer: OwnPgBouncer = await startOwnPgBouncer({ mode: 'transaction', poolSize: 3 });
+  const db = makePgDb({ url: bouncer.url(t.name), poolSize: 4, pooler: 'transaction', log: createLogger({ level: 'silent' }) });
+  return {
+    db,
+    close: async () => {
+      await db.close();
+      await bouncer.stop();
+      await t.drop();
+    },
+  };
 });
 
 suite('PGlite', async () => {
