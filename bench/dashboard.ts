@@ -14,7 +14,7 @@
 import type { Db, Queryable, Statement } from '../src/db/db.js';
 import { loadConfig } from '../src/config.js';
 import { createContext } from '../src/context.js';
-import { refreshFunnelRollups } from '../src/dashboard/funnel-rollups.js';
+import { rangeSql, refreshFunnelRollups } from '../src/dashboard/funnel-rollups.js';
 import { readFunnelPage, readFunnelRaw } from '../src/dashboard/read-dashboard.js';
 import { buildApp } from '../src/http/build-app.js';
 import { createLogger } from '../src/log.js';
@@ -51,6 +51,13 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
                       ORDER BY (planned_at AT TIME ZONE 'UTC')::date DESC, id LIMIT 3)`,
     );
     await timed('three_days_marked', () => refreshFunnelRollups(tdb.db));
+    // What rolling one day reads (the INSERT's SELECT, with the refresh's settings), 45 days back.
+    const dayStart = new Date(Math.floor(Date.now() / 86_400_000 - 45) * 86_400_000);
+    const rollupDayPlan = await tdb.db.transaction(async (tx) => {
+      for (const setting of ['SET LOCAL jit = off', "SET LOCAL work_mem = '32MB'", 'SET LOCAL enable_sort = off']) await tx.query(setting);
+      const { rows } = await tx.query<Record<string, string>>(`EXPLAIN (ANALYZE, BUFFERS) ${rangeSql}`, [dayStart, new Date(dayStart.getTime() + 86_400_000), null]);
+      return `${rangeSql.replace(/\s+/g, ' ').trim()}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}`;
+    });
 
     // Every statement the pages run, with its values, for the plans.
     // A statement run inside a transaction is explained in one too, after that transaction's SET LOCALs.
@@ -96,7 +103,7 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
         ['failures', '/dashboard/failures'],
       ];
       const timings: Record<string, ReturnType<typeof percentiles> & { bytes: number; met: boolean }> = {};
-      const plans: Record<string, string> = {};
+      const plans: Record<string, string> = { funnel_rollup_day: rollupDayPlan };
       for (const [name, url] of pages) {
         const times: number[] = [];
         let bytes = 0;
