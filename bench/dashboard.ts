@@ -6,12 +6,16 @@
  * after two warm-ups. Every SQL statement a page runs is recorded and its `EXPLAIN (ANALYZE,
  * BUFFERS)` saved in `dashboard.plans`, like the scale scenario's hot queries. The funnel page is
  * served from memory after its first view (recomputed in the background after a minute), so one
- * computation of it is timed on its own too (`funnelComputeMs`, 7 / 30 / 90 days).
+ * computation of it is timed on its own too (`funnelComputeMs`, 7 / 30 / 90 days): from the daily
+ * roll-ups (migration 016) and the live ranges, after the roll-ups were refreshed (`rollupRefreshMs`:
+ * every closed day at once, nothing to do, and 3 days marked by late sends), next to the raw query
+ * over the whole period (`funnelRawMs`, once per period, for comparison).
  */
 import type { Db, Queryable, Statement } from '../src/db/db.js';
 import { loadConfig } from '../src/config.js';
 import { createContext } from '../src/context.js';
-import { readFunnelPage } from '../src/dashboard/read-dashboard.js';
+import { rangeSql, refreshFunnelRollups } from '../src/dashboard/funnel-rollups.js';
+import { readFunnelPage, readFunnelRaw } from '../src/dashboard/read-dashboard.js';
 import { buildApp } from '../src/http/build-app.js';
 import { createLogger } from '../src/log.js';
 import { API_TOKEN, freshDatabase, percentiles, ROOT } from './lib.js';
@@ -28,6 +32,32 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
     const shape = await seedDashboardHistory(tdb.db, size);
     const seedSeconds = Math.round((Date.now() - t) / 100) / 10;
     ctx.log(`  dashboard: ${size} follow-ups seeded in ${seedSeconds} s (${JSON.stringify(shape)})`);
+
+    // The funnel's daily roll-ups: every closed day of the 90 (what a new deployment's first refresh does),
+    // then a refresh with nothing to do, then one after late sends on 3 days (what the API role does every 5 minutes).
+    const rollupRefreshMs: Record<string, number> = {};
+    const timed = async (name: string, fn: () => Promise<{ rolled: number }>) => {
+      const started = process.hrtime.bigint();
+      const { rolled } = await fn();
+      rollupRefreshMs[name] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
+      ctx.log(`  dashboard funnel roll-ups, ${name}: ${rolled} days rolled in ${rollupRefreshMs[name]} ms`);
+    };
+    await timed('all', () => refreshFunnelRollups(tdb.db));
+    await timed('none', () => refreshFunnelRollups(tdb.db));
+    await tdb.db.query(
+      `UPDATE follow_ups SET status = 'executed', sent_at = now(), composer = 'template'
+        WHERE id IN (SELECT DISTINCT ON ((planned_at AT TIME ZONE 'UTC')::date) id FROM follow_ups
+                      WHERE campaign IS NOT NULL AND status = 'cancelled' AND planned_at < now() - interval '10 days'
+                      ORDER BY (planned_at AT TIME ZONE 'UTC')::date DESC, id LIMIT 3)`,
+    );
+    await timed('three_days_marked', () => refreshFunnelRollups(tdb.db));
+    // What rolling one day reads (the INSERT's SELECT, with the refresh's settings), 45 days back.
+    const dayStart = new Date(Math.floor(Date.now() / 86_400_000 - 45) * 86_400_000);
+    const rollupDayPlan = await tdb.db.transaction(async (tx) => {
+      for (const setting of ['SET LOCAL jit = off', "SET LOCAL work_mem = '32MB'", 'SET LOCAL enable_sort = off']) await tx.query(setting);
+      const { rows } = await tx.query<Record<string, string>>(`EXPLAIN (ANALYZE, BUFFERS) ${rangeSql}`, [dayStart, new Date(dayStart.getTime() + 86_400_000), null]);
+      return `${rangeSql.replace(/\s+/g, ' ').trim()}\n${rows.map((r) => r['QUERY PLAN']).join('\n')}`;
+    });
 
     // Every statement the pages run, with its values, for the plans.
     // A statement run inside a transaction is explained in one too, after that transaction's SET LOCALs.
@@ -73,7 +103,7 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
         ['failures', '/dashboard/failures'],
       ];
       const timings: Record<string, ReturnType<typeof percentiles> & { bytes: number; met: boolean }> = {};
-      const plans: Record<string, string> = {};
+      const plans: Record<string, string> = { funnel_rollup_day: rollupDayPlan };
       for (const [name, url] of pages) {
         const times: number[] = [];
         let bytes = 0;
@@ -90,7 +120,9 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
             recording = null;
             let n = 0;
             for (const s of statements) {
-              if (!/follow_ups|messages|leads|sending_pauses|follow_up_events/.test(s.text)) continue;
+              if (!/follow_ups|messages|leads|sending_pauses|follow_up_events|funnel_rollup/.test(s.text)) continue;
+              // Reads only (EXPLAIN ANALYZE runs the statement): not a roll-up refresh the page started in the background.
+              if (/^\s*(INSERT|UPDATE|DELETE)\b|FOR UPDATE/i.test(s.text)) continue;
               const { rows } = await tdb.db.transaction(async (tx) => {
                 for (const setting of s.settings) await tx.query(setting);
                 return tx.query<Record<string, string>>(`EXPLAIN (ANALYZE, BUFFERS) ${s.text}`, s.values);
@@ -115,11 +147,19 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
         funnelComputeMs[`${days}d`] = percentiles(times);
         ctx.log(`  dashboard funnel computation, ${days} days: p50 ${funnelComputeMs[`${days}d`]!.p50} ms, max ${funnelComputeMs[`${days}d`]!.max} ms`);
       }
+      // The raw query over the whole period, once per period (what the page computed before the roll-ups).
+      const funnelRawMs: Record<string, number> = {};
+      for (const days of [7, 30, 90]) {
+        const started = process.hrtime.bigint();
+        await readFunnelRaw(tdb.db, { since: new Date(Date.now() - days * 86_400_000) });
+        funnelRawMs[`${days}d`] = Math.round(Number(process.hrtime.bigint() - started) / 1e5) / 10;
+        ctx.log(`  dashboard funnel by the raw query, ${days} days: ${funnelRawMs[`${days}d`]} ms`);
+      }
       // What the counts by status cost when they are not served from memory (the first view of a process).
       const c = process.hrtime.bigint();
       await tdb.db.query('SELECT status, count(*)::int FROM follow_ups GROUP BY status');
       const countMs = Math.round(Number(process.hrtime.bigint() - c) / 1e5) / 10;
-      const result = { rows: size, seedSeconds, shape, iterations, targetMs: TARGET_MS, pagesMs: timings, funnelComputeMs, countByStatusMs: countMs, plans };
+      const result = { rows: size, seedSeconds, shape, iterations, targetMs: TARGET_MS, pagesMs: timings, funnelComputeMs, funnelRawMs, rollupRefreshMs, countByStatusMs: countMs, plans };
       // Kept apart from results.json too (bench/results.dashboard.json), with the date, the machine's load and the plans.
       writeFileSync(
         `${ROOT}bench/results.dashboard${ctx.settings.quick ? '.quick' : ''}.json`,
@@ -136,7 +176,7 @@ export async function dashboardPages(ctx: ScenarioContext, size: number, iterati
 }
 
 /** `size` follow-ups over 90 days for size/10 leads, with what the pages read. */
-async function seedDashboardHistory(db: Db, size: number) {
+export async function seedDashboardHistory(db: Db, size: number) {
   const leads = Math.max(1_000, Math.floor(size / 10));
   const DAYS = 90;
   await db.query(
@@ -151,10 +191,20 @@ async function seedDashboardHistory(db: Db, size: number) {
        FROM generate_series(1, $1::int) g`,
     [leads],
   );
+  // History loaded at once: without migration 016's triggers (they mark days changed after their roll-up;
+  // nothing is rolled up yet, and the first refresh rolls every day). As superuser, for these statements only.
+  const bulk = (sql: string, values?: unknown[]) =>
+    db.transaction(
+      async (tx) => {
+        await tx.query('SET LOCAL session_replication_role = replica');
+        await tx.query(sql, values);
+      },
+      { statementTimeoutMs: 0 },
+    );
   const chunk = 250_000;
   for (let start = 1; start <= size; start += chunk) {
     const end = Math.min(size, start + chunk - 1);
-    await db.query(
+    await bulk(
       `INSERT INTO follow_ups (lead_id, campaign, step, variant, composer, message, due_at, planned_at, anchor_at, status,
                                sent_at, sending_started_at, sent_text, provider_message_id, cancel_reason, last_error, attempts, updated_at)
        SELECT l.id, CASE WHEN g % 10 < 9 THEN 'nautico' END, CASE WHEN g % 10 < 9 THEN 1 + g % 3 END,
@@ -180,11 +230,11 @@ async function seedDashboardHistory(db: Db, size: number) {
     );
   }
   // The conversation: every send (out), a reply from the fan to one send in five (some within 24 h, some later).
-  await db.query(
+  await bulk(
     `INSERT INTO messages (lead_id, direction, source, text, provider_message_id, follow_up_id, at)
      SELECT lead_id, 'out', 'followup', sent_text, provider_message_id, id, sent_at FROM follow_ups WHERE status = 'executed'`,
   );
-  await db.query(
+  await bulk(
     `INSERT INTO messages (lead_id, direction, source, text, at)
      SELECT lead_id, 'in', 'lead', 'Opa, quero saber mais', sent_at + (abs(hashtext(id::text)) % 48) * interval '1 hour'
        FROM follow_ups WHERE status = 'executed' AND abs(hashtext(id::text)) % 5 = 0 AND sent_at + interval '48 hours' < now()`,

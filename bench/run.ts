@@ -298,7 +298,13 @@ function renderTable(r: Record<string, any>): string {
       rows.push([`9 dashboard ${page} ms p50/p95/max at ${db.rows} follow-ups`, `${t.p50} / ${t.p95} / ${t.max}`, `≤ ${db.targetMs}`, ok(t.p50 <= db.targetMs)]);
     }
     for (const [period, t] of Object.entries((db.funnelComputeMs ?? {}) as Record<string, { p50: number; max: number }>)) {
-      rows.push([`  funnel computation (${period}) ms p50/max`, `${t.p50} / ${t.max}`, '(served from memory)', '']);
+      rows.push([`  funnel computation (${period}, roll-ups + live) ms p50/max`, `${t.p50} / ${t.max}`, `≤ ${db.targetMs}`, ok(t.p50 <= db.targetMs)]);
+    }
+    for (const [period, ms] of Object.entries((db.funnelRawMs ?? {}) as Record<string, number>)) {
+      rows.push([`  funnel by the raw query (${period}) ms`, String(ms), '(before the roll-ups)', '']);
+    }
+    for (const [what, ms] of Object.entries((db.rollupRefreshMs ?? {}) as Record<string, number>)) {
+      rows.push([`  funnel roll-up refresh (${what}) ms`, String(ms), '(in the background)', '']);
     }
   } else if (db) rows.push(['9 dashboard', `error: ${db.error}`, '', 'MISSED']);
   const w = [0, 1, 2].map((c) => Math.max(...rows.map((row) => row[c]!.length)));

@@ -11,6 +11,7 @@ import { listActivePauses, listRecentPauses, type SendingPause } from '../follow
 import type { Stats } from '../followups/read-stats.js';
 import { readStatus, type StatusReport } from '../operator/read-status.js';
 import { tryNormalizePhone } from '../whatsapp/phone.js';
+import { readFunnelRows } from './funnel-rollups.js';
 import { type NumberState, readNumberStates } from './read-number-states.js';
 
 export interface NowPage {
@@ -136,11 +137,13 @@ export const FUNNEL_PERIODS = [1, 7, 30, 90] as const;
  * 24 h of that send → opted out → handed off → converted. A stop (opt-out, hand-off, conversion) counts
  * for the last follow-up the fan was sent before it (and not for earlier ones), so steps do not share it.
  *
+ * The page reads it from daily roll-ups and a few live ranges (funnel-rollups.ts), which give exactly
+ * what this raw query gives: it is the reference (the tests compare both), read over the whole period.
  * One pass over the period's follow-ups (an index range on planned_at) for planned/sent; the replies
- * from the period's inbound messages only (an index-only range, hashed), the stops from the few leads
- * stamped in the period (three small partial indexes); each part is grouped on its own and the groups
- * joined. JIT is off for it (compiling this plan cost more than running it), and so are sorts (the
- * planner expects tens of thousands of groups where there are a few dozen, and sorted a million rows).
+ * from the inbound messages after the period's first send (an index-only range, hashed), the stops
+ * from the few leads stamped since the period's first send (three small partial indexes); each part
+ * is grouped on its own and the groups joined. (A follow-up's counts depend on it and the fan's
+ * messages and stamps only, not on the period asked: what lets daily roll-ups add up to it.)
  */
 export const funnelSql = `
 WITH f AS MATERIALIZED (
@@ -150,7 +153,7 @@ WITH f AS MATERIALIZED (
 ), base AS (
   SELECT campaign, step, variant, composer, count(*)::int AS planned, count(sent_at)::int AS sent FROM f GROUP BY 1, 2, 3, 4
 ), inbound AS MATERIALIZED (
-  SELECT lead_id, at FROM messages WHERE direction = 'in' AND at > $1::timestamptz
+  SELECT lead_id, at FROM messages WHERE direction = 'in' AND at > (SELECT min(sent_at) FROM f)
 ), replied AS (
   SELECT campaign, step, variant, composer, count(*)::int AS replied FROM f
    WHERE f.sent_at IS NOT NULL
@@ -158,7 +161,7 @@ WITH f AS MATERIALIZED (
    GROUP BY 1, 2, 3, 4
 ), flagged AS MATERIALIZED (
   SELECT id, opted_out_at, handoff_at, converted_at FROM leads
-   WHERE opted_out_at >= $1::timestamptz OR handoff_at >= $1::timestamptz OR converted_at >= $1::timestamptz
+   WHERE opted_out_at >= (SELECT min(sent_at) FROM f) OR handoff_at >= (SELECT min(sent_at) FROM f) OR converted_at >= (SELECT min(sent_at) FROM f)
 ), flagged_sent AS MATERIALIZED (
   SELECT f.*, fl.opted_out_at, fl.handoff_at, fl.converted_at FROM f JOIN flagged fl ON fl.id = f.lead_id WHERE f.sent_at IS NOT NULL
 ), stops AS (
@@ -177,21 +180,27 @@ SELECT b.campaign, b.step, b.variant, b.composer, b.planned, b.sent, COALESCE(r.
   LEFT JOIN stops s ON (s.campaign, s.step, s.variant, s.composer) IS NOT DISTINCT FROM (b.campaign, b.step, b.variant, b.composer)
  ORDER BY b.campaign, b.step NULLS LAST, b.variant NULLS LAST, b.composer NULLS LAST`;
 
+/** The funnel by the raw query alone (the reference; the page reads roll-ups). */
+export async function readFunnelRaw(db: Db, options: { since: Date; campaign?: string | null }): Promise<FunnelRow[]> {
+  return db.transaction(async (tx) => {
+    // JIT compiling this plan costs more than running it; its row estimates are far off (a few dozen
+    // groups for up to a million rows): hashing beats sorting.
+    if (db.kind === 'pg') {
+      await tx.query('SET LOCAL jit = off');
+      await tx.query("SET LOCAL work_mem = '32MB'");
+      await tx.query('SET LOCAL enable_sort = off');
+    }
+    return (await tx.query<FunnelRow>(funnelSql, [options.since, options.campaign ?? null])).rows;
+  });
+}
+
 export async function readFunnelPage(
   ctx: { db: Db; clock: { now(): Date }; campaigns: Campaigns },
   options: { days: number; campaign?: string | null },
 ): Promise<FunnelPage> {
   const now = ctx.clock.now();
   const since = new Date(now.getTime() - options.days * 86_400_000);
-  const { rows } = await ctx.db.transaction(async (tx) => {
-    if (ctx.db.kind === 'pg') {
-      await tx.query('SET LOCAL jit = off');
-      await tx.query("SET LOCAL work_mem = '32MB'");
-      // Its row estimates are far off (a few dozen groups for up to a million rows): hashing beats sorting.
-      await tx.query('SET LOCAL enable_sort = off');
-    }
-    return tx.query<FunnelRow>(funnelSql, [since, options.campaign ?? null]);
-  });
+  const { rows } = await readFunnelRows(ctx.db, { since, campaign: options.campaign ?? null });
   const stepDelays: FunnelPage['stepDelays'] = {};
   for (const c of ctx.campaigns.values()) stepDelays[c.name] = Object.fromEntries(c.steps.map((s) => [s.step, s.delayHours]));
   return {

@@ -12,6 +12,7 @@
  */
 import cookie from '@fastify/cookie';
 import type { FastifyReply, FastifyRequest, FastifySchema } from 'fastify';
+import { makeRollupRefresher } from '../../dashboard/funnel-rollups.js';
 import { FUNNEL_PERIODS, findFans, makeFunnelCache, readActivityPage, readFailuresPage, readFunnelPage, readNowPage } from '../../dashboard/read-dashboard.js';
 import { DASHBOARD_CSS, DASHBOARD_JS, uplotAsset } from '../../dashboard/assets.js';
 import type { Html } from '../../dashboard/html.js';
@@ -105,6 +106,17 @@ export const dashboardRoutes: RouteModule = {
     const sessionOf = new WeakMap<FastifyRequest, Session>();
     // The funnel reads a whole period: served from memory, recomputed in the background after a minute.
     const funnels = makeFunnelCache({ maxAgeMs: FUNNEL_MAX_AGE_MS });
+    // Its daily roll-ups (funnel-rollups.ts): refreshed by this role a minute after it starts, every
+    // 5 minutes, and when the funnel is viewed (at most once a minute). Any number of API processes may.
+    const rollupLog = ctx.log.child({ component: 'funnel_rollups' });
+    const rollups = makeRollupRefresher({
+      db: ctx.db,
+      minIntervalMs: FUNNEL_MAX_AGE_MS,
+      everyMs: 5 * 60_000,
+      onError: (error) => rollupLog.warn({ err: error }, 'funnel roll-up refresh failed'),
+    });
+    app.addHook('onReady', async () => rollups.start(60_000));
+    app.addHook('onClose', async () => rollups.stop());
     const timeZone = ctx.config.sending.timeZone;
 
     app.addHook('onRequest', async (request, reply) => {
@@ -211,6 +223,7 @@ export const dashboardRoutes: RouteModule = {
     app.get<{ Querystring: { days?: string; campaign?: string } }>('/dashboard/funnel', async (request, reply) => {
       const days = FUNNEL_PERIODS.find((d) => String(d) === request.query.days) ?? 7;
       const campaign = request.query.campaign && ctx.campaigns.has(request.query.campaign) ? request.query.campaign : null;
+      void rollups.kick();
       const { page: funnel, ageMs } = await funnels.read(`${days}|${campaign ?? ''}`, () => readFunnelPage(ctx, { days, campaign }));
       return page(reply, funnelPage(frameOf(request), funnel, FUNNEL_PERIODS, ageMs));
     });
