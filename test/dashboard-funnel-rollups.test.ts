@@ -17,7 +17,7 @@ import { makePgliteDb } from '../src/db/pglite-db.js';
 import { compareRows, readFunnelRows, refreshFunnelRollups } from '../src/dashboard/funnel-rollups.js';
 import { readFunnelRaw } from '../src/dashboard/read-dashboard.js';
 import { eraseLead } from '../src/leads/erase-lead.js';
-import { useErasureKey } from '../src/leads/erasure-key.js';
+import { useErasureKey } from '../src/privacy/erasure-key.js';
 import { systemClock } from '../src/clock.js';
 import { makePgDb } from '../src/db/pg-db.js';
 import { createLogger } from '../src/log.js';

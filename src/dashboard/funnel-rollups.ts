@@ -20,7 +20,7 @@
  * the day's counts; a mark committed meanwhile stays and the day is rolled again next time.
  */
 import type { Db, Queryable } from '../db/db.js';
-import type { FunnelRow } from './read-dashboard.js';
+import type { FunnelRow } from './funnel-rows.js';
 
 const DAY_MS = 86_400_000;
 /** Days kept rolled up: the longest period the page offers (90 days) and the day it starts in. */

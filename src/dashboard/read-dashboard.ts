@@ -12,6 +12,7 @@ import type { Stats } from '../followups/read-stats.js';
 import { readStatus, type StatusReport } from '../operator/read-status.js';
 import { tryNormalizePhone } from '../whatsapp/phone.js';
 import { readFunnelRows } from './funnel-rollups.js';
+import type { FunnelCounts, FunnelRow } from './funnel-rows.js';
 import { type NumberState, readNumberStates } from './read-number-states.js';
 
 export interface NowPage {
@@ -101,21 +102,7 @@ export async function readActivityPage(db: Queryable, now: Date): Promise<Activi
   return { hours: hours.map((h) => h / 1000), sends: s, replies: r, optOuts: o, totals: { sends: sum(s), replies: sum(r), optOuts: sum(o) } };
 }
 
-export interface FunnelCounts {
-  planned: number;
-  sent: number;
-  replied: number;
-  optedOut: number;
-  handedOff: number;
-  converted: number;
-}
-
-export interface FunnelRow extends FunnelCounts {
-  campaign: string;
-  step: number | null;
-  variant: number | null;
-  composer: string | null;
-}
+export type { FunnelCounts, FunnelRow } from './funnel-rows.js';
 
 export interface FunnelPage {
   days: number;
