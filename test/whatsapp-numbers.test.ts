@@ -1,5 +1,5 @@
 /**
- * Several WhatsApp numbers (issue 15): three fake Evolution servers, one instance each
+ * Several WhatsApp numbers (Evolution instances): three fake Evolution servers, one instance each
  * (num1, num2, num3; num3 with its own API key), on one webhook URL. Each fan is bound
  * to one number and every follow-up goes out from it; pace, daily cap and pauses are
  * per number; a retired number's leads move once.
