@@ -13,6 +13,7 @@ import { ConfigError } from '../src/errors.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
 import { countByStatus, insertDueFollowups, type RoleHandle, startRole, TEST_TOKEN, testEnv, waitFor } from './helpers/pipeline.js';
+import { cliArgs } from './helpers/cli.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const SECRET = 'numbers-webhook-secret-0123456789';
@@ -307,7 +308,7 @@ describe('three WhatsApp numbers, one service', () => {
     const cli = (args: string[]) =>
       new Promise<{ code: number; stdout: string }>((resolve) => {
         const env = { ...process.env, ...testEnv(numbersEnv(fakes)), DATABASE_URL: testDb.url, LOG_LEVEL: 'warn' };
-        execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env, timeout: 60_000 }, (error, stdout) =>
+        execFile(process.execPath, [...cliArgs(), ...args], { env, timeout: 60_000 }, (error, stdout) =>
           resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout }),
         );
       });
