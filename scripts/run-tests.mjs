@@ -1,4 +1,5 @@
-// Runs the test suite with Node's own test runner (TypeScript through tsx).
+// Runs the test suite with Node's own test runner (TypeScript through test/helpers/ts-hooks.mjs:
+// esbuild's transform, as tsx does, cached on disk, without tsx's loader thread).
 // `npm test` runs every test/**/*.test.ts except the slow ones (*.slow.test.ts and SLOW_FILES);
 // `npm run test:slow` runs only the slow ones (`--slow`); `npm test -- test/relay.test.ts`
 // runs the files named, slow or not. `--all` runs both lists in one run (one summary).
@@ -49,7 +50,7 @@ const result = spawnSync(
     `--test-concurrency=${concurrency}`,
     '--test-timeout=300000',
     '--import',
-    'tsx',
+    './test/helpers/ts-hooks.mjs',
     '--import',
     './test/helpers/leak-check.ts',
     ...files,
