@@ -67,6 +67,11 @@ function build(): string {
       // Another test file built the same sources at the same time: use its copy.
       if (!existsSync(join(out, 'cli.js'))) throw error;
     }
+    // Copies built from other sources over a day ago go (the cache would otherwise grow with every edit).
+    for (const name of readdirSync(CACHE)) {
+      const path = join(CACHE, name);
+      if (path !== out && Date.now() - statSync(path).mtimeMs > 86_400_000) rmSync(path, { recursive: true, force: true });
+    }
   } finally {
     rmSync(aside, { recursive: true, force: true });
   }
