@@ -1,5 +1,5 @@
 /**
- * 9. The dashboard at `size` follow-ups (issue 14): 90 days of campaign history (10 follow-ups
+ * 9. The dashboard at `size` follow-ups: 90 days of campaign history (10 follow-ups
  * per lead, 85 % sent, replies, opt-outs, hand-offs, conversions, failures with their events, the
  * conversation log both ways), then each page rendered through the API's own app (in-process
  * `inject`, so the time is the server's: queries + rendering, no network) `iterations` times

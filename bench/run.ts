@@ -1,5 +1,5 @@
 /**
- * `npm run bench` / `npm run bench:quick`: the performance benchmark of issue 5.
+ * `npm run bench` / `npm run bench:quick`: the performance benchmark (bench/README.md).
  * Runs every scenario on the real PostgreSQL and Redis with a fake Evolution
  * server that answers at once, prints a table and writes bench/results.json.
  *

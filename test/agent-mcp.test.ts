@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
 import { type RoleHandle, startRole, TEST_TOKEN, testEnv } from './helpers/pipeline.js';
+import { cliArgs } from './helpers/cli.js';
 
 const TOOLS = [
   'cancel_followups',
@@ -58,7 +59,7 @@ describe('MCP server', () => {
     });
     const transport = new StdioClientTransport({
       command: process.execPath,
-      args: ['--import', 'tsx', 'src/cli.ts', 'mcp'],
+      args: [...cliArgs(), 'mcp'],
       env: Object.fromEntries(Object.entries({ ...env, PATH: process.env.PATH }).filter((e): e is [string, string] => e[1] !== undefined)),
       stderr: 'pipe',
     });

@@ -13,13 +13,14 @@ import OpenAI from 'openai';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeLlm, type FakeLlm } from './helpers/fake-llm.js';
 import { type RoleHandle, startRole, TEST_TOKEN } from './helpers/pipeline.js';
+import { cliArgs } from './helpers/cli.js';
 
 const auth = { authorization: `Bearer ${TEST_TOKEN}` };
 const NAMES = ['cancel_followups', 'enroll_lead', 'get_lead', 'handoff_to_human', 'mark_converted', 'opt_out_lead', 'schedule_followup', 'send_message'];
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { timeout: 60_000 }, (error, stdout, stderr) =>
+    execFile(process.execPath, [...cliArgs(), ...args], { timeout: 60_000 }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

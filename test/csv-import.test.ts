@@ -10,6 +10,7 @@ import { DEFAULT_CAMPAIGNS_DIR, loadCampaigns } from '../src/campaigns/load-camp
 import { makeFakeClock } from '../src/clock.js';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { checkFansImport } from './helpers/fans-csv.js';
+import { cliArgs } from './helpers/cli.js';
 
 const START = '2026-01-05T14:00:00.000Z';
 const ROWS = 3_000;
@@ -82,7 +83,7 @@ describe('followups import', () => {
     const rejections = join(dir, 'rejected.csv');
     writeFileSync(file, 'telefone,nome,ultima_interacao\n81 99999-0001,Ana,\n123,Bia,\n81999990003,,\n81999990001,Ana de novo,\n+55 (81) 99999-0005,"Lima, Carla",2026-01-05T10:00:00-03:00\n');
     const env = { ...process.env, DATABASE_URL: testDb.url, FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl', ERASURE_KEY: 'test-erasure-key-0123456789abcdef-0123456789', MIGRATE_ON_START: 'false', LOG_LEVEL: 'silent', REDIS_URL: '' };
-    const first = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'import', file, '--campaign', 'nautico', '--rejections', rejections], {
+    const first = spawnSync(process.execPath, [...cliArgs(), 'import', file, '--campaign', 'nautico', '--rejections', rejections], {
       env,
       encoding: 'utf8',
     });

@@ -3,10 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import { makeFakeClock } from '../src/clock.js';
 import type { Db } from '../src/db/db.js';
 import { migrate } from '../src/db/migrate.js';
-import { makePgliteDb } from '../src/db/pglite-db.js';
 import { useErasureKey } from '../src/privacy/erasure-key.js';
 import { createLogger } from '../src/log.js';
 import { makeDryRunTransport } from '../src/whatsapp/dry-run-transport.js';
+import { startTestPglite } from './helpers/pglite.js';
 
 const silent = createLogger({ level: 'silent' });
 
@@ -14,7 +14,7 @@ describe('the dry-run transport', () => {
   let db: Db;
 
   before(async () => {
-    db = await makePgliteDb({ dataDir: 'memory://' });
+    db = await startTestPglite();
     await migrate(db);
     useErasureKey('test-erasure-key-0123456789abcdef-0123456789'); // createContext's job, done here by hand
 

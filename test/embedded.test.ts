@@ -10,6 +10,7 @@ import { createLogger } from '../src/log.js';
 import { startRoles } from '../src/roles.js';
 import { freePort } from './helpers/redis-server.js';
 import { waitFor } from './helpers/pipeline.js';
+import { cliArgs } from './helpers/cli.js';
 
 describe('the embedded default: PGlite, direct mode, dry-run transport', () => {
   test('delivers a follow-up scheduled 2 s ahead once, on time, and shows it executed', async () => {
@@ -55,8 +56,8 @@ describe('the embedded default: PGlite, direct mode, dry-run transport', () => {
     const env = { PATH: process.env.PATH, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', TYPING_DELAY_ENABLED: 'false', SENDING_WINDOW_ENABLED: 'false', SHUTDOWN_TIMEOUT_MS: '120000' };
     const base = `http://127.0.0.1:${port}`;
     const auth = { authorization: 'Bearer dev-token-change-me', 'content-type': 'application/json' };
-    const start = () => spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'start'], { env, stdio: 'ignore' });
-    // Ready is the event waited for, however long tsx takes to load the sources on a loaded machine (over
+    const start = () => spawn(process.execPath, [...cliArgs(), 'start'], { env, stdio: 'ignore' });
+    // Ready is the event waited for, however long it takes to start on a loaded machine (over
     // 90 s seen with 4 sessions on 2 cores); the process exiting first fails at once. The bound is only a
     // backstop, within the test's own timeout below.
     const ready = () =>

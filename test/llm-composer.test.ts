@@ -6,7 +6,6 @@ import { loadConfig } from '../src/config.js';
 import { type Context, createContext } from '../src/context.js';
 import { composeFromTemplate } from '../src/compose/compose-from-template.js';
 import { allowancesOf, checkModelText, findAmounts, findUrls } from '../src/compose/guardrails.js';
-import { makeLlmWriter } from '../src/compose/llm-writer.js';
 import { getFollowup } from '../src/followups/find-followups.js';
 import { claimDueFollowups, markQueued } from '../src/followups/transitions.js';
 import { createLogger } from '../src/log.js';
@@ -25,15 +24,13 @@ const silent = createLogger({ level: 'silent' });
 
 let testDb: TestDatabase;
 let llm: FakeLlm;
+/** A model that answers is given all the time a busy machine needs: a fallback there would be the machine, not the composer. */
 let ctx: Context;
+/** LLM_TIMEOUT_MS=400, for the model that never answers. */
+let impatient: Context;
 const clock = makeFakeClock(START);
 
-before(async () => {
-  testDb = await createTestDatabase();
-  llm = await startFakeLlm();
-  // The first completion of a process pays the SDK's and fetch's cold start (hundreds of ms on a
-  // busy machine), which LLM_TIMEOUT_MS=400 below would count against the first test: pay it here.
-  await makeLlmWriter({ baseUrl: llm.url, apiKey: llm.apiKey, model: 'warm-up', timeoutMs: 60_000 }).write([{ role: 'user', content: 'warm-up' }]);
+async function contextWith(llmTimeoutMs: number): Promise<Context> {
   const config = loadConfig({
     DATABASE_URL: testDb.url,
     FOLLOWUPS_API_TOKEN: 'test-token-123-abcdefghijkl',
@@ -41,20 +38,28 @@ before(async () => {
     LLM_BASE_URL: llm.url,
     LLM_API_KEY: llm.apiKey,
     LLM_MODEL: 'fake-model-1',
-    LLM_TIMEOUT_MS: '400',
+    LLM_TIMEOUT_MS: String(llmTimeoutMs),
     LLM_HISTORY_MESSAGES: '5',
     TYPING_DELAY_ENABLED: 'false',
   });
-  ctx = await createContext(config, silent, {
+  return createContext(config, silent, {
     db: testDb.db,
     queue: null,
     skipMigrations: true,
     clock,
     policy: makeBasicPolicy({ typingDelay: false }),
   });
+}
+
+before(async () => {
+  testDb = await createTestDatabase();
+  llm = await startFakeLlm();
+  ctx = await contextWith(60_000);
+  impatient = await contextWith(400);
 });
 
 after(async () => {
+  await impatient?.close();
   await ctx?.close();
   await llm?.close();
   await testDb?.drop();
@@ -85,20 +90,20 @@ async function leadWithHistory(name: string | null = 'Rafael Lins'): Promise<{ f
   return { followupId: enrollment.followups[0]!.id, leadId: enrollment.leadId };
 }
 
-async function sendDueNow() {
+async function sendDueNow(executor = ctx) {
   const { claimed } = await claimDueFollowups(ctx.db, { now: clock.now(), limit: 100, claimMs: 60_000 });
   await markQueued(ctx.db, claimed.map((c) => c.id), clock.now(), 60_000);
-  for (const c of claimed) await executeFollowup(executorDeps(ctx, 'test'), c.id);
+  for (const c of claimed) await executeFollowup(executorDeps(executor, 'test'), c.id);
 }
 
 /** Runs one step-1 follow-up with the model answering `answer`; returns the stored row, its events and the template it would fall back to. */
-async function runWith(answer: FakeLlmAnswer) {
+async function runWith(answer: FakeLlmAnswer, executor = ctx) {
   const { followupId, leadId } = await leadWithHistory();
   const campaign = ctx.campaigns.get('nautico')!;
   const template = composeFromTemplate({ campaign, step: campaign.steps[0]!, leadId, leadName: 'Rafael Lins', sentTexts: [LAST_AGENT_MESSAGE] });
   llm.answer(answer);
   const before = llm.requests.length;
-  await sendDueNow();
+  await sendDueNow(executor);
   const { followup, events } = await getFollowup(ctx.db, followupId);
   const fallback = events.find((e) => e.reason === 'llm_fallback');
   return { followup, events, fallback, template: template.text, request: llm.requests[before] };
@@ -161,7 +166,7 @@ describe('the LLM composer against an OpenAI-compatible server', () => {
 
   it('gives up on a model that hangs after the timeout, with no retry, and sends the template', async () => {
     const before = llm.requests.length;
-    const { followup, fallback, template } = await runWith({ hang: true });
+    const { followup, fallback, template } = await runWith({ hang: true }, impatient);
     assert.equal(followup.composer, 'template');
     assert.equal(followup.sent_text, template);
     assert.equal(fallback?.detail?.why, 'timeout');
@@ -223,7 +228,7 @@ describe('through the real pipeline', () => {
       LLM_BASE_URL: llm.url,
       LLM_API_KEY: llm.apiKey,
       LLM_MODEL: 'fake-model-1',
-      LLM_TIMEOUT_MS: '2000',
+      LLM_TIMEOUT_MS: '60000', // the model answers: a busy machine must not turn it into a timeout
       SENDING_WINDOW_ENABLED: 'false',
     };
     const relay = await startRole({ roles: ['relay'], databaseUrl: testDb.url, env, fake });

@@ -14,6 +14,7 @@ import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution
 import { startFakeLlm, type FakeLlm } from './helpers/fake-llm.js';
 import { fixture } from './helpers/webhook-app.js';
 import { waitFor } from './helpers/pipeline.js';
+import { startTestPglite } from './helpers/pglite.js';
 
 const TOKEN = 'log-privacy-api-token-000000001';
 const SECRET = 'log-privacy-webhook-secret-0001';
@@ -63,7 +64,10 @@ describe('logs of a full run carry no phone, name or message text', () => {
       SENDING_WINDOW_ENABLED: 'false',
       RELAY_MAX_SLEEP_MS: '100',
     });
-    const ctx: Context = await createContext(config, createLogger({ level: 'debug', destination: sink(lines) }));
+    // The embedded engine, started from the saved empty cluster (helpers/pglite.ts) rather than by initdb;
+    // the context migrates it and logs that as with DATA_DIR alone.
+    const embedded = await startTestPglite();
+    const ctx: Context = await createContext(config, createLogger({ level: 'debug', destination: sink(lines) }), { db: embedded });
     // A database error carrying the row: PGlite puts the statement and its parameters on the error.
     await ctx.db.query(`ALTER TABLE leads ADD CONSTRAINT test_refuses_boom CHECK (name IS DISTINCT FROM '${NAME_BOOM}')`);
     const running: Running = await startRoles(ctx, ['api', 'relay'], { listen: false });
@@ -91,6 +95,7 @@ describe('logs of a full run carry no phone, name or message text', () => {
     } finally {
       await running.stop();
       await ctx.close();
+      await embedded.close();
     }
     assert.ok(lines.some((l) => /"level":50/.test(l) && /request failed/.test(l)), 'the database error was logged');
     assert.ok(lines.some((l) => /dry-run/.test(l)), 'the dry-run send was logged');

@@ -5,16 +5,16 @@ import pg from 'pg';
 import { migrate, readMigrations } from '../src/db/migrate.js';
 import type { Db } from '../src/db/db.js';
 import { makePgDb } from '../src/db/pg-db.js';
-import { makePgliteDb } from '../src/db/pglite-db.js';
 import { createLogger } from '../src/log.js';
 import { databaseUrl, PG_ADMIN_URL } from './helpers/db.js';
+import { startTestPglite } from './helpers/pglite.js';
 
 describe('migrations', () => {
   // One embedded PGlite for the file (it takes seconds to start on a busy machine): the first
   // PGlite test migrates it from empty, the next one starts with `migrate` (a no-op when done).
   let embedded: Db;
   before(async () => {
-    embedded = await makePgliteDb({ dataDir: 'memory://' });
+    embedded = await startTestPglite();
   });
   after(async () => {
     await embedded?.close();

@@ -13,6 +13,7 @@ import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution
 import { insertDueFollowups, startRole, TEST_TOKEN, testEnv, waitFor } from './helpers/pipeline.js';
 import { type OwnRedis, startOwnRedis } from './helpers/redis-server.js';
 import { startCluster, startLoneSentinel } from './helpers/redis-topologies.js';
+import { cliArgs } from './helpers/cli.js';
 
 const silent = createLogger({ level: 'silent' });
 
@@ -43,7 +44,7 @@ describe('Redis misconfiguration stops start-up with Redis\'s own words', () => 
   }
 
   test('a wrong password: `followups relay` exits 2 saying WRONGPASS', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'relay', '--no-migrate'], {
+    const child = spawn(process.execPath, [...cliArgs(), 'relay', '--no-migrate'], {
       env: { ...process.env, ...testEnv({ DATABASE_URL: testDb.url, REDIS_URL: `redis://:wrong-password@127.0.0.1:${secured.port}`, LOG_LEVEL: 'fatal' }) },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, type TestDatabase } from './helpers/db.js';
 import { startFakeEvolution, type FakeEvolution } from './helpers/fake-evolution.js';
 import { insertDueFollowups, startRole, testEnv, waitFor } from './helpers/pipeline.js';
+import { cliArgs } from './helpers/cli.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -31,7 +32,7 @@ describe('a worker killed with SIGKILL mid-batch', () => {
     // Slow answers, so sends are in flight when the worker dies.
     fake.fail('slow', { ms: 150 });
     const ids = await insertDueFollowups(testDb.db, { count: 300, phonePrefix: '55819', text: (i) => `crash ${i}` });
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'worker'], {
+    const child: ChildProcess = spawn(process.execPath, [...cliArgs(), 'worker'], {
       env: {
         PATH: process.env.PATH,
         ...testEnv({
@@ -117,14 +118,14 @@ describe('graceful shutdown of separate roles', () => {
         // A long shutdown timeout, so that exiting well before it shows the in-flight work ended the wait.
         SHUTDOWN_TIMEOUT_MS: '120000',
       });
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', role], {
+      const child = spawn(process.execPath, [...cliArgs(), role], {
         env: { PATH: process.env.PATH, ...env } as NodeJS.ProcessEnv,
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       let output = '';
       child.stdout!.on('data', (chunk) => (output += String(chunk)));
       try {
-        // Started is the event waited for, however long tsx takes to load the sources on a loaded machine
+        // Started is the event waited for, however long it takes to start on a loaded machine
         // (over 60 s seen); the process exiting first fails at once. The bound is only a backstop.
         await Promise.race([
           waitFor('started', async () => /relay started|worker started|api listening/.test(output), { timeoutMs: 240_000, intervalMs: 200 }),

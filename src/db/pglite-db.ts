@@ -16,9 +16,10 @@ function wrap(target: { query: PGlite['query'] }): Queryable {
  * in `dataDir` (or in memory with `memory://`). One connection, so transactions
  * are serialised by PGlite itself.
  */
-export async function makePgliteDb(options: { dataDir: string }): Promise<Db> {
+export async function makePgliteDb(options: { dataDir: string; loadDataDir?: Blob }): Promise<Db> {
   if (!options.dataDir.startsWith('memory://')) mkdirSync(options.dataDir, { recursive: true });
-  const pglite = await PGlite.create(options.dataDir);
+  // loadDataDir: a cluster saved by PGlite's dumpDataDir, started instead of running initdb (the tests' cache).
+  const pglite = await PGlite.create(options.dataDir, options.loadDataDir ? { loadDataDir: options.loadDataDir } : {});
   // int8 as numbers, as with the pg adapter.
   const base = wrap(pglite);
   return {

@@ -1,5 +1,5 @@
 /**
- * Writing an event for the agent (issue 13 §4): a row in `agent_outbox`, in the same
+ * Writing an event for the agent (forwarding, src/forwarding/): a row in `agent_outbox`, in the same
  * transaction as what it describes, so an event is forwarded if and only if the change
  * committed. The relay's dispatcher (dispatch-agent-events.ts) delivers it.
  *

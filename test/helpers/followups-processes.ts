@@ -1,12 +1,13 @@
 /**
- * `followups start` child processes (from the TypeScript sources, as in production but
- * through tsx), their logs kept for assertions, and the follow-ups they delivered with
+ * `followups start` child processes (this tree's sources, compiled as in production:
+ * helpers/cli.ts), their logs kept for assertions, and the follow-ups they delivered with
  * the dry-run transport (`dry_run_messages`), with each one's lateness.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import pg from 'pg';
 import { freePort } from './redis-server.js';
 import { waitFor } from './pipeline.js';
+import { cliArgs } from './cli.js';
 
 export interface FollowupsProcess {
   base: string;
@@ -20,7 +21,7 @@ export interface FollowupsProcess {
 
 export async function spawnFollowups(command: string, env: Record<string, string>): Promise<FollowupsProcess> {
   const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', command], {
+  const child: ChildProcess = spawn(process.execPath, [...cliArgs(), command], {
     env: { PATH: process.env.PATH ?? '', PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -43,8 +44,8 @@ export async function spawnFollowups(command: string, env: Record<string, string
 }
 
 /**
- * Waits for the process to answer ready, however long tsx takes to load the sources on a loaded
- * machine (over 60 s seen); it exiting first fails at once. `timeoutMs` is only a backstop.
+ * Waits for the process to answer ready, however long it takes to start on a loaded
+ * machine (over 60 s seen when children loaded the sources through tsx); it exiting first fails at once. `timeoutMs` is only a backstop.
  */
 export async function waitUntilReady(p: FollowupsProcess, timeoutMs = 240_000): Promise<void> {
   await Promise.race([

@@ -11,7 +11,7 @@
  *   is caught when the process is about to exit.
  *
  * Allowed: the process's own stdio pipes (what Node keeps for the runner's report) and
- * tsx's esbuild service (the loader that compiles the TypeScript; unref'd, it ends with us).
+ * the esbuild service that compiles the TypeScript (test/helpers/ts-hooks.mjs, tsx; unref'd, it ends with us).
  */
 import { execFileSync } from 'node:child_process';
 import { basename } from 'node:path';

@@ -1,5 +1,5 @@
 /**
- * The operator CLI as an operator runs it: `node --import tsx src/cli.ts …` in a child
+ * The operator CLI as an operator runs it: `node cli.js …` (helpers/cli.ts) in a child
  * process, with the environment of a deployment pointing at a test database (the real
  * PostgreSQL), the shared Redis under a queue name of its own, the fake Evolution API and
  * the fake LLM. One world per test file (each file runs in its own process).
@@ -11,6 +11,7 @@ import { createLogger } from '../../src/log.js';
 import { createTestDatabase, type TestDatabase } from './db.js';
 import { type FakeEvolution, startFakeEvolution } from './fake-evolution.js';
 import { type FakeLlm, startFakeLlm } from './fake-llm.js';
+import { cliArgs } from './cli.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const QUEUE_NAME = `operator_cli_${process.pid}_${Date.now()}`;
@@ -64,7 +65,7 @@ export function followups(args: string[], env: Record<string, string | undefined
   const childEnv: Record<string, string> = {};
   for (const [key, value] of Object.entries({ ...process.env, ...baseEnv(), ...env })) if (value !== undefined) childEnv[key] = value;
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env: childEnv, timeout: 120_000 }, (error, stdout, stderr) => {
+    execFile(process.execPath, [...cliArgs(), ...args], { env: childEnv, timeout: 120_000 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       let json: unknown;
       try {

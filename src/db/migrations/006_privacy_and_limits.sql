@@ -1,4 +1,4 @@
--- Issue 12: erasure that cannot be reversed, inbound de-duplication per chat,
+-- Privacy and limits: erasure that cannot be reversed, inbound de-duplication per chat,
 -- and a pace that holds while Redis is down.
 --
 -- 1. Erased phones as a keyed hash. Until now an erased lead's phone became

@@ -1,4 +1,4 @@
--- Never after a reply, even when webhooks are lost (issue 17).
+-- Never after a reply, even when webhooks are lost: the pre-send reply check.
 --
 -- 1. The fan's @lid (WhatsApp's privacy id), when a webhook showed one: the
 --    pre-send check asks findMessages under it as well as under both phone JIDs.

@@ -1,4 +1,4 @@
--- Issue 13: the agent sends through the service (POST /v1/leads/:phone/send).
+-- The agent sends through the service (POST /v1/leads/:phone/send).
 -- A message it sends is logged in `messages` (source 'agent') before it goes out,
 -- so Evolution's fromMe echo is recognised as ours; a retried request with the same
 -- idempotency key finds that row instead of sending twice.

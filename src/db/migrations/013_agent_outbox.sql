@@ -1,4 +1,4 @@
--- Issue 13 §4: every inbound lead message and every lifecycle event is forwarded to the
+-- Forwarding to the agent: every inbound lead message and every lifecycle event is forwarded to the
 -- agent (AGENT_WEBHOOK_URL). The event is written here in the same transaction as what it
 -- describes (the transactional outbox); the relay's dispatcher delivers it at least once,
 -- in order per lead (src/forwarding/).

@@ -1,10 +1,10 @@
--- The campaign team's dashboard and the operator's pause (issue 14).
+-- The campaign team's dashboard and the operator's pause .
 --
 -- 1. Operator pauses: one row per pause, from when it was asked (`at`, `who`, `reason`)
 --    to when it was lifted (`resumed_at`, `resumed_by`, `resume_reason`). The rows are the
 --    audit trail too: every pause and every resume with its time, reason and author.
 --    scope 'all' holds every follow-up; 'campaign' those of one campaign; 'number' one
---    WhatsApp number (issue 15 fills that one in). Held follow-ups are deferred with
+--    WhatsApp number (015_whatsapp_numbers.sql gives numbers their own rows). Held follow-ups are deferred with
 --    defer_reason 'operator_paused', never dropped.
 CREATE TABLE sending_pauses (
   id            bigserial PRIMARY KEY,

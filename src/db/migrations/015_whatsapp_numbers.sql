@@ -1,4 +1,4 @@
--- Issue 15: several WhatsApp numbers (Evolution instances). Each number is a row, seeded
+-- Several WhatsApp numbers (Evolution instances). Each number is a row, seeded
 -- from the configuration at start (EVOLUTION_INSTANCE_NAME or EVOLUTION_INSTANCES) and
 -- managed through /v1/numbers and `followups numbers`; its state holds or lets its leads'
 -- follow-ups go. Pace and daily cap are enforced in Redis (send-limits.ts); the columns here

@@ -1,5 +1,5 @@
 /**
- * The campaign team's dashboard at /dashboard (issue 14): server-rendered pages in
+ * The campaign team's dashboard at /dashboard: server-rendered pages in
  * Portuguese, readable on a phone, signed in with the API token or
  * DASHBOARD_PASSWORD (a session cookie: src/dashboard/session.ts). Every action is
  * a form POST carrying the CSRF token, done through the same domain functions as
