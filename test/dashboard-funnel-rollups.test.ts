@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Db } from '../src/db/db.js';
 import { migrate } from '../src/db/migrate.js';
-import { makePgliteDb } from '../src/db/pglite-db.js';
+import { startTestPglite } from './helpers/pglite.js';
 import { compareRows, readFunnelRows, refreshFunnelRollups } from '../src/dashboard/funnel-rollups.js';
 import { readFunnelRaw } from '../src/dashboard/read-dashboard.js';
 import { eraseLead } from '../src/leads/erase-lead.js';
@@ -252,7 +252,7 @@ suite('PostgreSQL through PgBouncer, transaction mode', async () => {
 });
 
 suite('PGlite', async () => {
-  const db = await makePgliteDb({ dataDir: 'memory://' });
+  const db = await startTestPglite();
   await migrate(db);
   return { db, close: () => db.close() };
 });

@@ -75,6 +75,19 @@ function fetchWithDeadline(ms: number): typeof fetch {
   };
 }
 
+/** A fetch that gives up once `done()` holds (checked every 10 ms): a client whose deadline passes at a known point. */
+function fetchAbortingWhen(done: () => boolean): typeof fetch {
+  return (input, init) => {
+    const gaveUp = new AbortController();
+    const timer = setInterval(() => {
+      if (done()) gaveUp.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
+    }, 10);
+    const signals = [gaveUp.signal];
+    if (init?.signal) signals.push(init.signal);
+    return fetch(input, { ...init, signal: AbortSignal.any(signals) }).finally(() => clearInterval(timer));
+  };
+}
+
 async function sendError(promise: Promise<unknown>): Promise<SendError> {
   try {
     await promise;
@@ -268,7 +281,9 @@ describe('classifying Evolution failures', () => {
     await withFake({}, async (fake) => {
       const since = new Date();
       fake.fail('timeout-after-delivery', { count: 1 });
-      const impatient = transportFor(fake, { fetch: fetchWithDeadline(200) });
+      // The deadline passes once the fake has delivered (a fixed 200 ms could pass before the
+      // request even reached it on a loaded machine).
+      const impatient = transportFor(fake, { fetch: fetchAbortingWhen(() => fake.delivered.length > 0) });
       const error = await sendError(impatient.sendText({ number: MOBILE, text: TEXT, delayMs: 0 }));
       assertKind(error, 'ambiguous', 'timeout');
       assert.equal(fake.delivered.length, 1);

@@ -12,7 +12,7 @@ describe('through PgBouncer in session mode (5 server connections)', () => {
     await bouncer.stop();
   });
 
-  test('two `followups start` on an empty database migrate once and deliver 200 follow-ups exactly once, p99 lateness ≤ 1 s (5 s on an oversubscribed machine), no 5xx', async () => {
+  test('two `followups start` on an empty database migrate once and deliver 200 follow-ups exactly once, p99 lateness ≤ 5 s (no relay left asleep, no stalled pool), no 5xx', async () => {
     // In session mode every client connection holds a server connection: 1 pool connection + the
     // relay's LISTEN per process, 4 of the pooler's 5.
     const run = await deliverThroughPooler(bouncer, { count: 200, env: { DATABASE_POOLER: 'session', DATABASE_POOL_SIZE: '1' } });

@@ -12,7 +12,7 @@ describe('through PgBouncer in transaction mode (5 server connections)', () => {
     await bouncer.stop();
   });
 
-  test('two `followups start` on an empty database migrate once and deliver 200 follow-ups exactly once, p99 lateness ≤ 1 s (5 s on an oversubscribed machine), no 5xx', async () => {
+  test('two `followups start` on an empty database migrate once and deliver 200 follow-ups exactly once, p99 lateness ≤ 5 s (no relay left asleep, no stalled pool), no 5xx', async () => {
     // `?pgbouncer=true` is how the mode is detected here (DATABASE_POOLER unset); 10 connections per process.
     const run = await deliverThroughPooler(bouncer, { count: 200, env: { DATABASE_POOL_SIZE: '10' }, urlSuffix: '?pgbouncer=true' });
     assertDeliveredOnce(run, 'transaction', 200);
