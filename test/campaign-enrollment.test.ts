@@ -99,6 +99,7 @@ describe('campaign definitions', () => {
       bad.steps[0].variants[2].withName = 'Opa! Sem nome aqui.';
       bad.steps[2].variants[0].withoutName = 'Oi, {nome}! Por apenas R$ 9,90 em https://example.com';
       bad.facts.colour = 'alvirrubro';
+      bad.steps[0].intent = 'opt_out_confirmation';
       writeFileSync(join(dir, 'broken.json'), JSON.stringify(bad));
       writeFileSync(join(dir, 'typo.json'), '{ "name": "typo", ');
       const misnamed = structuredClone(good);
@@ -115,11 +116,13 @@ describe('campaign definitions', () => {
       const problems = error.problems.join('\n');
       assert.match(problems, /broken\.json: steps\.1\.delayHours: must be more than 0/);
       assert.match(problems, /broken\.json: facts\.colour: unknown field/);
+      assert.match(problems, /broken\.json: steps\.0\.intent: opt_out_confirmation is reserved/);
       assert.match(problems, /typo\.json: is not valid JSON/);
       assert.match(problems, /other\.json: name: must be "other", as the file is named/);
       // Semantic checks run only once a file is well formed, so the schema errors above come first;
       // fix them and the template problems are reported, again all at once.
       bad.steps[1].delayHours = 24;
+      bad.steps[0].intent = 'check_in';
       delete bad.facts.colour;
       writeFileSync(join(dir, 'broken.json'), JSON.stringify(bad));
       rmSync(join(dir, 'typo.json'));

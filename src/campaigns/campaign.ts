@@ -39,7 +39,11 @@ const stepSchema = z
     ...comment,
     step: z.number().int().min(1, 'must be at least 1'),
     delayHours: z.number().positive('must be more than 0').max(24 * 90, 'must be at most 2160 (90 days)'),
-    intent: z.string().regex(/^[a-z0-9_.-]{1,64}$/, 'must be 1-64 of a-z, 0-9, _ . -'),
+    intent: z
+      .string()
+      .regex(/^[a-z0-9_.-]{1,64}$/, 'must be 1-64 of a-z, 0-9, _ . -')
+      // Its follow-ups are exempt from the window, caps and pace (followups/opt-out-confirmation.ts).
+      .refine((intent) => intent !== 'opt_out_confirmation', 'opt_out_confirmation is reserved for the opt-out confirmation this service sends itself'),
     /** What this message is for, in words: the LLM's brief for the step. */
     goal: text(500),
     variants: z.array(variantSchema).min(2, 'must have at least 2 variants (leads side by side get different texts)'),

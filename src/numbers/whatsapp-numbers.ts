@@ -193,7 +193,7 @@ export function makeNumbers(options: NumbersOptions): Numbers {
   });
 
   async function read(): Promise<Map<string, NumberRow>> {
-    const { rows } = await db.query<NumberRow>({ name: 'numbers_read', text: 'SELECT * FROM whatsapp_numbers' }, []);
+    const { rows } = await db.query<NumberRow>({ name: 'numbers_read', text: 'SELECT * FROM whatsapp_numbers ORDER BY name' }, []);
     return new Map(rows.map((r) => [r.name, r]));
   }
 
