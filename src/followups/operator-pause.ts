@@ -15,7 +15,7 @@ import type { Clock } from '../clock.js';
 import type { Queryable } from '../db/db.js';
 import { ConflictError, ValidationError } from '../errors.js';
 import { parseInput } from '../validation.js';
-import { OPERATOR_PAUSED } from './sending-gate.js';
+import { OPERATOR_PAUSED, type OperatorPause } from './sending-gate.js';
 
 const who = z.string().trim().min(1).max(100).optional().describe("who asks (an operator's name or e-mail); default 'api'");
 const scope = z.enum(['all', 'campaign', 'number']).default('all').describe("'all' (default) or 'campaign' (give `campaign`); one WhatsApp number is paused through PATCH /v1/numbers/{name}");
@@ -39,14 +39,8 @@ export const resumeSendingSchema = z
   })
   .strict();
 
-export interface SendingPause {
-  id: string;
-  scope: 'all' | 'campaign' | 'number';
-  campaign: string | null;
-  number: string | null;
-  reason: string;
-  who: string;
-  at: string;
+/** A pause as recorded: the active pause the gate reads, and how it ended, if it has. */
+export interface SendingPause extends OperatorPause {
   resumedAt: string | null;
   resumedBy: string | null;
   resumeReason: string | null;

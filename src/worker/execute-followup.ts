@@ -14,6 +14,7 @@ import type { Clock } from '../clock.js';
 import type { Composer, Composition } from '../compose/composer.js';
 import type { Db } from '../db/db.js';
 import { SendError } from '../errors.js';
+import type { FollowupStatus } from '../followups/followup.js';
 import { isOptOutConfirmation } from '../followups/opt-out-confirmation.js';
 import { OPERATOR_PAUSED, type SendingGate } from '../followups/sending-gate.js';
 import {
@@ -163,56 +164,38 @@ async function handOver(deps: ExecutorDeps, id: string, progress: Progress, erro
 
 async function run(deps: ExecutorDeps, id: string, progress: Progress): Promise<Outcome> {
   const { db, clock } = deps;
+  // Handed back before the claim for the pause's retry interval: no attempt is spent.
+  const holdForPause = (from: FollowupStatus[], reason: string, detail: Record<string, unknown>, campaigns?: string[]) =>
+    deferFollowup(db, {
+      id,
+      from,
+      now: clock.now(),
+      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
+      reason,
+      detail,
+      ...(campaigns ? { campaigns } : {}),
+    });
   const pause = await deps.gate.state();
   if (pause.paused && pause.reason === OPERATOR_PAUSED) {
     // An operator paused everything: held (also a relay-claimed pending row in direct mode), never dropped.
-    const moved = await deferFollowup(db, {
-      id,
-      from: ['queued', 'pending'],
-      now: clock.now(),
-      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
-      reason: OPERATOR_PAUSED,
-      detail: { scope: 'all', pauseReason: pause.detail, by: pause.by },
-    });
+    const moved = await holdForPause(['queued', 'pending'], OPERATOR_PAUSED, { scope: 'all', pauseReason: pause.detail, by: pause.by });
     return moved ? 'paused' : 'skipped';
   }
   if (pause.paused) {
     // Hand it back untouched: no attempt is spent while our own side is broken.
-    const moved = await deferFollowup(db, {
-      id,
-      from: ['queued'],
-      now: clock.now(),
-      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
-      reason: 'sending_paused',
-      detail: { pause: pause.reason },
-    });
+    const moved = await holdForPause(['queued'], 'sending_paused', { pause: pause.reason });
     return moved ? 'paused' : 'skipped';
   }
   const campaignPauses = (await deps.gate.operatorPauses()).filter((p) => p.scope === 'campaign' && p.campaign);
   if (campaignPauses.length > 0) {
     // Held only when it belongs to a paused campaign (the condition is in the statement).
-    const moved = await deferFollowup(db, {
-      id,
-      from: ['queued', 'pending'],
-      now: clock.now(),
-      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
-      reason: OPERATOR_PAUSED,
-      detail: { scope: 'campaign', campaigns: campaignPauses.map((p) => p.campaign) },
-      campaigns: campaignPauses.map((p) => p.campaign!),
-    });
-    if (moved) return 'paused';
+    const campaigns = campaignPauses.map((p) => p.campaign!);
+    if (await holdForPause(['queued', 'pending'], OPERATOR_PAUSED, { scope: 'campaign', campaigns }, campaigns)) return 'paused';
   }
   if (deps.presend?.pauseWhenSilent && deps.presend.silence && (await deps.presend.silence.state()).silent) {
     // PAUSE_WHEN_WEBHOOKS_SILENT: this number sends nothing until its webhooks flow again. Handed
     // back before the claim, as for the gate; a relay-claimed pending row (direct mode) too.
-    const moved = await deferFollowup(db, {
-      id,
-      from: ['queued', 'pending'],
-      now: clock.now(),
-      dueAt: new Date(clock.now().getTime() + deps.settings.pauseRetryMs),
-      reason: 'sending_paused',
-      detail: { pause: 'webhooks_silent', instance: deps.presend.silence.instance },
-    });
+    const moved = await holdForPause(['queued', 'pending'], 'sending_paused', { pause: 'webhooks_silent', instance: deps.presend.silence.instance });
     return moved ? 'paused' : 'skipped';
   }
 
